@@ -1,0 +1,195 @@
+//! `/v1/jobs`: submit, list, get, cancel, events and logs. Handlers parse the request into
+//! domain types, call [`JobService`](crate::service::JobService) and map the result.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ErrorBody;
+use crate::domain::jobspec::Format;
+use crate::domain::{Event, JobSpec, JobState};
+use crate::error::Error;
+use crate::service::{DEFAULT_PAGE, JobDetail, JobPage, MAX_PAGE, Submitted};
+use crate::store::JobFilter;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Submit a job.
+///
+/// The body is a JobSpec in JSON, or in YAML with `Content-Type: application/yaml`. The job is
+/// stored before anything reaches a backend. With an `Idempotency-Key`, a retry with the same
+/// body returns the original job (200) and a different body is a 409.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
+    request_body(content(
+        (JobSpec = "application/json"),
+        (JobSpec = "application/yaml"),
+    )),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this submission safe")),
+    responses(
+        (status = 201, description = "Created", body = crate::domain::Job),
+        (status = 200, description = "The job this Idempotency-Key created before", body = crate::domain::Job),
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+    ))]
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Error> {
+    let format = body_format(&headers)?;
+    let key = idempotency_key(&headers)?;
+    let body = body.map_err(body_error)?;
+    Ok(match state.jobs.submit(&body, format, key).await? {
+        Submitted::Created(job) => {
+            let location = format!("/v1/jobs/{}", job.id);
+            (StatusCode::CREATED, [(header::LOCATION, location)], Json(job)).into_response()
+        }
+        Submitted::Existing(job) => (StatusCode::OK, Json(job)).into_response(),
+    })
+}
+
+/// List jobs, newest first.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    params(
+        ("team" = Option<String>, Query), ("env" = Option<String>, Query),
+        ("state" = Option<JobState>, Query), ("name" = Option<String>, Query),
+        ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat to require several"),
+        ("limit" = Option<u32>, Query, description = "1-500, default 50"),
+        ("page_token" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
+    ),
+    responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<JobPage>, Error> {
+    let (filter, token) = list_query(query.as_deref().unwrap_or_default())?;
+    Ok(Json(state.jobs.list(filter, token.as_deref()).await?))
+}
+
+/// Get a job with its attempts and links.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = JobDetail), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobDetail>, Error> {
+    Ok(Json(state.jobs.get(&id).await?))
+}
+
+/// Cancel a queued or running job. Cancelling twice is fine; cancelling a finished job is a 409.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = crate::domain::Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<crate::domain::Job>, Error> {
+    Ok(Json(state.jobs.cancel(&id).await?))
+}
+
+/// A job's state transitions, oldest first.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Event>), (status = 404, body = ErrorBody)))]
+pub async fn events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Vec<Event>>, Error> {
+    Ok(Json(state.jobs.events(&id).await?))
+}
+
+/// The driver log of the latest attempt; `follow=true` streams until the attempt ends.
+#[utoipa::path(get, path = "/v1/jobs/{id}/logs", tag = "jobs",
+    params(("id" = String, Path), ("follow" = Option<bool>, Query)),
+    responses((status = 200, content_type = "text/plain"), (status = 404, body = ErrorBody)))]
+pub async fn logs(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery) -> Result<Response, Error> {
+    let follow = follow_param(query.as_deref().unwrap_or_default())?;
+    let stream = state.jobs.logs(&id, follow).await?;
+    let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    Ok((headers, Body::from_stream(stream)).into_response())
+}
+
+fn body_format(headers: &HeaderMap) -> Result<Format, Error> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Format::Json);
+    };
+    let media = value.to_str().unwrap_or_default();
+    let media = media.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match media.as_str() {
+        "application/json" | "" => Ok(Format::Json),
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Ok(Format::Yaml),
+        other => Err(Error::UnsupportedMediaType(format!(
+            "Content-Type {other:?} is not supported: send application/json or application/yaml"
+        ))),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| Error::invalid("Idempotency-Key", "must be printable ASCII"))
+        })
+        .transpose()
+}
+
+fn body_error(rejection: BytesRejection) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge("the request body is larger than http.maxBodyBytes allows".into())
+    } else {
+        Error::InvalidRequest {
+            field: None,
+            message: format!("cannot read the request body: {rejection}"),
+        }
+    }
+}
+
+/// Parses `GET /v1/jobs` parameters; unknown ones are rejected so typos don't silently list
+/// everything.
+fn list_query(query: &str) -> Result<(JobFilter, Option<String>), Error> {
+    let mut filter = JobFilter {
+        limit: DEFAULT_PAGE,
+        ..JobFilter::default()
+    };
+    let mut token = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let value = value.into_owned();
+        match key.as_ref() {
+            "team" => filter.team = Some(value),
+            "env" => filter.env = Some(value),
+            "name" => filter.name = Some(value),
+            "state" => {
+                filter.state = Some(JobState::parse(&value).ok_or_else(|| {
+                    let states: Vec<_> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+                    Error::invalid("state", format!("{value:?} is not one of {}", states.join(", ")))
+                })?);
+            }
+            "label" => {
+                let (k, v) = value
+                    .split_once('=')
+                    .ok_or_else(|| Error::invalid("label", format!("{value:?} must be key=value")))?;
+                filter.labels.push((k.to_owned(), v.to_owned()));
+            }
+            "limit" => {
+                filter.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| Error::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}")))?;
+            }
+            "page_token" => token = Some(value),
+            other => {
+                return Err(Error::invalid(
+                    other,
+                    "is not a filter; use team, env, state, name, label, limit or page_token",
+                ));
+            }
+        }
+    }
+    Ok((filter, token))
+}
+
+fn follow_param(query: &str) -> Result<bool, Error> {
+    let mut follow = false;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match (key.as_ref(), value.as_ref()) {
+            ("follow", "true" | "1") => follow = true,
+            ("follow", "false" | "0") => follow = false,
+            ("follow", _) => return Err(Error::invalid("follow", "must be true or false")),
+            (other, _) => return Err(Error::invalid(other, "is not a parameter; use follow")),
+        }
+    }
+    Ok(follow)
+}

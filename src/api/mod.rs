@@ -1,0 +1,100 @@
+//! The HTTP API (axum): routes, shared state, request metrics and the OpenAPI document.
+
+pub mod error;
+mod health;
+mod jobs;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use utoipa::OpenApi;
+
+use crate::error::Error;
+use crate::service::JobService;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub jobs: JobService,
+    pub metrics: Arc<PrometheusHandle>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "sk8", description = "Control plane for running Apache Spark on Kubernetes."),
+    paths(
+        jobs::submit, jobs::list, jobs::get, jobs::cancel, jobs::events, jobs::logs,
+        health::healthz, health::readyz, health::metrics, health::openapi,
+    ),
+    tags(
+        (name = "jobs", description = "Batch Spark jobs and their history"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The router with every route, limit and middleware.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/events", get(jobs::events))
+        .route("/v1/jobs/{id}/logs", get(jobs::logs))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(record_request))
+        .with_state(state)
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("no such route; GET /openapi.json lists the API".into())
+}
+
+async fn method_not_allowed() -> Response {
+    use axum::response::IntoResponse;
+    let body = error::ErrorBody {
+        error: error::ErrorDetail {
+            code: "method_not_allowed",
+            message: "this route does not accept that method; GET /openapi.json lists the API".into(),
+            field: None,
+        },
+    };
+    (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// Counts requests and records their latency by route template (never the raw path, which
+/// would make one series per job id).
+async fn record_request(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("sk8_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("sk8_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// The OpenAPI document as committed in `docs/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut json = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes");
+    json.push('\n');
+    json
+}

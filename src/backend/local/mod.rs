@@ -1,0 +1,372 @@
+//! The local backend: each attempt is a `spark-submit --master local[N]` process group.
+//!
+//! Every attempt gets a folder `<dataDir>/attempts/<job-id>/<attempt>/` holding `driver.log`
+//! (stdout and stderr), `pid` (written by the wrapper shell before Spark starts), `exit`
+//! (written by the wrapper when Spark exits) and `stop` (why sk8 stopped it). Those files, not
+//! memory, are the truth: after a restart (even `kill -9`) sk8 finds each attempt again by its
+//! folder, adopts processes that still run, and reads the outcome of those that ended.
+
+mod logfile;
+mod process;
+mod spark;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use self::process::ProcessId;
+use super::{
+    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, StopProgress,
+    StopReason,
+};
+use crate::config::LocalConfig;
+use crate::domain::FailureClass;
+
+pub use spark::INSTALL_HINT;
+
+/// Runs Spark, records its pid, then records its exit status atomically. `$0` is the attempt's
+/// name, so `/proc/<pid>/cmdline` tells sk8's wrapper apart from a process that reused the pid.
+const WRAPPER: &str = r#"echo $$ > "$SK8_ATTEMPT_DIR/pid"
+"$@"
+code=$?
+echo $code > "$SK8_ATTEMPT_DIR/exit.tmp" && mv "$SK8_ATTEMPT_DIR/exit.tmp" "$SK8_ATTEMPT_DIR/exit"
+exit $code"#;
+
+/// The local backend's handle on an attempt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LocalRef {
+    name: String,
+    dir: PathBuf,
+    process: ProcessId,
+}
+
+impl LocalRef {
+    fn parse(value: &BackendRef) -> Result<Self, BackendError> {
+        serde_json::from_value(value.clone())
+            .map_err(|e| BackendError::NotFound(format!("not a local attempt reference: {e}")))
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("driver.log")
+    }
+}
+
+pub struct LocalBackend {
+    config: LocalConfig,
+    root: PathBuf,
+    /// Told whenever a process exits, so the reconciler records it without waiting a tick.
+    wake: Arc<Notify>,
+    /// Processes running now, by attempt name: for the capacity limit and for shutdown.
+    live: Arc<Mutex<HashMap<String, LocalRef>>>,
+}
+
+impl LocalBackend {
+    pub fn new(config: LocalConfig, data_dir: &Path, wake: Arc<Notify>) -> Self {
+        LocalBackend {
+            config,
+            root: data_dir.join("attempts"),
+            wake,
+            live: Arc::default(),
+        }
+    }
+
+    /// The Spark this backend would use now, for the startup log.
+    pub fn describe_spark(&self) -> String {
+        match spark::find(&self.config) {
+            Ok(install) => format!("spark-submit at {}", install.spark_submit.display()),
+            Err(_) => "no Spark found yet: jobs will fail until one is installed (see README)".into(),
+        }
+    }
+
+    fn attempt_dir(&self, request: &AttemptRequest) -> PathBuf {
+        self.root
+            .join(request.job_id.as_str())
+            .join(request.attempt.to_string())
+    }
+
+    /// Finds an attempt started before (by this process or one before a restart).
+    fn adopt(&self, name: &str, dir: &Path) -> Option<LocalRef> {
+        let pid: u32 = std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()?;
+        let process = ProcessId::of(pid)
+            .filter(|_| cmdline_names(pid, name))
+            .unwrap_or(ProcessId { pid, start_time: 0 });
+        Some(LocalRef {
+            name: name.to_owned(),
+            dir: dir.to_owned(),
+            process,
+        })
+    }
+
+    fn running_count(&self) -> usize {
+        let mut live = self.live.lock().expect("live map lock");
+        live.retain(|_, local| local.process.is_alive());
+        live.len()
+    }
+
+    async fn spawn(&self, request: &AttemptRequest, dir: &Path) -> Result<LocalRef, BackendError> {
+        let install = spark::find(&self.config).map_err(|reason| BackendError::Rejected {
+            class: FailureClass::Configuration,
+            reason,
+        })?;
+        let app = local_file(&request.spec.main_application_file)?;
+        std::fs::create_dir_all(dir).map_err(|e| transient("create attempt folder", dir, e))?;
+        let log = std::fs::File::create(dir.join("driver.log"))
+            .map_err(|e| transient("create driver log", dir, e))?;
+        let stderr = log.try_clone().map_err(|e| transient("open driver log", dir, e))?;
+        let name = request.name();
+        let mut command = tokio::process::Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(WRAPPER)
+            .arg(&name)
+            .arg(&install.spark_submit)
+            .args(submit_args(request, &self.config.master, &app))
+            .env("SK8_ATTEMPT_DIR", dir)
+            .env("SK8_JOB_ID", request.job_id.as_str())
+            .env("SK8_ATTEMPT", request.attempt.to_string())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr)
+            // Its own process group: a cancel can stop the whole tree (JVM, Python workers), and
+            // a signal to sk8 is not delivered to the job.
+            .process_group(0);
+        if std::env::var_os("SPARK_LOCAL_IP").is_none() {
+            command.env("SPARK_LOCAL_IP", "127.0.0.1");
+        }
+        if let Some(home) = &install.spark_home {
+            command.env("SPARK_HOME", home);
+        }
+        if let Some(python) = &install.python {
+            command.env("PYSPARK_PYTHON", python);
+        }
+        command.envs(&request.spec.env_vars);
+        let mut child = command
+            .spawn()
+            .map_err(|e| transient("start spark-submit", &install.spark_submit, e))?;
+        let pid = child.id().unwrap_or_default();
+        let process = ProcessId::of(pid).unwrap_or(ProcessId { pid, start_time: 0 });
+        let local = LocalRef {
+            name: name.clone(),
+            dir: dir.to_owned(),
+            process,
+        };
+        self.live.lock().expect("live map lock").insert(name.clone(), local.clone());
+        let (live, wake, reaped) = (self.live.clone(), self.wake.clone(), name.clone());
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+            live.lock().expect("live map lock").remove(&reaped);
+            wake.notify_one();
+        });
+        tracing::info!(attempt = %name, pid, "started spark-submit");
+        Ok(local)
+    }
+
+    /// Signals the group and makes sure it is killed if it ignores SIGTERM.
+    fn terminate(&self, local: &LocalRef, why: StopReason) {
+        let marker = local.dir.join("stop");
+        if !marker.exists() {
+            let _ = std::fs::write(&marker, why.as_str());
+        }
+        local.process.signal_group(libc::SIGTERM);
+        let (process, grace) = (local.process, Duration::from_secs(self.config.kill_grace_seconds));
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            process.signal_group(libc::SIGKILL);
+        });
+    }
+
+    fn outcome(&self, local: &LocalRef) -> Option<AttemptStatus> {
+        let code: i32 = std::fs::read_to_string(local.dir.join("exit")).ok()?.trim().parse().ok()?;
+        Some(if code == 0 {
+            AttemptStatus::Succeeded {
+                detail: "spark-submit exited with status 0".into(),
+            }
+        } else {
+            let error = logfile::failure_line(&local.log())
+                .map(|line| format!(": {line}"))
+                .unwrap_or_default();
+            AttemptStatus::Failed {
+                class: FailureClass::Application,
+                reason: format!("spark-submit exited with status {code}{error}"),
+            }
+        })
+    }
+
+    fn vanished(&self, local: &LocalRef) -> AttemptStatus {
+        let reason = match std::fs::read_to_string(local.dir.join("stop")) {
+            Ok(why) => format!("the attempt was {}", why.trim()),
+            Err(_) => format!(
+                "spark-submit (pid {}) ended without recording an exit status: it was killed, \
+                 probably while sk8 was not running",
+                local.process.pid
+            ),
+        };
+        AttemptStatus::Failed {
+            class: FailureClass::Infrastructure,
+            reason,
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn has_capacity(&self) -> bool {
+        self.running_count() < self.config.max_running
+    }
+
+    async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError> {
+        let dir = self.attempt_dir(request);
+        let local = match self.adopt(&request.name(), &dir) {
+            Some(found) => found,
+            None if !self.has_capacity() => {
+                return Err(BackendError::AtCapacity(format!(
+                    "{} local jobs are running (backend.local.maxRunning)",
+                    self.config.max_running
+                )));
+            }
+            None => self.spawn(request, &dir).await?,
+        };
+        Ok(serde_json::to_value(local).expect("a LocalRef serializes"))
+    }
+
+    async fn status(&self, attempt: &BackendRef) -> Result<AttemptStatus, BackendError> {
+        let local = LocalRef::parse(attempt)?;
+        if let Some(outcome) = self.outcome(&local) {
+            return Ok(outcome);
+        }
+        if local.process.is_alive() {
+            self.live
+                .lock()
+                .expect("live map lock")
+                .insert(local.name.clone(), local.clone());
+            let host = std::env::var("SPARK_LOCAL_IP").unwrap_or_else(|_| "127.0.0.1".into());
+            return Ok(AttemptStatus::Running {
+                spark_ui_url: logfile::spark_ui_url(&local.log(), &host),
+                detail: format!("spark-submit running as pid {}", local.process.pid),
+            });
+        }
+        // The exit file may have landed between the two checks.
+        Ok(self.outcome(&local).unwrap_or_else(|| self.vanished(&local)))
+    }
+
+    async fn stop(&self, attempt: &BackendRef, why: StopReason) -> Result<StopProgress, BackendError> {
+        let local = LocalRef::parse(attempt)?;
+        if !local.process.is_alive() && !local.process.group_alive() {
+            return Ok(StopProgress::Gone);
+        }
+        self.terminate(&local, why);
+        Ok(StopProgress::Stopping)
+    }
+
+    async fn logs(&self, attempt: &BackendRef, follow: bool) -> Result<LogStream, BackendError> {
+        let local = LocalRef::parse(attempt)?;
+        let path = local.log();
+        if !path.exists() {
+            return Err(BackendError::NotFound(format!(
+                "the driver log {} is gone (the data directory was cleaned)",
+                path.display()
+            )));
+        }
+        let process = local.process;
+        Ok(logfile::stream(path, follow, move || process.is_alive()))
+    }
+
+    async fn shutdown(&self) {
+        let running: Vec<LocalRef> = self.live.lock().expect("live map lock").values().cloned().collect();
+        if running.is_empty() {
+            return;
+        }
+        tracing::info!(count = running.len(), "stopping local Spark jobs");
+        for local in &running {
+            self.terminate(local, StopReason::Shutdown);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.kill_grace_seconds);
+        let any_alive = || running.iter().any(|local| local.process.group_alive());
+        while any_alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for local in &running {
+            local.process.signal_group(libc::SIGKILL);
+        }
+    }
+}
+
+/// The arguments after `spark-submit`.
+fn submit_args(request: &AttemptRequest, master: &str, app: &str) -> Vec<String> {
+    let spec = &request.spec;
+    let mut args = vec![
+        "--master".to_string(),
+        master.to_string(),
+        "--deploy-mode".into(),
+        "client".into(),
+        "--name".into(),
+        spec.name.clone(),
+        "--driver-memory".into(),
+        spec.driver.memory.clone(),
+    ];
+    if !spec.spark_conf.contains_key("spark.ui.showConsoleProgress") {
+        // Progress bars are carriage-return animations: noise in a log file.
+        args.extend(["--conf".into(), "spark.ui.showConsoleProgress=false".into()]);
+    }
+    for (key, value) in &spec.spark_conf {
+        args.extend(["--conf".into(), format!("{key}={}", value.0)]);
+    }
+    if let Some(class) = &spec.main_class {
+        args.extend(["--class".into(), class.clone()]);
+    }
+    for (flag, list) in [
+        ("--jars", &spec.deps.jars),
+        ("--py-files", &spec.deps.py_files),
+        ("--files", &spec.deps.files),
+    ] {
+        if !list.is_empty() {
+            let joined: Vec<String> = list.iter().map(|u| strip_local(u).to_owned()).collect();
+            args.extend([flag.into(), joined.join(",")]);
+        }
+    }
+    args.push(app.to_owned());
+    args.extend(spec.args.iter().cloned());
+    args
+}
+
+/// `local:///x` means "already on the machine that runs the driver": here, this machine.
+fn strip_local(uri: &str) -> &str {
+    uri.strip_prefix("local://").unwrap_or(uri)
+}
+
+/// The application file as spark-submit takes it, checked to exist when it is on this machine.
+fn local_file(uri: &str) -> Result<String, BackendError> {
+    let path = strip_local(uri);
+    let on_disk = path.strip_prefix("file://").unwrap_or(path);
+    if on_disk.starts_with('/') && !Path::new(on_disk).is_file() {
+        return Err(BackendError::Rejected {
+            class: FailureClass::Configuration,
+            reason: format!(
+                "mainApplicationFile {uri} does not exist on the machine running sk8's local \
+                 backend"
+            ),
+        });
+    }
+    Ok(path.to_owned())
+}
+
+fn cmdline_names(pid: u32, name: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == name.as_bytes()))
+        .unwrap_or(false)
+}
+
+fn transient(action: &str, path: &Path, err: std::io::Error) -> BackendError {
+    BackendError::Transient(format!("{action} {}: {err}", path.display()))
+}

@@ -1,0 +1,122 @@
+//! The backend seam: where attempts actually run.
+//!
+//! The reconciler drives every backend through [`Backend`]: start an attempt, observe it, stop
+//! it, read its driver log. `local` runs `spark-submit` child processes; `noop` succeeds
+//! immediately (to measure sk8 itself); the Kubernetes backend implements the same trait.
+//! Backends keep no durable state of their own: everything needed to find an attempt again
+//! after a restart is in its [`BackendRef`], which the store keeps.
+
+pub mod local;
+pub mod noop;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+
+use crate::domain::{FailureClass, JobId, JobSpec};
+
+/// A backend's own handle on an attempt (process id, or cluster/namespace/name), stored as JSON.
+pub type BackendRef = serde_json::Value;
+
+/// A driver log as it is read.
+pub type LogStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// Everything a backend needs to start one attempt.
+#[derive(Clone, Debug)]
+pub struct AttemptRequest {
+    pub job_id: JobId,
+    pub attempt: u32,
+    pub spec: JobSpec,
+}
+
+impl AttemptRequest {
+    /// The deterministic name of the attempt's backend object (`sk8-<job-id>-<attempt>`), so that
+    /// submitting the same attempt twice finds the first instead of starting a second.
+    pub fn name(&self) -> String {
+        format!("sk8-{}-{}", self.job_id, self.attempt)
+    }
+}
+
+/// What a backend observes of an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttemptStatus {
+    /// Accepted but not running yet.
+    Pending { detail: String },
+    Running {
+        spark_ui_url: Option<String>,
+        detail: String,
+    },
+    Succeeded { detail: String },
+    Failed { class: FailureClass, reason: String },
+}
+
+/// Why sk8 stops an attempt; recorded beside it so the outcome can be explained later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Cancelled,
+    TimedOut,
+    Shutdown,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Cancelled => "cancelled by request",
+            StopReason::TimedOut => "stopped after timeoutSeconds",
+            StopReason::Shutdown => "stopped because sk8 shut down",
+        }
+    }
+}
+
+/// Progress of a stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopProgress {
+    /// Signalled, still exiting: ask again on the next pass.
+    Stopping,
+    /// Nothing of the attempt is left running.
+    Gone,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend cannot take another attempt now; the job waits QUEUED.
+    #[error("at capacity: {0}")]
+    AtCapacity(String),
+    /// The attempt cannot run as specified; it fails with this class and reason.
+    #[error("{reason}")]
+    Rejected { class: FailureClass, reason: String },
+    /// A temporary failure talking to the backend; the next pass tries again.
+    #[error("backend unavailable: {0}")]
+    Transient(String),
+    /// The attempt is not known to the backend (for logs).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Short name recorded on attempts (`local`, `noop`, `kubernetes`).
+    fn name(&self) -> &'static str;
+
+    /// Whether a new attempt could start now; jobs wait QUEUED while it is false.
+    fn has_capacity(&self) -> bool {
+        true
+    }
+
+    /// Starts an attempt, or finds it already started under its deterministic name.
+    async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError>;
+
+    /// Observes an attempt.
+    async fn status(&self, attempt: &BackendRef) -> Result<AttemptStatus, BackendError>;
+
+    /// Stops an attempt; call again until it reports [`StopProgress::Gone`].
+    async fn stop(&self, attempt: &BackendRef, why: StopReason) -> Result<StopProgress, BackendError>;
+
+    /// The driver log; with `follow`, the stream ends only when the attempt has ended.
+    async fn logs(&self, attempt: &BackendRef, follow: bool) -> Result<LogStream, BackendError>;
+
+    /// Stops whatever this backend runs in-process (sk8 is shutting down).
+    async fn shutdown(&self);
+}

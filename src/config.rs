@@ -1,0 +1,452 @@
+//! One typed configuration: read from a YAML file (`--config`), overridden by `SK8_*`
+//! environment variables, and validated before any port is bound.
+//!
+//! With no file and no variables, every field has an embedded default that makes the first run
+//! work on a laptop: a SQLite file under the data directory, the local backend, HTTP on
+//! 127.0.0.1:8080. `examples/sk8.yaml` is the annotated reference.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::SpecDefaults;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Config {
+    /// Where sk8 keeps its SQLite file and the local backend's logs.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    pub backend: BackendConfig,
+    pub reconciler: ReconcilerConfig,
+    pub defaults: DefaultsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests before closing them.
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`; empty means the SQLite file
+    /// `<dataDir>/sk8.db`. `DATABASE_URL` overrides it.
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_seconds: u64,
+}
+
+/// The URL may hold a password: Debug shows it redacted.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_seconds", &self.acquire_timeout_seconds)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Jobs run as `spark-submit --master local[N]` child processes.
+    Local,
+    /// Jobs succeed as soon as they are submitted: for benchmarks of sk8 itself.
+    Noop,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct BackendConfig {
+    pub kind: BackendKind,
+    pub local: LocalConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LocalConfig {
+    /// A Spark installation; `SPARK_HOME` and a `pyspark` found on PATH are tried when unset.
+    pub spark_home: Option<PathBuf>,
+    /// The exact `spark-submit` to run, overriding `sparkHome` (tests use a stand-in).
+    pub spark_submit: Option<PathBuf>,
+    /// The `--master` for every job.
+    pub master: String,
+    /// At most this many jobs run at once; the rest wait QUEUED.
+    pub max_running: usize,
+    /// How long a cancelled or shut-down job gets after SIGTERM before SIGKILL.
+    pub kill_grace_seconds: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ReconcilerConfig {
+    /// A pass runs at least this often; submits, cancels and process exits wake it sooner.
+    pub interval_ms: u64,
+    /// Delay before the second attempt when a job's spec sets none; doubled per attempt.
+    pub retry_backoff_seconds: u64,
+    pub max_retry_backoff_seconds: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct DefaultsConfig {
+    pub spark_version: String,
+    pub image: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            http: HttpConfig::default(),
+            store: StoreConfig::default(),
+            backend: BackendConfig::default(),
+            reconciler: ReconcilerConfig::default(),
+            defaults: DefaultsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1 << 20,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: String::new(),
+            max_connections: 8,
+            acquire_timeout_seconds: 5,
+        }
+    }
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            kind: BackendKind::Local,
+            local: LocalConfig::default(),
+        }
+    }
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            spark_home: None,
+            spark_submit: None,
+            master: "local[*]".into(),
+            max_running: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            kill_grace_seconds: 10,
+        }
+    }
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        ReconcilerConfig {
+            interval_ms: 1000,
+            retry_backoff_seconds: 10,
+            max_retry_backoff_seconds: 600,
+        }
+    }
+}
+
+impl Default for DefaultsConfig {
+    fn default() -> Self {
+        DefaultsConfig {
+            spark_version: "4.0.1".into(),
+            image: "apache/spark:4.0.1".into(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/sk8`, else `~/.local/share/sk8`, else `./.sk8`.
+fn default_data_dir() -> PathBuf {
+    let from_env = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    from_env("XDG_DATA_HOME")
+        .map(|d| d.join("sk8"))
+        .or_else(|| from_env("HOME").map(|h| h.join(".local/share/sk8")))
+        .unwrap_or_else(|| PathBuf::from(".sk8"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}={value:?}: {message}")]
+    Env {
+        var: &'static str,
+        value: String,
+        message: String,
+    },
+    #[error("invalid config: {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+impl Config {
+    /// Loads the file (if any), applies the environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let parse_error = |message: String| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        };
+        let value: serde_json::Value =
+            serde_saphyr::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+        serde_path_to_error::deserialize(value)
+            .map_err(|e| parse_error(format!("{}: {}", e.path(), e.inner())))
+    }
+
+    /// Applies `SK8_*` overrides (and `DATABASE_URL`, `SPARK_HOME`); `lookup` is the
+    /// environment, a parameter so tests need not mutate the process's own.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |var: &'static str| lookup(var).filter(|v| !v.is_empty()).map(|v| (var, v));
+        if let Some((_, v)) = get("SK8_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some((var, v)) = get("SK8_HTTP_ADDR") {
+            self.http.addr = parse_env(var, &v)?;
+        }
+        if let Some((_, v)) = get("SK8_DATABASE_URL").or_else(|| get("DATABASE_URL")) {
+            self.store.url = v;
+        }
+        if let Some((var, v)) = get("SK8_BACKEND") {
+            self.backend.kind = match v.as_str() {
+                "local" => BackendKind::Local,
+                "noop" => BackendKind::Noop,
+                _ => return Err(env_error(var, &v, "must be local or noop")),
+            };
+        }
+        if let Some((_, v)) = get("SK8_SPARK_HOME").or_else(|| get("SPARK_HOME")) {
+            self.backend.local.spark_home.get_or_insert(v.into());
+        }
+        if let Some((_, v)) = get("SK8_SPARK_SUBMIT") {
+            self.backend.local.spark_submit = Some(v.into());
+        }
+        if let Some((var, v)) = get("SK8_LOCAL_MAX_RUNNING") {
+            self.backend.local.max_running = parse_env(var, &v)?;
+        }
+        if let Some((var, v)) = get("SK8_RECONCILE_INTERVAL_MS") {
+            self.reconciler.interval_ms = parse_env(var, &v)?;
+        }
+        if let Some((var, v)) = get("SK8_LOG_FORMAT") {
+            self.log.format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(env_error(var, &v, "must be text or json")),
+            };
+        }
+        if let Some((_, v)) = get("SK8_LOG") {
+            self.log.filter = v;
+        }
+        Ok(())
+    }
+
+    /// Rejects settings that cannot work, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| ConfigError::Invalid {
+            field,
+            message: message.into(),
+        };
+        if !self.store.url.is_empty() && crate::store::Engine::from_url(&self.store.url).is_none() {
+            return Err(invalid("store.url", "must start with sqlite:// or postgres://"));
+        }
+        if self.store.max_connections == 0 {
+            return Err(invalid("store.maxConnections", "must be at least 1"));
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(invalid("http.maxBodyBytes", "must be at least 1024"));
+        }
+        if self.reconciler.interval_ms == 0 {
+            return Err(invalid("reconciler.intervalMs", "must be at least 1"));
+        }
+        if self.backend.local.max_running == 0 {
+            return Err(invalid("backend.local.maxRunning", "must be at least 1"));
+        }
+        if !self.backend.local.master.starts_with("local") {
+            return Err(invalid(
+                "backend.local.master",
+                "must be local, local[N] or local[*] (the local backend runs Spark in-process)",
+            ));
+        }
+        let defaults = self.spec_defaults();
+        let probe = serde_json::json!({
+            "team": "t", "env": "e", "name": "n", "mainApplicationFile": "/x.py",
+            "sparkVersion": defaults.spark_version, "image": defaults.image,
+        });
+        crate::domain::JobSpec::parse(probe.to_string().as_bytes(), crate::domain::jobspec::Format::Json, &defaults)
+            .map_err(|e| invalid("defaults", &e.to_string()))?;
+        Ok(())
+    }
+
+    /// The store URL in force: the configured one, or the SQLite file in the data directory.
+    pub fn store_url(&self) -> String {
+        if self.store.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("sk8.db").display())
+        } else {
+            self.store.url.clone()
+        }
+    }
+
+    pub fn spec_defaults(&self) -> SpecDefaults {
+        SpecDefaults {
+            spark_version: self.defaults.spark_version.clone(),
+            image: self.defaults.image.clone(),
+        }
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.http.shutdown_grace_seconds)
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e: T::Err| env_error(var, value, &e.to_string()))
+}
+
+fn env_error(var: &'static str, value: &str, message: &str) -> ConfigError {
+    ConfigError::Env {
+        var,
+        value: value.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// A database URL fit for logs: the password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert_eq!(config.http.addr.to_string(), "127.0.0.1:8080");
+        assert!(config.store_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let mut config = Config::default();
+        let env = |name: &str| match name {
+            "SK8_HTTP_ADDR" => Some("0.0.0.0:9000".to_string()),
+            "DATABASE_URL" => Some("postgres://u:secret@db/sk8".to_string()),
+            "SK8_BACKEND" => Some("noop".to_string()),
+            _ => None,
+        };
+        config.apply_env(env).unwrap();
+        assert_eq!(config.http.addr.port(), 9000);
+        assert_eq!(config.backend.kind, BackendKind::Noop);
+        assert!(!format!("{:?}", config.store).contains("secret"));
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable() {
+        let mut config = Config::default();
+        let err = config
+            .apply_env(|n| (n == "SK8_HTTP_ADDR").then(|| "nope".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("SK8_HTTP_ADDR"), "{err}");
+    }
+
+    #[test]
+    fn the_annotated_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sk8.yaml");
+        let config = Config::from_file(&path).unwrap();
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected_with_their_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sk8.yaml");
+        std::fs::write(&path, "http:\n  adress: 127.0.0.1:1\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("http") && err.contains("adress"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h:5432/d"), "postgres://u:***@h:5432/d");
+        assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
+    }
+}

@@ -1,0 +1,75 @@
+//! Job identifiers: 18 lowercase base32 characters, time-ordered so that sorting by id is
+//! sorting by creation time (newest-first listing and pagination need nothing else), and safe
+//! inside Kubernetes object names (`sk8-<id>-<attempt>`).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Crockford's base32 alphabet in lowercase: no i, l, o, u, so ids read back unambiguously.
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+const TIME_CHARS: usize = 10; // 50 bits, enough for a millisecond clock until the year 37000
+const RANDOM_CHARS: usize = 8; // 40 random bits: collisions within one millisecond are negligible
+pub const JOB_ID_LEN: usize = TIME_CHARS + RANDOM_CHARS;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, example = "01kb2r5q3h7m9x4c2d")]
+pub struct JobId(String);
+
+impl JobId {
+    /// A new id for a job created now.
+    pub fn generate() -> Self {
+        let millis = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let mut random = [0u8; 5];
+        getrandom::fill(&mut random).expect("the OS random source is available");
+        let random = random.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let mut id = String::with_capacity(JOB_ID_LEN);
+        push_base32(&mut id, millis, TIME_CHARS);
+        push_base32(&mut id, random, RANDOM_CHARS);
+        JobId(id)
+    }
+
+    /// Parses an id from a URL or a page token; `None` when it cannot be one of ours.
+    pub fn parse(s: &str) -> Option<Self> {
+        let valid = s.len() == JOB_ID_LEN && s.bytes().all(|b| ALPHABET.contains(&b));
+        valid.then(|| JobId(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn push_base32(out: &mut String, value: u64, chars: usize) {
+    for i in (0..chars).rev() {
+        let digit = (value >> (5 * i)) & 0x1f;
+        out.push(ALPHABET[digit as usize] as char);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_and_sort_by_time() {
+        let a = JobId::generate();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = JobId::generate();
+        assert!(JobId::parse(a.as_str()).is_some());
+        assert!(a < b, "{a} should sort before {b}");
+    }
+
+    #[test]
+    fn rejects_foreign_strings() {
+        for bad in ["", "../etc/passwd", "01KB2R5Q3H7M9X4C2D", "01kb2r5q3h7m9x4c2", "01kb2r5q3h7m9x4c2i"] {
+            assert!(JobId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The domain error every layer returns, mapped to HTTP at the edge (`api::error`).
+//!
+//! The message is what a client sees; internal detail (driver errors, SQL) is logged where the
+//! error is handled and never put in a response.
+
+use std::fmt;
+
+/// What went wrong, from the caller's point of view.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or breaks a rule; `field` names the offending field when known.
+    #[error("{message}")]
+    InvalidRequest {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A dependency (the store, a backend) is not reachable right now; retrying may help.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; the detail is logged, the client sees a generic message.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error::InvalidRequest {
+            field: Some(field.into()),
+            message: message.to_string(),
+        }
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::InvalidRequest { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,277 @@
+//! The service layer: what sk8 does for a caller, independent of transport. HTTP handlers and
+//! (later) gRPC services are thin wrappers over these functions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::Notify;
+use utoipa::ToSchema;
+
+use crate::backend::{Backend, BackendError, LogStream};
+use crate::domain::jobspec::Format;
+use crate::domain::{Attempt, Event, Job, JobId, JobSpec, JobState, NewEvent, SpecDefaults};
+use crate::error::{Error, Result};
+use crate::store::{InsertOutcome, JobFilter, Store};
+
+/// The most jobs one list call returns.
+pub const MAX_PAGE: u32 = 500;
+pub const DEFAULT_PAGE: u32 = 50;
+const MAX_IDEMPOTENCY_KEY: usize = 256;
+/// How many times a cancel re-reads a job that changed under it before giving up.
+const CANCEL_TRIES: usize = 5;
+const LOG_WAIT_POLL: Duration = Duration::from_millis(500);
+
+#[derive(Clone)]
+pub struct JobService {
+    store: Store,
+    backend: Arc<dyn Backend>,
+    defaults: SpecDefaults,
+    /// Wakes the reconciler so a new or cancelled job is acted on without waiting a tick.
+    wake: Arc<Notify>,
+}
+
+/// A job with its attempts: the answer to `GET /v1/jobs/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDetail {
+    #[serde(flatten)]
+    pub job: Job,
+    pub attempts: Vec<Attempt>,
+    pub links: Links,
+}
+
+/// Where to look at a job from outside sk8.
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Links {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spark_ui: Option<String>,
+    pub events: String,
+    pub logs: String,
+}
+
+/// One page of a job listing.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    /// Pass as `page_token` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// Whether a submission created a job or found the one an idempotency key points at.
+pub enum Submitted {
+    Created(Job),
+    Existing(Job),
+}
+
+impl JobService {
+    pub fn new(store: Store, backend: Arc<dyn Backend>, defaults: SpecDefaults, wake: Arc<Notify>) -> Self {
+        JobService {
+            store,
+            backend,
+            defaults,
+            wake,
+        }
+    }
+
+    /// Parses, validates and stores a job (before anything reaches a backend).
+    pub async fn submit(&self, body: &[u8], format: Format, idempotency_key: Option<String>) -> Result<Submitted> {
+        if let Some(key) = &idempotency_key {
+            check_idempotency_key(key)?;
+        }
+        let spec = JobSpec::parse(body, format, &self.defaults)?;
+        let digest = spec.digest();
+        let job = Job::new(spec, idempotency_key, Utc::now());
+        let outcome = match self.store.job_insert(&job, &digest).await? {
+            InsertOutcome::Created(job) => {
+                self.wake.notify_one();
+                Submitted::Created(job)
+            }
+            InsertOutcome::Existing(job) => Submitted::Existing(job),
+            InsertOutcome::KeyConflict { existing } => {
+                return Err(Error::Conflict(format!(
+                    "Idempotency-Key was already used for job {existing} with a different spec; \
+                     use a new key for a different job"
+                )));
+            }
+        };
+        let label = if matches!(outcome, Submitted::Created(_)) { "created" } else { "replayed" };
+        metrics::counter!("sk8_job_submits_total", "outcome" => label).increment(1);
+        Ok(outcome)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<JobDetail> {
+        let job = self.find(id).await?;
+        let attempts = self.store.attempt_list(&job.id).await?;
+        let links = Links {
+            spark_ui: job.spark_ui_url.clone(),
+            events: format!("/v1/jobs/{}/events", job.id),
+            logs: format!("/v1/jobs/{}/logs", job.id),
+        };
+        Ok(JobDetail {
+            job,
+            attempts,
+            links,
+        })
+    }
+
+    pub async fn list(&self, mut filter: JobFilter, page_token: Option<&str>) -> Result<JobPage> {
+        if let Some(token) = page_token {
+            filter.before = Some(decode_page_token(token)?);
+        }
+        filter.limit = filter.limit.clamp(1, MAX_PAGE);
+        let jobs = self.store.job_list(&filter).await?;
+        let next_page_token = (jobs.len() == filter.limit as usize)
+            .then(|| jobs.last().map(|j| encode_page_token(&j.id)))
+            .flatten();
+        Ok(JobPage { jobs, next_page_token })
+    }
+
+    /// Cancels a job: at once if nothing of it runs, else via CANCELLING while the reconciler
+    /// stops its attempt. Cancelling a cancelled or cancelling job is a no-op.
+    pub async fn cancel(&self, id: &str) -> Result<Job> {
+        for _ in 0..CANCEL_TRIES {
+            let mut job = self.find(id).await?;
+            let to = match job.state {
+                JobState::Cancelled | JobState::Cancelling => return Ok(job),
+                JobState::Succeeded | JobState::Failed => {
+                    return Err(Error::Conflict(format!(
+                        "job {} already finished as {}; only queued or running jobs can be cancelled",
+                        job.id, job.state
+                    )));
+                }
+                JobState::Queued | JobState::Retrying => JobState::Cancelled,
+                JobState::Submitted | JobState::Running => JobState::Cancelling,
+            };
+            let event = NewEvent {
+                attempt: (job.attempts > 0).then_some(job.attempts),
+                from: Some(job.state),
+                to,
+                reason: "cancel requested".into(),
+                detail: None,
+            };
+            job.state = to;
+            if to == JobState::Cancelled {
+                job.finished_at = Some(Utc::now());
+                job.next_attempt_at = None;
+            }
+            if self.store.job_save(&mut job, None, Some(&event)).await? {
+                self.wake.notify_one();
+                return Ok(job);
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "job {id} is changing state rapidly; retry the cancel"
+        )))
+    }
+
+    pub async fn events(&self, id: &str) -> Result<Vec<Event>> {
+        let job = self.find(id).await?;
+        Ok(self.store.event_list(&job.id).await?)
+    }
+
+    /// The driver log of the job's latest attempt. With `follow`, waits for a queued job to
+    /// start and streams until the attempt ends.
+    pub async fn logs(&self, id: &str, follow: bool) -> Result<LogStream> {
+        let mut job = self.find(id).await?;
+        loop {
+            if let Some(attempt) = self.latest_started_attempt(&job).await? {
+                let backend_ref = attempt.backend_ref.expect("filtered on backend_ref");
+                return self.backend.logs(&backend_ref, follow).await.map_err(|e| match e {
+                    BackendError::NotFound(m) => Error::NotFound(m),
+                    other => Error::Unavailable(other.to_string()),
+                });
+            }
+            if !follow || job.state.is_terminal() {
+                return Err(Error::NotFound(format!(
+                    "job {} has no driver log: it is {} and no attempt has started; use \
+                     ?follow=true to wait for it",
+                    job.id, job.state
+                )));
+            }
+            tokio::time::sleep(LOG_WAIT_POLL).await;
+            job = self.find(id).await?;
+        }
+    }
+
+    async fn latest_started_attempt(&self, job: &Job) -> Result<Option<Attempt>> {
+        let attempts = self.store.attempt_list(&job.id).await?;
+        Ok(attempts.into_iter().rev().find(|a| a.backend_ref.is_some()))
+    }
+
+    async fn find(&self, id: &str) -> Result<Job> {
+        let not_found = || Error::NotFound(format!("job {id:?} not found; `sk8 list` shows the jobs you can see"));
+        let id = JobId::parse(id).ok_or_else(not_found)?;
+        self.store.job_get(&id).await?.ok_or_else(not_found)
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Refreshes the jobs-by-state gauge from the store (called when metrics are scraped).
+    pub async fn record_job_gauges(&self) -> Result<()> {
+        let counts = self.store.job_count_by_state().await?;
+        for state in JobState::ALL {
+            let n = counts.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+            metrics::gauge!("sk8_jobs", "state" => state.as_str()).set(n as f64);
+        }
+        Ok(())
+    }
+}
+
+fn check_idempotency_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY && key.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "Idempotency-Key",
+            format!("must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters without spaces"),
+        ))
+    }
+}
+
+/// Page tokens are opaque to clients: the last id seen, base64url-encoded so that nobody builds
+/// on the format.
+fn encode_page_token(id: &JobId) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{id}"))
+}
+
+fn decode_page_token(token: &str) -> Result<JobId> {
+    use base64::Engine;
+    let invalid = || Error::invalid("page_token", "is not a token returned by a previous page");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    text.strip_prefix("v1:").and_then(JobId::parse).ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_forgeries() {
+        let id = JobId::generate();
+        assert_eq!(decode_page_token(&encode_page_token(&id)).unwrap(), id);
+        for bad in ["", "!!", "djE6", "bm9wZQ"] {
+            assert_eq!(decode_page_token(bad).unwrap_err().field(), Some("page_token"));
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded_printable() {
+        assert!(check_idempotency_key("run-2026-11-24").is_ok());
+        assert!(check_idempotency_key("").is_err());
+        assert!(check_idempotency_key("has space").is_err());
+        assert!(check_idempotency_key(&"k".repeat(257)).is_err());
+    }
+}

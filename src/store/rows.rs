@@ -1,0 +1,100 @@
+//! Row ↔ domain conversions. Rows hold only plain types; parsing them back into domain types
+//! turns a hand-edited or corrupt row into a clear error instead of a panic.
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::StoreError;
+use crate::domain::{Attempt, Event, FailureClass, Job, JobId, JobState};
+
+pub const JOB_COLUMNS: &str = "id, team, env, name, namespace, state, spec, attempts, \
+    failure_reason, failure_class, spark_ui_url, idempotency_key, created_at, updated_at, \
+    started_at, finished_at, next_attempt_at, version";
+
+pub const ATTEMPT_COLUMNS: &str = "job_id, attempt, backend, backend_ref, state, created_at, \
+    ended_at, failure_reason, failure_class";
+
+pub const EVENT_COLUMNS: &str = "id, job_id, attempt, from_state, to_state, at, reason, detail";
+
+pub fn job(row: &AnyRow) -> Result<Job, StoreError> {
+    let spec: String = row.try_get("spec")?;
+    Ok(Job {
+        id: job_id(row.try_get("id")?)?,
+        team: row.try_get("team")?,
+        env: row.try_get("env")?,
+        name: row.try_get("name")?,
+        namespace: row.try_get("namespace")?,
+        state: state(&row.try_get::<String, _>("state")?)?,
+        spec: serde_json::from_str(&spec)
+            .map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?,
+        attempts: count(row.try_get("attempts")?),
+        failure_reason: row.try_get("failure_reason")?,
+        failure_class: failure_class(row.try_get("failure_class")?)?,
+        spark_ui_url: row.try_get("spark_ui_url")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        created_at: time(row.try_get("created_at")?),
+        updated_at: time(row.try_get("updated_at")?),
+        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(time),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(time),
+        next_attempt_at: row.try_get::<Option<i64>, _>("next_attempt_at")?.map(time),
+        version: row.try_get("version")?,
+    })
+}
+
+pub fn attempt(row: &AnyRow) -> Result<Attempt, StoreError> {
+    let backend_ref: Option<String> = row.try_get("backend_ref")?;
+    Ok(Attempt {
+        job_id: job_id(row.try_get("job_id")?)?,
+        attempt: count(row.try_get("attempt")?),
+        backend: row.try_get("backend")?,
+        backend_ref: backend_ref
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("attempt backend_ref: {e}")))?,
+        state: state(&row.try_get::<String, _>("state")?)?,
+        created_at: time(row.try_get("created_at")?),
+        ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(time),
+        failure_reason: row.try_get("failure_reason")?,
+        failure_class: failure_class(row.try_get("failure_class")?)?,
+    })
+}
+
+pub fn event(row: &AnyRow) -> Result<Event, StoreError> {
+    let from: Option<String> = row.try_get("from_state")?;
+    Ok(Event {
+        id: row.try_get("id")?,
+        job_id: job_id(row.try_get("job_id")?)?,
+        attempt: row.try_get::<Option<i64>, _>("attempt")?.map(count),
+        from: from.as_deref().map(state).transpose()?,
+        to: state(&row.try_get::<String, _>("to_state")?)?,
+        at: time(row.try_get("at")?),
+        reason: row.try_get("reason")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
+fn job_id(raw: String) -> Result<JobId, StoreError> {
+    JobId::parse(&raw).ok_or_else(|| StoreError::Corrupt(format!("job id {raw:?}")))
+}
+
+fn state(raw: &str) -> Result<JobState, StoreError> {
+    JobState::parse(raw).ok_or_else(|| StoreError::Corrupt(format!("job state {raw:?}")))
+}
+
+fn failure_class(raw: Option<String>) -> Result<Option<FailureClass>, StoreError> {
+    raw.map(|c| {
+        FailureClass::parse(&c).ok_or_else(|| StoreError::Corrupt(format!("failure class {c:?}")))
+    })
+    .transpose()
+}
+
+fn count(raw: i64) -> u32 {
+    u32::try_from(raw).unwrap_or(0)
+}
+
+fn time(millis: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(millis)
+        .single()
+        .unwrap_or(DateTime::UNIX_EPOCH)
+}
