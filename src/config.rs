@@ -205,7 +205,11 @@ impl Default for LogConfig {
 
 /// `$XDG_DATA_HOME/sk8`, else `~/.local/share/sk8`, else `./.sk8`.
 fn default_data_dir() -> PathBuf {
-    let from_env = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let from_env = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     from_env("XDG_DATA_HOME")
         .map(|d| d.join("sk8"))
         .or_else(|| from_env("HOME").map(|h| h.join(".local/share/sk8")))
@@ -228,7 +232,10 @@ pub enum ConfigError {
         message: String,
     },
     #[error("invalid config: {field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl Config {
@@ -260,7 +267,10 @@ impl Config {
 
     /// Applies `SK8_*` overrides (and `DATABASE_URL`, `SPARK_HOME`); `lookup` is the
     /// environment, a parameter so tests need not mutate the process's own.
-    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         let get = |var: &'static str| lookup(var).filter(|v| !v.is_empty()).map(|v| (var, v));
         if let Some((_, v)) = get("SK8_DATA_DIR") {
             self.data_dir = v.into();
@@ -310,7 +320,10 @@ impl Config {
             message: message.into(),
         };
         if !self.store.url.is_empty() && crate::store::Engine::from_url(&self.store.url).is_none() {
-            return Err(invalid("store.url", "must start with sqlite:// or postgres://"));
+            return Err(invalid(
+                "store.url",
+                "must start with sqlite:// or postgres://",
+            ));
         }
         if self.store.max_connections == 0 {
             return Err(invalid("store.maxConnections", "must be at least 1"));
@@ -335,8 +348,12 @@ impl Config {
             "team": "t", "env": "e", "name": "n", "mainApplicationFile": "/x.py",
             "sparkVersion": defaults.spark_version, "image": defaults.image,
         });
-        crate::domain::JobSpec::parse(probe.to_string().as_bytes(), crate::domain::jobspec::Format::Json, &defaults)
-            .map_err(|e| invalid("defaults", &e.to_string()))?;
+        crate::domain::JobSpec::parse(
+            probe.to_string().as_bytes(),
+            crate::domain::jobspec::Format::Json,
+            &defaults,
+        )
+        .map_err(|e| invalid("defaults", &e.to_string()))?;
         Ok(())
     }
 
@@ -446,7 +463,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:pw@h:5432/d"), "postgres://u:***@h:5432/d");
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
         assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
     }
 }

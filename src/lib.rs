@@ -2,11 +2,14 @@
 //!
 //! See `README.md` for what it does and `CLAUDE.md` for how the code is laid out.
 
+pub mod api;
+pub mod app;
+pub mod backend;
+pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod error;
-pub mod store;
-pub mod backend;
-pub mod config;
 pub mod reconciler;
 pub mod service;
-pub mod api;
+pub mod store;
+pub mod telemetry;

@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tracing::Instrument;
 use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-use crate::backend::{AttemptRequest, AttemptStatus, Backend, BackendError, StopProgress, StopReason};
+use crate::backend::{
+    AttemptRequest, AttemptStatus, Backend, BackendError, StopProgress, StopReason,
+};
 use crate::domain::{Attempt, FailureClass, Job, JobState, NewEvent};
 use crate::store::{Store, StoreError};
 
@@ -46,7 +48,12 @@ struct PassReport {
 }
 
 impl Reconciler {
-    pub fn new(store: Store, backend: Arc<dyn Backend>, settings: ReconcilerSettings, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        backend: Arc<dyn Backend>,
+        settings: ReconcilerSettings,
+        wake: Arc<Notify>,
+    ) -> Self {
         Reconciler {
             store,
             backend,
@@ -60,7 +67,11 @@ impl Reconciler {
         loop {
             let report = self.pass().await;
             if report.errors > 0 {
-                tracing::warn!(live = report.live, errors = report.errors, "reconcile pass had errors; the next pass retries");
+                tracing::warn!(
+                    live = report.live,
+                    errors = report.errors,
+                    "reconcile pass had errors; the next pass retries"
+                );
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -150,8 +161,20 @@ impl Reconciler {
         job.attempts = number;
         job.started_at.get_or_insert(now);
         job.next_attempt_at = None;
-        let event = event(Some(number), from, JobState::Submitted, format!("attempt {number} submitted to the {} backend", self.backend.name()));
-        if !self.store.job_save(&mut job, Some(&attempt), Some(&event)).await? {
+        let event = event(
+            Some(number),
+            from,
+            JobState::Submitted,
+            format!(
+                "attempt {number} submitted to the {} backend",
+                self.backend.name()
+            ),
+        );
+        if !self
+            .store
+            .job_save(&mut job, Some(&attempt), Some(&event))
+            .await?
+        {
             return Ok(());
         }
         self.submit(job, attempt).await
@@ -167,6 +190,8 @@ impl Reconciler {
             Ok(backend_ref) => {
                 attempt.backend_ref = Some(backend_ref);
                 self.store.job_save(&mut job, Some(&attempt), None).await?;
+                // Look at the new attempt right away rather than a whole interval later.
+                self.wake.notify_one();
                 Ok(())
             }
             Err(BackendError::Rejected { class, reason }) => {
@@ -178,7 +203,12 @@ impl Reconciler {
                 job.attempts -= 1;
                 attempt.state = JobState::Cancelled;
                 attempt.failure_reason = Some(format!("not started: {reason}"));
-                let event = event(Some(attempt.attempt), JobState::Submitted, JobState::Queued, format!("waiting: {reason}"));
+                let event = event(
+                    Some(attempt.attempt),
+                    JobState::Submitted,
+                    JobState::Queued,
+                    format!("waiting: {reason}"),
+                );
                 self.store.job_save(&mut job, None, Some(&event)).await?;
                 Err(PassError::AtCapacity)
             }
@@ -202,17 +232,25 @@ impl Reconciler {
             return self.submit(job, attempt).await;
         };
         if let Some(limit) = self.timed_out(&job) {
-            return match self.backend.stop(&backend_ref, StopReason::TimedOut).await? {
+            return match self
+                .backend
+                .stop(&backend_ref, StopReason::TimedOut)
+                .await?
+            {
                 StopProgress::Stopping => Ok(()),
                 StopProgress::Gone => {
                     let reason = format!("timed out: still running after timeoutSeconds={limit}");
-                    self.fail_attempt(job, attempt, FailureClass::Timeout, reason, None).await
+                    self.fail_attempt(job, attempt, FailureClass::Timeout, reason, None)
+                        .await
                 }
             };
         }
         match self.backend.status(&backend_ref).await? {
             AttemptStatus::Pending { .. } => Ok(()),
-            AttemptStatus::Running { spark_ui_url, detail } => {
+            AttemptStatus::Running {
+                spark_ui_url,
+                detail,
+            } => {
                 let new_url = spark_ui_url.is_some() && spark_ui_url != job.spark_ui_url;
                 if job.state == JobState::Running && !new_url {
                     return Ok(());
@@ -223,11 +261,18 @@ impl Reconciler {
                 let mut attempt = attempt;
                 attempt.state = JobState::Running;
                 let event = (from != JobState::Running).then(|| {
-                    let mut e = event(Some(attempt.attempt), from, JobState::Running, "the driver is running".into());
+                    let mut e = event(
+                        Some(attempt.attempt),
+                        from,
+                        JobState::Running,
+                        "the driver is running".into(),
+                    );
                     e.detail = Some(detail);
                     e
                 });
-                self.store.job_save(&mut job, Some(&attempt), event.as_ref()).await?;
+                self.store
+                    .job_save(&mut job, Some(&attempt), event.as_ref())
+                    .await?;
                 Ok(())
             }
             AttemptStatus::Succeeded { detail } => self.succeed(job, attempt, detail).await,
@@ -245,17 +290,29 @@ impl Reconciler {
         (elapsed >= 0 && elapsed as u64 >= limit).then_some(limit)
     }
 
-    async fn succeed(&self, mut job: Job, mut attempt: Attempt, detail: String) -> Result<(), PassError> {
+    async fn succeed(
+        &self,
+        mut job: Job,
+        mut attempt: Attempt,
+        detail: String,
+    ) -> Result<(), PassError> {
         let now = Utc::now();
         attempt.state = JobState::Succeeded;
         attempt.ended_at = Some(now);
-        let mut e = event(Some(attempt.attempt), job.state, JobState::Succeeded, "the application succeeded".into());
+        let mut e = event(
+            Some(attempt.attempt),
+            job.state,
+            JobState::Succeeded,
+            "the application succeeded".into(),
+        );
         e.detail = Some(detail);
         job.state = JobState::Succeeded;
         job.finished_at = Some(now);
         job.failure_reason = None;
         job.failure_class = None;
-        self.store.job_save(&mut job, Some(&attempt), Some(&e)).await?;
+        self.store
+            .job_save(&mut job, Some(&attempt), Some(&e))
+            .await?;
         metrics::counter!("sk8_jobs_finished_total", "state" => "SUCCEEDED").increment(1);
         Ok(())
     }
@@ -291,13 +348,19 @@ impl Reconciler {
             job.state = JobState::Failed;
             job.finished_at = Some(now);
             metrics::counter!("sk8_jobs_finished_total", "state" => "FAILED").increment(1);
-            format!("attempt {} failed ({}): {reason}", attempt.attempt, class.as_str())
+            format!(
+                "attempt {} failed ({}): {reason}",
+                attempt.attempt,
+                class.as_str()
+            )
         };
         job.failure_reason = Some(reason);
         job.failure_class = Some(class);
         let mut e = event(Some(attempt.attempt), from, job.state, summary);
         e.detail = detail;
-        self.store.job_save(&mut job, Some(&attempt), Some(&e)).await?;
+        self.store
+            .job_save(&mut job, Some(&attempt), Some(&e))
+            .await?;
         Ok(())
     }
 
@@ -310,7 +373,9 @@ impl Reconciler {
             .map(Duration::from_secs)
             .unwrap_or(self.settings.retry_backoff);
         let factor = 1u32 << job.attempts.saturating_sub(1).min(16);
-        let delay = base.saturating_mul(factor).min(self.settings.max_retry_backoff);
+        let delay = base
+            .saturating_mul(factor)
+            .min(self.settings.max_retry_backoff);
         chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
     }
 
@@ -321,15 +386,27 @@ impl Reconciler {
         let backend_ref = attempt.as_ref().and_then(|a| a.backend_ref.clone());
         if let (Some(attempt), Some(backend_ref)) = (attempt.clone(), backend_ref) {
             match self.backend.status(&backend_ref).await? {
-                AttemptStatus::Succeeded { detail } => return self.succeed(job, attempt, detail).await,
-                AttemptStatus::Failed { class: FailureClass::Application, reason } => {
+                AttemptStatus::Succeeded { detail } => {
+                    return self.succeed(job, attempt, detail).await;
+                }
+                AttemptStatus::Failed {
+                    class: FailureClass::Application,
+                    reason,
+                } => {
                     let detail = Some(reason.clone());
                     job.spec.retry.max_attempts = job.attempts; // a cancelled job is not retried
-                    return self.fail_attempt(job, attempt, FailureClass::Application, reason, detail).await;
+                    return self
+                        .fail_attempt(job, attempt, FailureClass::Application, reason, detail)
+                        .await;
                 }
                 _ => {}
             }
-            if self.backend.stop(&backend_ref, StopReason::Cancelled).await? == StopProgress::Stopping {
+            if self
+                .backend
+                .stop(&backend_ref, StopReason::Cancelled)
+                .await?
+                == StopProgress::Stopping
+            {
                 return Ok(());
             }
         }
@@ -341,8 +418,15 @@ impl Reconciler {
         });
         job.state = JobState::Cancelled;
         job.finished_at = Some(now);
-        let e = event(attempt.as_ref().map(|a| a.attempt), JobState::Cancelling, JobState::Cancelled, "cancelled; nothing of it runs any more".into());
-        self.store.job_save(&mut job, attempt.as_ref(), Some(&e)).await?;
+        let e = event(
+            attempt.as_ref().map(|a| a.attempt),
+            JobState::Cancelling,
+            JobState::Cancelled,
+            "cancelled; nothing of it runs any more".into(),
+        );
+        self.store
+            .job_save(&mut job, attempt.as_ref(), Some(&e))
+            .await?;
         metrics::counter!("sk8_jobs_finished_total", "state" => "CANCELLED").increment(1);
         Ok(())
     }

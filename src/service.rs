@@ -69,7 +69,12 @@ pub enum Submitted {
 }
 
 impl JobService {
-    pub fn new(store: Store, backend: Arc<dyn Backend>, defaults: SpecDefaults, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        backend: Arc<dyn Backend>,
+        defaults: SpecDefaults,
+        wake: Arc<Notify>,
+    ) -> Self {
         JobService {
             store,
             backend,
@@ -79,7 +84,12 @@ impl JobService {
     }
 
     /// Parses, validates and stores a job (before anything reaches a backend).
-    pub async fn submit(&self, body: &[u8], format: Format, idempotency_key: Option<String>) -> Result<Submitted> {
+    pub async fn submit(
+        &self,
+        body: &[u8],
+        format: Format,
+        idempotency_key: Option<String>,
+    ) -> Result<Submitted> {
         if let Some(key) = &idempotency_key {
             check_idempotency_key(key)?;
         }
@@ -99,7 +109,11 @@ impl JobService {
                 )));
             }
         };
-        let label = if matches!(outcome, Submitted::Created(_)) { "created" } else { "replayed" };
+        let label = if matches!(outcome, Submitted::Created(_)) {
+            "created"
+        } else {
+            "replayed"
+        };
         metrics::counter!("sk8_job_submits_total", "outcome" => label).increment(1);
         Ok(outcome)
     }
@@ -128,7 +142,10 @@ impl JobService {
         let next_page_token = (jobs.len() == filter.limit as usize)
             .then(|| jobs.last().map(|j| encode_page_token(&j.id)))
             .flatten();
-        Ok(JobPage { jobs, next_page_token })
+        Ok(JobPage {
+            jobs,
+            next_page_token,
+        })
     }
 
     /// Cancels a job: at once if nothing of it runs, else via CANCELLING while the reconciler
@@ -181,10 +198,14 @@ impl JobService {
         loop {
             if let Some(attempt) = self.latest_started_attempt(&job).await? {
                 let backend_ref = attempt.backend_ref.expect("filtered on backend_ref");
-                return self.backend.logs(&backend_ref, follow).await.map_err(|e| match e {
-                    BackendError::NotFound(m) => Error::NotFound(m),
-                    other => Error::Unavailable(other.to_string()),
-                });
+                return self
+                    .backend
+                    .logs(&backend_ref, follow)
+                    .await
+                    .map_err(|e| match e {
+                        BackendError::NotFound(m) => Error::NotFound(m),
+                        other => Error::Unavailable(other.to_string()),
+                    });
             }
             if !follow || job.state.is_terminal() {
                 return Err(Error::NotFound(format!(
@@ -204,7 +225,11 @@ impl JobService {
     }
 
     async fn find(&self, id: &str) -> Result<Job> {
-        let not_found = || Error::NotFound(format!("job {id:?} not found; `sk8 list` shows the jobs you can see"));
+        let not_found = || {
+            Error::NotFound(format!(
+                "job {id:?} not found; `sk8 list` shows the jobs you can see"
+            ))
+        };
         let id = JobId::parse(id).ok_or_else(not_found)?;
         self.store.job_get(&id).await?.ok_or_else(not_found)
     }
@@ -218,7 +243,10 @@ impl JobService {
     pub async fn record_job_gauges(&self) -> Result<()> {
         let counts = self.store.job_count_by_state().await?;
         for state in JobState::ALL {
-            let n = counts.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n);
             metrics::gauge!("sk8_jobs", "state" => state.as_str()).set(n as f64);
         }
         Ok(())
@@ -226,7 +254,9 @@ impl JobService {
 }
 
 fn check_idempotency_key(key: &str) -> Result<()> {
-    let ok = !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY && key.bytes().all(|b| b.is_ascii_graphic());
+    let ok = !key.is_empty()
+        && key.len() <= MAX_IDEMPOTENCY_KEY
+        && key.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         Ok(())
     } else {
@@ -251,7 +281,9 @@ fn decode_page_token(token: &str) -> Result<JobId> {
         .decode(token)
         .map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    text.strip_prefix("v1:").and_then(JobId::parse).ok_or_else(invalid)
+    text.strip_prefix("v1:")
+        .and_then(JobId::parse)
+        .ok_or_else(invalid)
 }
 
 #[cfg(test)]
@@ -263,7 +295,10 @@ mod tests {
         let id = JobId::generate();
         assert_eq!(decode_page_token(&encode_page_token(&id)).unwrap(), id);
         for bad in ["", "!!", "djE6", "bm9wZQ"] {
-            assert_eq!(decode_page_token(bad).unwrap_err().field(), Some("page_token"));
+            assert_eq!(
+                decode_page_token(bad).unwrap_err().field(),
+                Some("page_token")
+            );
         }
     }
 

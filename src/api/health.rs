@@ -1,9 +1,9 @@
 //! Liveness, readiness, Prometheus metrics and the OpenAPI document.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 

@@ -46,7 +46,12 @@ pub async fn submit(
     Ok(match state.jobs.submit(&body, format, key).await? {
         Submitted::Created(job) => {
             let location = format!("/v1/jobs/{}", job.id);
-            (StatusCode::CREATED, [(header::LOCATION, location)], Json(job)).into_response()
+            (
+                StatusCode::CREATED,
+                [(header::LOCATION, location)],
+                Json(job),
+            )
+                .into_response()
         }
         Submitted::Existing(job) => (StatusCode::OK, Json(job)).into_response(),
     })
@@ -62,7 +67,10 @@ pub async fn submit(
         ("page_token" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
     ),
     responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<JobPage>, Error> {
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<JobPage>, Error> {
     let (filter, token) = list_query(query.as_deref().unwrap_or_default())?;
     Ok(Json(state.jobs.list(filter, token.as_deref()).await?))
 }
@@ -70,21 +78,30 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
 /// Get a job with its attempts and links.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
     responses((status = 200, body = JobDetail), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobDetail>, Error> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobDetail>, Error> {
     Ok(Json(state.jobs.get(&id).await?))
 }
 
 /// Cancel a queued or running job. Cancelling twice is fine; cancelling a finished job is a 409.
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
     responses((status = 200, body = crate::domain::Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<crate::domain::Job>, Error> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::domain::Job>, Error> {
     Ok(Json(state.jobs.cancel(&id).await?))
 }
 
 /// A job's state transitions, oldest first.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", params(("id" = String, Path)),
     responses((status = 200, body = Vec<Event>), (status = 404, body = ErrorBody)))]
-pub async fn events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Vec<Event>>, Error> {
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Event>>, Error> {
     Ok(Json(state.jobs.events(&id).await?))
 }
 
@@ -92,7 +109,11 @@ pub async fn events(State(state): State<AppState>, Path(id): Path<String>) -> Re
 #[utoipa::path(get, path = "/v1/jobs/{id}/logs", tag = "jobs",
     params(("id" = String, Path), ("follow" = Option<bool>, Query)),
     responses((status = 200, content_type = "text/plain"), (status = 404, body = ErrorBody)))]
-pub async fn logs(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery) -> Result<Response, Error> {
+pub async fn logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
     let follow = follow_param(query.as_deref().unwrap_or_default())?;
     let stream = state.jobs.logs(&id, follow).await?;
     let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
@@ -104,7 +125,12 @@ fn body_format(headers: &HeaderMap) -> Result<Format, Error> {
         return Ok(Format::Json);
     };
     let media = value.to_str().unwrap_or_default();
-    let media = media.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let media = media
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     match media.as_str() {
         "application/json" | "" => Ok(Format::Json),
         "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Ok(Format::Yaml),
@@ -153,13 +179,16 @@ fn list_query(query: &str) -> Result<(JobFilter, Option<String>), Error> {
             "state" => {
                 filter.state = Some(JobState::parse(&value).ok_or_else(|| {
                     let states: Vec<_> = JobState::ALL.iter().map(|s| s.as_str()).collect();
-                    Error::invalid("state", format!("{value:?} is not one of {}", states.join(", ")))
+                    Error::invalid(
+                        "state",
+                        format!("{value:?} is not one of {}", states.join(", ")),
+                    )
                 })?);
             }
             "label" => {
-                let (k, v) = value
-                    .split_once('=')
-                    .ok_or_else(|| Error::invalid("label", format!("{value:?} must be key=value")))?;
+                let (k, v) = value.split_once('=').ok_or_else(|| {
+                    Error::invalid("label", format!("{value:?} must be key=value"))
+                })?;
                 filter.labels.push((k.to_owned(), v.to_owned()));
             }
             "limit" => {
@@ -167,7 +196,9 @@ fn list_query(query: &str) -> Result<(JobFilter, Option<String>), Error> {
                     .parse()
                     .ok()
                     .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| Error::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}")))?;
+                    .ok_or_else(|| {
+                        Error::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}"))
+                    })?;
             }
             "page_token" => token = Some(value),
             other => {

@@ -7,11 +7,11 @@ mod jobs;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 
@@ -67,7 +67,8 @@ async fn method_not_allowed() -> Response {
     let body = error::ErrorBody {
         error: error::ErrorDetail {
             code: "method_not_allowed",
-            message: "this route does not accept that method; GET /openapi.json lists the API".into(),
+            message: "this route does not accept that method; GET /openapi.json lists the API"
+                .into(),
             field: None,
         },
     };
@@ -94,7 +95,9 @@ async fn record_request(request: Request, next: Next) -> Response {
 
 /// The OpenAPI document as committed in `docs/openapi.json`.
 pub fn openapi_json() -> String {
-    let mut json = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes");
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
     json.push('\n');
     json
 }

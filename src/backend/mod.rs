@@ -43,13 +43,20 @@ impl AttemptRequest {
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttemptStatus {
     /// Accepted but not running yet.
-    Pending { detail: String },
+    Pending {
+        detail: String,
+    },
     Running {
         spark_ui_url: Option<String>,
         detail: String,
     },
-    Succeeded { detail: String },
-    Failed { class: FailureClass, reason: String },
+    Succeeded {
+        detail: String,
+    },
+    Failed {
+        class: FailureClass,
+        reason: String,
+    },
 }
 
 /// Why sk8 stops an attempt; recorded beside it so the outcome can be explained later.
@@ -112,7 +119,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn status(&self, attempt: &BackendRef) -> Result<AttemptStatus, BackendError>;
 
     /// Stops an attempt; call again until it reports [`StopProgress::Gone`].
-    async fn stop(&self, attempt: &BackendRef, why: StopReason) -> Result<StopProgress, BackendError>;
+    async fn stop(
+        &self,
+        attempt: &BackendRef,
+        why: StopReason,
+    ) -> Result<StopProgress, BackendError>;
 
     /// The driver log; with `follow`, the stream ends only when the attempt has ended.
     async fn logs(&self, attempt: &BackendRef, follow: bool) -> Result<LogStream, BackendError>;

@@ -3,7 +3,10 @@
 
 use async_trait::async_trait;
 
-use super::{AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, StopProgress, StopReason};
+use super::{
+    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, StopProgress,
+    StopReason,
+};
 
 #[derive(Debug, Default)]
 pub struct NoopBackend;
@@ -24,12 +27,17 @@ impl Backend for NoopBackend {
         })
     }
 
-    async fn stop(&self, _attempt: &BackendRef, _why: StopReason) -> Result<StopProgress, BackendError> {
+    async fn stop(
+        &self,
+        _attempt: &BackendRef,
+        _why: StopReason,
+    ) -> Result<StopProgress, BackendError> {
         Ok(StopProgress::Gone)
     }
 
     async fn logs(&self, _attempt: &BackendRef, _follow: bool) -> Result<LogStream, BackendError> {
-        let line = bytes::Bytes::from_static(b"the noop backend runs nothing and keeps no driver log\n");
+        let line =
+            bytes::Bytes::from_static(b"the noop backend runs nothing and keeps no driver log\n");
         Ok(Box::pin(futures::stream::once(async move { Ok(line) })))
     }
 

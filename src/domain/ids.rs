@@ -22,7 +22,9 @@ impl JobId {
         let millis = chrono::Utc::now().timestamp_millis().max(0) as u64;
         let mut random = [0u8; 5];
         getrandom::fill(&mut random).expect("the OS random source is available");
-        let random = random.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let random = random
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
         let mut id = String::with_capacity(JOB_ID_LEN);
         push_base32(&mut id, millis, TIME_CHARS);
         push_base32(&mut id, random, RANDOM_CHARS);
@@ -68,7 +70,13 @@ mod tests {
 
     #[test]
     fn rejects_foreign_strings() {
-        for bad in ["", "../etc/passwd", "01KB2R5Q3H7M9X4C2D", "01kb2r5q3h7m9x4c2", "01kb2r5q3h7m9x4c2i"] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "01KB2R5Q3H7M9X4C2D",
+            "01kb2r5q3h7m9x4c2",
+            "01kb2r5q3h7m9x4c2i",
+        ] {
             assert!(JobId::parse(bad).is_none(), "{bad:?}");
         }
     }

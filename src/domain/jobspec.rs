@@ -105,7 +105,9 @@ impl<'de> Deserialize<'de> for ConfValue {
         impl serde::de::Visitor<'_> for StringOnly {
             type Value = ConfValue;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string (sparkConf values must be strings: quote numbers and booleans)")
+                f.write_str(
+                    "a string (sparkConf values must be strings: quote numbers and booleans)",
+                )
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ConfValue, E> {
                 Ok(ConfValue(v.to_owned()))
@@ -337,7 +339,7 @@ impl JobSpec {
 
 /// Decodes a body into the spec's shape, naming the field on failure.
 fn decode(body: &[u8], format: Format) -> Result<JobSpec, Error> {
-    let result = match format {
+    match format {
         Format::Json => {
             let mut de = serde_json::Deserializer::from_slice(body);
             serde_path_to_error::deserialize(&mut de).map_err(|e| shape_error(e, "JSON"))
@@ -350,8 +352,7 @@ fn decode(body: &[u8], format: Format) -> Result<JobSpec, Error> {
             let value = yaml_value(text)?;
             serde_path_to_error::deserialize(value).map_err(|e| shape_error(e, "YAML"))
         }
-    };
-    result
+    }
 }
 
 /// Parses YAML into a JSON value with limits on aliases and size, so that anchor bombs fail
@@ -384,7 +385,9 @@ fn shape_error<E: std::fmt::Display>(err: serde_path_to_error::Error<E>, what: &
         (".", Some(name)) => Some(name.to_owned()),
         (".", None) => None,
         // serde_path_to_error already ends the path with an unknown field's own name.
-        (_, Some(name)) if parent == name || parent.ends_with(&format!(".{name}")) => Some(parent.clone()),
+        (_, Some(name)) if parent == name || parent.ends_with(&format!(".{name}")) => {
+            Some(parent.clone())
+        }
         (_, Some(name)) => Some(format!("{parent}.{name}")),
         (_, None) => Some(parent.clone()),
     };
@@ -420,9 +423,9 @@ fn check_spark_version(version: &str) -> Result<(), Error> {
         && dotted
             .iter()
             .all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()))
-        && parts
-            .next()
-            .is_none_or(|suffix| suffix.len() <= 32 && suffix.bytes().all(|b| b.is_ascii_alphanumeric()));
+        && parts.next().is_none_or(|suffix| {
+            suffix.len() <= 32 && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
     if valid {
         Ok(())
     } else {
@@ -434,9 +437,8 @@ fn check_spark_version(version: &str) -> Result<(), Error> {
 }
 
 fn check_image(image: &str) -> Result<(), Error> {
-    let valid = !image.is_empty()
-        && image.len() <= 512
-        && image.bytes().all(|b| b.is_ascii_graphic());
+    let valid =
+        !image.is_empty() && image.len() <= 512 && image.bytes().all(|b| b.is_ascii_graphic());
     if valid {
         Ok(())
     } else {

@@ -109,7 +109,10 @@ impl FailureClass {
     }
 
     pub fn retryable(self) -> bool {
-        matches!(self, FailureClass::Application | FailureClass::Infrastructure)
+        matches!(
+            self,
+            FailureClass::Application | FailureClass::Infrastructure
+        )
     }
 }
 
@@ -128,7 +131,13 @@ mod tests {
 
     #[test]
     fn only_final_states_are_terminal() {
-        let terminal: Vec<_> = JobState::ALL.into_iter().filter(|s| s.is_terminal()).collect();
-        assert_eq!(terminal, [JobState::Succeeded, JobState::Failed, JobState::Cancelled]);
+        let terminal: Vec<_> = JobState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(
+            terminal,
+            [JobState::Succeeded, JobState::Failed, JobState::Cancelled]
+        );
     }
 }

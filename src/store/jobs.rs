@@ -38,7 +38,10 @@ enum Arg {
     Int(i64),
 }
 
-fn bind_all<'q>(mut query: Query<'q, Any, AnyArguments>, args: Vec<Arg>) -> Query<'q, Any, AnyArguments> {
+fn bind_all<'q>(
+    mut query: Query<'q, Any, AnyArguments>,
+    args: Vec<Arg>,
+) -> Query<'q, Any, AnyArguments> {
     for arg in args {
         query = match arg {
             Arg::Text(s) => query.bind(s),
@@ -105,11 +108,12 @@ impl Store {
         key: &str,
         digest: &str,
     ) -> Result<InsertOutcome, StoreError> {
-        let row = sqlx::query("SELECT digest, job_id FROM idempotency_keys WHERE team = $1 AND key = $2")
-            .bind(team)
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT digest, job_id FROM idempotency_keys WHERE team = $1 AND key = $2")
+                .bind(team)
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?;
         let stored_digest: String = row.try_get("digest")?;
         let job_id: String = row.try_get("job_id")?;
         let job_id = JobId::parse(&job_id)
@@ -117,17 +121,19 @@ impl Store {
         if stored_digest != digest {
             return Ok(InsertOutcome::KeyConflict { existing: job_id });
         }
-        let job = self
-            .job_get(&job_id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("idempotency key points at missing job {job_id}")))?;
+        let job = self.job_get(&job_id).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!("idempotency key points at missing job {job_id}"))
+        })?;
         Ok(InsertOutcome::Existing(job))
     }
 
     pub async fn job_get(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
         timed("job_get", async {
             let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-            let row = sqlx::query(AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(&self.pool).await?;
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
             row.as_ref().map(rows::job).transpose()
         })
         .await
@@ -147,8 +153,11 @@ impl Store {
     /// Every job that is not finished: what the reconciler works on.
     pub async fn job_list_live(&self) -> Result<Vec<Job>, StoreError> {
         timed("job_list_live", async {
-            let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state IN {LIVE_STATES} ORDER BY id");
-            let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+            let sql =
+                format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state IN {LIVE_STATES} ORDER BY id");
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .fetch_all(&self.pool)
+                .await?;
             rows.iter().map(rows::job).collect()
         })
         .await
@@ -206,16 +215,27 @@ impl Store {
 
     pub async fn attempt_list(&self, job_id: &JobId) -> Result<Vec<Attempt>, StoreError> {
         timed("attempt_list", async {
-            let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = $1 ORDER BY attempt");
-            let rows = sqlx::query(AssertSqlSafe(sql)).bind(job_id.as_str()).fetch_all(&self.pool).await?;
+            let sql = format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = $1 ORDER BY attempt"
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(job_id.as_str())
+                .fetch_all(&self.pool)
+                .await?;
             rows.iter().map(rows::attempt).collect()
         })
         .await
     }
 
-    pub async fn attempt_get(&self, job_id: &JobId, attempt: u32) -> Result<Option<Attempt>, StoreError> {
+    pub async fn attempt_get(
+        &self,
+        job_id: &JobId,
+        attempt: u32,
+    ) -> Result<Option<Attempt>, StoreError> {
         timed("attempt_get", async {
-            let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = $1 AND attempt = $2");
+            let sql = format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = $1 AND attempt = $2"
+            );
             let row = sqlx::query(AssertSqlSafe(sql))
                 .bind(job_id.as_str())
                 .bind(i64::from(attempt))
@@ -229,7 +249,10 @@ impl Store {
     pub async fn event_list(&self, job_id: &JobId) -> Result<Vec<Event>, StoreError> {
         timed("event_list", async {
             let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE job_id = $1 ORDER BY id");
-            let rows = sqlx::query(AssertSqlSafe(sql)).bind(job_id.as_str()).fetch_all(&self.pool).await?;
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(job_id.as_str())
+                .fetch_all(&self.pool)
+                .await?;
             rows.iter().map(rows::event).collect()
         })
         .await
@@ -262,7 +285,11 @@ fn list_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
         clauses.push(clause.replace('?', &format!("${}", args.len())));
     };
     let text = |s: &Option<String>| s.clone().map(Arg::Text);
-    for (column, value) in [("team", text(&filter.team)), ("env", text(&filter.env)), ("name", text(&filter.name))] {
+    for (column, value) in [
+        ("team", text(&filter.team)),
+        ("env", text(&filter.env)),
+        ("name", text(&filter.name)),
+    ] {
         if let Some(value) = value {
             push(&format!("{column} = ?"), value, &mut args);
         }
@@ -316,7 +343,10 @@ async fn job_row_insert(tx: &mut sqlx::Transaction<'_, Any>, job: &Job) -> Resul
     Ok(())
 }
 
-async fn attempt_upsert(tx: &mut sqlx::Transaction<'_, Any>, a: &Attempt) -> Result<(), StoreError> {
+async fn attempt_upsert(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    a: &Attempt,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO attempts (job_id, attempt, backend, backend_ref, state, created_at, \
          ended_at, failure_reason, failure_class) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \

@@ -130,7 +130,11 @@ impl Store {
     async fn migrate(&self) -> Result<(), StoreError> {
         match self.engine {
             Engine::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
-            Engine::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await?,
+            Engine::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }

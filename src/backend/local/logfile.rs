@@ -37,7 +37,9 @@ fn is_error_line(line: &str) -> bool {
     let head = line.split(':').next().unwrap_or_default();
     let is_name = !head.is_empty()
         && !head.contains(' ')
-        && head.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
     is_name && (head.ends_with("Error") || head.ends_with("Exception"))
 }
 
@@ -148,18 +150,29 @@ mod tests {
              \x20   raise ValueError(\"boom: bad input\")\nValueError: boom: bad input\n\
              26/11/25 06:21:15 INFO ShutdownHookManager: Shutdown hook called\n",
         );
-        assert_eq!(failure_line(log.path()).as_deref(), Some("ValueError: boom: bad input"));
+        assert_eq!(
+            failure_line(log.path()).as_deref(),
+            Some("ValueError: boom: bad input")
+        );
     }
 
     #[test]
     fn finds_a_jvm_exception() {
-        let log = log_with("Exception in thread \"main\" java.lang.ClassNotFoundException: com.x.Y\n\tat a.b\n");
-        assert!(failure_line(log.path()).unwrap().contains("ClassNotFoundException"));
+        let log = log_with(
+            "Exception in thread \"main\" java.lang.ClassNotFoundException: com.x.Y\n\tat a.b\n",
+        );
+        assert!(
+            failure_line(log.path())
+                .unwrap()
+                .contains("ClassNotFoundException")
+        );
     }
 
     #[test]
     fn reads_the_ui_port() {
-        let log = log_with("26/11/25 06:21:08 INFO Utils: Successfully started service 'SparkUI' on port 4041.\n");
+        let log = log_with(
+            "26/11/25 06:21:08 INFO Utils: Successfully started service 'SparkUI' on port 4041.\n",
+        );
         assert_eq!(
             spark_ui_url(log.path(), "127.0.0.1").as_deref(),
             Some("http://127.0.0.1:4041")

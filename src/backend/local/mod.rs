@@ -81,7 +81,9 @@ impl LocalBackend {
     pub fn describe_spark(&self) -> String {
         match spark::find(&self.config) {
             Ok(install) => format!("spark-submit at {}", install.spark_submit.display()),
-            Err(_) => "no Spark found yet: jobs will fail until one is installed (see README)".into(),
+            Err(_) => {
+                "no Spark found yet: jobs will fail until one is installed (see README)".into()
+            }
         }
     }
 
@@ -93,7 +95,11 @@ impl LocalBackend {
 
     /// Finds an attempt started before (by this process or one before a restart).
     fn adopt(&self, name: &str, dir: &Path) -> Option<LocalRef> {
-        let pid: u32 = std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()?;
+        let pid: u32 = std::fs::read_to_string(dir.join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         let process = ProcessId::of(pid)
             .filter(|_| cmdline_names(pid, name))
             .unwrap_or(ProcessId { pid, start_time: 0 });
@@ -119,7 +125,9 @@ impl LocalBackend {
         std::fs::create_dir_all(dir).map_err(|e| transient("create attempt folder", dir, e))?;
         let log = std::fs::File::create(dir.join("driver.log"))
             .map_err(|e| transient("create driver log", dir, e))?;
-        let stderr = log.try_clone().map_err(|e| transient("open driver log", dir, e))?;
+        let stderr = log
+            .try_clone()
+            .map_err(|e| transient("open driver log", dir, e))?;
         let name = request.name();
         let mut command = tokio::process::Command::new("/bin/sh");
         command
@@ -157,7 +165,10 @@ impl LocalBackend {
             dir: dir.to_owned(),
             process,
         };
-        self.live.lock().expect("live map lock").insert(name.clone(), local.clone());
+        self.live
+            .lock()
+            .expect("live map lock")
+            .insert(name.clone(), local.clone());
         let (live, wake, reaped) = (self.live.clone(), self.wake.clone(), name.clone());
         tokio::spawn(async move {
             let _ = child.wait().await;
@@ -175,7 +186,10 @@ impl LocalBackend {
             let _ = std::fs::write(&marker, why.as_str());
         }
         local.process.signal_group(libc::SIGTERM);
-        let (process, grace) = (local.process, Duration::from_secs(self.config.kill_grace_seconds));
+        let (process, grace) = (
+            local.process,
+            Duration::from_secs(self.config.kill_grace_seconds),
+        );
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             process.signal_group(libc::SIGKILL);
@@ -183,7 +197,11 @@ impl LocalBackend {
     }
 
     fn outcome(&self, local: &LocalRef) -> Option<AttemptStatus> {
-        let code: i32 = std::fs::read_to_string(local.dir.join("exit")).ok()?.trim().parse().ok()?;
+        let code: i32 = std::fs::read_to_string(local.dir.join("exit"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         Some(if code == 0 {
             AttemptStatus::Succeeded {
                 detail: "spark-submit exited with status 0".into(),
@@ -257,10 +275,16 @@ impl Backend for LocalBackend {
             });
         }
         // The exit file may have landed between the two checks.
-        Ok(self.outcome(&local).unwrap_or_else(|| self.vanished(&local)))
+        Ok(self
+            .outcome(&local)
+            .unwrap_or_else(|| self.vanished(&local)))
     }
 
-    async fn stop(&self, attempt: &BackendRef, why: StopReason) -> Result<StopProgress, BackendError> {
+    async fn stop(
+        &self,
+        attempt: &BackendRef,
+        why: StopReason,
+    ) -> Result<StopProgress, BackendError> {
         let local = LocalRef::parse(attempt)?;
         if !local.process.is_alive() && !local.process.group_alive() {
             return Ok(StopProgress::Gone);
@@ -283,7 +307,13 @@ impl Backend for LocalBackend {
     }
 
     async fn shutdown(&self) {
-        let running: Vec<LocalRef> = self.live.lock().expect("live map lock").values().cloned().collect();
+        let running: Vec<LocalRef> = self
+            .live
+            .lock()
+            .expect("live map lock")
+            .values()
+            .cloned()
+            .collect();
         if running.is_empty() {
             return;
         }
@@ -291,7 +321,8 @@ impl Backend for LocalBackend {
         for local in &running {
             self.terminate(local, StopReason::Shutdown);
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.kill_grace_seconds);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.config.kill_grace_seconds);
         let any_alive = || running.iter().any(|local| local.process.group_alive());
         while any_alive() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -63,7 +63,8 @@ fn group_has_live_member(pgid: u32) -> bool {
 }
 
 fn member_state(pid: u32, pgid: u32) -> Option<char> {
-    let text = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
+    let text =
+        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let group: u32 = fields.get(2)?.parse().ok()?;

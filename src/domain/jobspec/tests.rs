@@ -86,31 +86,82 @@ fn each_bad_input_names_its_field() {
         (with("env", "-prod".into()), "env"),
         (with("env", "e".repeat(60).into()), "env"),
         (with("name", "".into()), "name"),
-        (with("driver", serde_json::json!({"memory": "lots"})), "driver.memory"),
-        (with("executor", serde_json::json!({"memory": "1p"})), "executor.memory"),
-        (with("executor", serde_json::json!({"cores": 0})), "executor.cores"),
-        (with("driver", serde_json::json!({"cores": "2"})), "driver.cores"),
-        (with("driver", serde_json::json!({"gpus": 1})), "driver.gpus"),
         (
-            with("sparkConf", serde_json::json!({"spark.sql.shuffle.partitions": 64})),
+            with("driver", serde_json::json!({"memory": "lots"})),
+            "driver.memory",
+        ),
+        (
+            with("executor", serde_json::json!({"memory": "1p"})),
+            "executor.memory",
+        ),
+        (
+            with("executor", serde_json::json!({"cores": 0})),
+            "executor.cores",
+        ),
+        (
+            with("driver", serde_json::json!({"cores": "2"})),
+            "driver.cores",
+        ),
+        (
+            with("driver", serde_json::json!({"gpus": 1})),
+            "driver.gpus",
+        ),
+        (
+            with(
+                "sparkConf",
+                serde_json::json!({"spark.sql.shuffle.partitions": 64}),
+            ),
             "sparkConf.spark.sql.shuffle.partitions",
         ),
-        (with("sparkConf", serde_json::json!({"spark.master": "yarn"})), "sparkConf.spark.master"),
-        (with("mainApplicationFile", "local:///opt/../etc/passwd.py".into()), "mainApplicationFile"),
-        (with("mainApplicationFile", "jobs/pi.py".into()), "mainApplicationFile"),
-        (with("mainApplicationFile", "local:///opt/app.jar".into()), "mainClass"),
+        (
+            with("sparkConf", serde_json::json!({"spark.master": "yarn"})),
+            "sparkConf.spark.master",
+        ),
+        (
+            with(
+                "mainApplicationFile",
+                "local:///opt/../etc/passwd.py".into(),
+            ),
+            "mainApplicationFile",
+        ),
+        (
+            with("mainApplicationFile", "jobs/pi.py".into()),
+            "mainApplicationFile",
+        ),
+        (
+            with("mainApplicationFile", "local:///opt/app.jar".into()),
+            "mainClass",
+        ),
         (with("labels", long_labels.into()), "labels"),
-        (with("labels", serde_json::json!({"sk8.dev/job": "x"})), "labels.sk8.dev/job"),
-        (with("labels", serde_json::json!({"owner": "has space"})), "labels.owner"),
-        (with("envVars", serde_json::json!({"1BAD": "x"})), "envVars.1BAD"),
+        (
+            with("labels", serde_json::json!({"sk8.dev/job": "x"})),
+            "labels.sk8.dev/job",
+        ),
+        (
+            with("labels", serde_json::json!({"owner": "has space"})),
+            "labels.owner",
+        ),
+        (
+            with("envVars", serde_json::json!({"1BAD": "x"})),
+            "envVars.1BAD",
+        ),
         (with("timeoutSeconds", 0.into()), "timeoutSeconds"),
-        (with("retry", serde_json::json!({"maxAttempts": 11})), "retry.maxAttempts"),
+        (
+            with("retry", serde_json::json!({"maxAttempts": 11})),
+            "retry.maxAttempts",
+        ),
         (with("sparkVersion", "four".into()), "sparkVersion"),
         (
-            with("dynamicAllocation", serde_json::json!({"enabled": true, "minExecutors": 5, "maxExecutors": 2})),
+            with(
+                "dynamicAllocation",
+                serde_json::json!({"enabled": true, "minExecutors": 5, "maxExecutors": 2}),
+            ),
             "dynamicAllocation.minExecutors",
         ),
-        (with("deps", serde_json::json!({"pyFiles": ["../x.py"]})), "deps.pyFiles[0]"),
+        (
+            with("deps", serde_json::json!({"pyFiles": ["../x.py"]})),
+            "deps.pyFiles[0]",
+        ),
         (with("args", serde_json::json!(["ok", 5])), "args[1]"),
     ];
     for (body, field) in cases {

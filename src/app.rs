@@ -1,0 +1,151 @@
+//! Wiring and lifecycle: builds the store, backend, reconciler and HTTP server from a
+//! [`Config`], runs them under one shutdown token, and stops them in order: stop accepting and
+//! drain requests (with a deadline), stop the reconciler, stop the backend's processes, close
+//! the store. A supervised task that ends on its own ends the daemon, loudly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::backend::Backend;
+use crate::backend::local::LocalBackend;
+use crate::backend::noop::NoopBackend;
+use crate::config::{BackendKind, Config, redact_url};
+use crate::reconciler::{Reconciler, ReconcilerSettings};
+use crate::service::JobService;
+use crate::store::{Store, StoreOptions};
+
+/// The sockets the daemon serves on, bound by the caller (so tests can use port 0).
+pub struct Listeners {
+    pub http: TcpListener,
+}
+
+/// Runs the daemon until `shutdown` is cancelled, then shuts down in order.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    metrics: PrometheusHandle,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let store = connect_store(&config).await?;
+    let wake = Arc::new(Notify::new());
+    let backend = build_backend(&config, wake.clone());
+    let jobs = JobService::new(
+        store.clone(),
+        backend.clone(),
+        config.spec_defaults(),
+        wake.clone(),
+    );
+
+    let reconciler_stop = CancellationToken::new();
+    let reconciler = Reconciler::new(
+        store.clone(),
+        backend.clone(),
+        reconciler_settings(&config),
+        wake,
+    );
+    let mut reconciler_task = tokio::spawn(reconciler.run(reconciler_stop.clone()));
+
+    let state = AppState {
+        jobs,
+        metrics: Arc::new(metrics),
+    };
+    let router = api::router(state, config.http.max_body_bytes);
+    let addr = listeners
+        .http
+        .local_addr()
+        .context("read the HTTP listener's address")?;
+    let drain = shutdown.clone();
+    let mut server = tokio::spawn(
+        axum::serve(listeners.http, router)
+            .with_graceful_shutdown(async move { drain.cancelled().await })
+            .into_future(),
+    );
+    tracing::info!(
+        addr = %addr,
+        url = format!("http://{addr}"),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "sk8 is ready: listening for HTTP"
+    );
+
+    let outcome = tokio::select! {
+        _ = shutdown.cancelled() => Ok(()),
+        result = &mut server => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly: {result:?}")),
+        result = &mut reconciler_task => Err(anyhow::anyhow!("the reconciler stopped unexpectedly: {result:?}")),
+    };
+    if let Err(err) = &outcome {
+        tracing::error!(error = %err, "shutting down because a core task ended");
+    }
+    shutdown.cancel();
+    tracing::info!("shutting down: draining HTTP requests");
+    if tokio::time::timeout(config.shutdown_grace(), &mut server)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_seconds = config.http.shutdown_grace_seconds,
+            "requests still open after the grace period; closing them"
+        );
+        server.abort();
+    }
+    reconciler_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), &mut reconciler_task).await;
+    backend.shutdown().await;
+    store.close().await;
+    tracing::info!("sk8 stopped");
+    outcome
+}
+
+async fn connect_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.store_url();
+    let options = StoreOptions {
+        url: url.clone(),
+        max_connections: config.store.max_connections,
+        acquire_timeout: Duration::from_secs(config.store.acquire_timeout_seconds),
+    };
+    let store = Store::connect(&options)
+        .await
+        .with_context(|| format!("open the execution-history store at {}", redact_url(&url)))?;
+    let origin = if config.store.url.is_empty() {
+        " (embedded default)"
+    } else {
+        ""
+    };
+    tracing::info!(engine = store.engine().as_str(), url = %redact_url(&url), "store: {} ready{origin}", store.engine().as_str());
+    Ok(store)
+}
+
+fn build_backend(config: &Config, wake: Arc<Notify>) -> Arc<dyn Backend> {
+    match config.backend.kind {
+        BackendKind::Local => {
+            let local = LocalBackend::new(config.backend.local.clone(), &config.data_dir, wake);
+            tracing::info!(
+                master = %config.backend.local.master,
+                max_running = config.backend.local.max_running,
+                data_dir = %config.data_dir.display(),
+                "backend: local ({})",
+                local.describe_spark()
+            );
+            Arc::new(local)
+        }
+        BackendKind::Noop => {
+            tracing::warn!("backend: noop (jobs succeed without running anything; for benchmarks)");
+            Arc::new(NoopBackend)
+        }
+    }
+}
+
+fn reconciler_settings(config: &Config) -> ReconcilerSettings {
+    ReconcilerSettings {
+        interval: Duration::from_millis(config.reconciler.interval_ms),
+        retry_backoff: Duration::from_secs(config.reconciler.retry_backoff_seconds),
+        max_retry_backoff: Duration::from_secs(config.reconciler.max_retry_backoff_seconds),
+    }
+}

@@ -1,0 +1,146 @@
+//! A small HTTP client for the sk8 API, used by the CLI subcommands.
+
+use std::io::Write;
+
+use futures::StreamExt;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach sk8 at {server}: {source}. Is `sk8 serve` running? Point at it with --server or SK8_SERVER."
+    )]
+    Unreachable {
+        server: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{message}{}", field.as_ref().map(|f| format!(" (field: {f})")).unwrap_or_default())]
+    Api {
+        status: u16,
+        message: String,
+        field: Option<String>,
+    },
+    #[error("{0}")]
+    Input(String),
+    #[error("unexpected answer from sk8: {0}")]
+    Protocol(String),
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    pub fn new(server: &str) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            base: server.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub async fn submit(
+        &self,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let mut request = self.http.post(self.url("/v1/jobs")).json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        self.json(request).await
+    }
+
+    pub async fn get_job(&self, id: &str) -> Result<Value, ClientError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/v1/jobs/{}", segment(id)))),
+        )
+        .await
+    }
+
+    pub async fn cancel(&self, id: &str) -> Result<Value, ClientError> {
+        self.json(
+            self.http
+                .post(self.url(&format!("/v1/jobs/{}/cancel", segment(id)))),
+        )
+        .await
+    }
+
+    pub async fn events(&self, id: &str) -> Result<Value, ClientError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/v1/jobs/{}/events", segment(id)))),
+        )
+        .await
+    }
+
+    pub async fn list(&self, query: &[(&str, String)]) -> Result<Value, ClientError> {
+        self.json(self.http.get(self.url("/v1/jobs")).query(query))
+            .await
+    }
+
+    /// Copies the driver log to stdout as it arrives.
+    pub async fn logs(&self, id: &str, follow: bool) -> Result<(), ClientError> {
+        let request = self
+            .http
+            .get(self.url(&format!("/v1/jobs/{}/logs", segment(id))))
+            .query(&[("follow", follow.to_string())]);
+        let response = self.send(request).await?;
+        let mut body = response.bytes_stream();
+        let mut stdout = std::io::stdout().lock();
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| ClientError::Protocol(format!("the log stream broke: {e}")))?;
+            stdout
+                .write_all(&chunk)
+                .and_then(|()| stdout.flush())
+                .map_err(|e| ClientError::Input(format!("write the log: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                server: self.base.clone(),
+                source,
+            })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let error = &body["error"];
+        Err(ClientError::Api {
+            status,
+            message: error["message"]
+                .as_str()
+                .map_or_else(|| format!("HTTP {status}"), str::to_owned),
+            field: error["field"].as_str().map(str::to_owned),
+        })
+    }
+
+    async fn json(&self, request: reqwest::RequestBuilder) -> Result<Value, ClientError> {
+        self.send(request)
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+}
+
+/// A job id as one URL path segment, whatever the user typed.
+fn segment(id: &str) -> String {
+    form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}

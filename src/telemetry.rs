@@ -1,0 +1,76 @@
+//! Telemetry in one place: tracing (text or JSON, filtered by `RUST_LOG` or the config) and the
+//! Prometheus recorder behind `/metrics`.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Latency buckets (seconds) for every `*_seconds` histogram: sub-millisecond store calls up to
+/// slow reconcile passes.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Installs the global tracing subscriber. Call once, before anything logs.
+pub fn init_tracing(config: &LogConfig) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Installs the global metrics recorder and returns the handle that renders `/metrics`.
+pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)?
+        .install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!("sk8_jobs", "Jobs in the store, by state");
+    describe_counter!(
+        "sk8_job_submits_total",
+        "Job submissions accepted, by outcome (created, replayed)"
+    );
+    describe_counter!(
+        "sk8_job_transitions_total",
+        "Job state transitions, by target state"
+    );
+    describe_counter!(
+        "sk8_jobs_finished_total",
+        "Jobs that reached a final state, by state"
+    );
+    describe_counter!(
+        "sk8_http_requests_total",
+        "HTTP requests, by method, route and status"
+    );
+    describe_histogram!(
+        "sk8_http_request_duration_seconds",
+        "HTTP request latency, by method and route"
+    );
+    describe_histogram!(
+        "sk8_store_op_seconds",
+        "Store operation latency, by operation and outcome"
+    );
+    describe_histogram!(
+        "sk8_reconcile_pass_seconds",
+        "Duration of one reconciler pass"
+    );
+    describe_gauge!(
+        "sk8_reconcile_live_jobs",
+        "Jobs not yet finished, as seen by the last pass"
+    );
+}
