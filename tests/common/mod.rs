@@ -1,0 +1,487 @@
+//! The test harness shared by the integration suites: it starts the real `sk8` binary
+//! (`sk8 serve` on port 0, a config file of the test's own), finds its address in the JSON
+//! startup log, and drives it over HTTP. Postgres tests get a fresh database on the server that
+//! `SK8_TEST_DATABASE_URL` or `DATABASE_URL` points at (default: the local one), dropped after.
+//!
+//! Each suite uses only part of this module, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+/// Runs an async test body once per store engine, as `<name>::sqlite` and `<name>::postgres`.
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(crate::common::Engine::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(crate::common::Engine::Postgres).await
+            }
+        }
+    )*};
+}
+pub(crate) use both_engines;
+
+pub const TERMINAL: [&str; 3] = ["SUCCEEDED", "FAILED", "CANCELLED"];
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The Postgres server tests create their databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("SK8_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .ok()
+        .filter(|url| url.starts_with("postgres"))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A Postgres database of one test's own, dropped when the value is.
+pub struct TestDb {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let admin_url = pg_admin_url();
+        let name = format!("sk8_test_{}", random_suffix());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot reach Postgres at {admin_url}: {e}. Start it (scripts/test.sh does) \
+                     or point SK8_TEST_DATABASE_URL at one"
+                )
+            });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let url = with_database(&admin_url, &name);
+        TestDb {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs outside any runtime guarantee: use a private one on its own thread.
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for DROP DATABASE");
+            rt.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&url).await.ok()?;
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut admin)
+                    .await
+                    .ok()
+            })
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// `postgres://u@h:5432/admin?x` with the database part replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{db}", &base[..host_end]);
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+pub fn random_suffix() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("random bytes");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Which `spark-submit` the local backend runs.
+#[derive(Clone, Debug)]
+pub enum Spark {
+    /// `tests/fixtures/fake-spark-submit`: instant, scripted by the job's envVars.
+    Fake,
+    /// A real Spark installation (see [`spark_home`]).
+    Real,
+    /// No Spark at all: jobs fail with the install hint.
+    Missing,
+}
+
+/// How to start a daemon.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub engine: Engine,
+    pub spark: Spark,
+    /// `backend.local.maxRunning`.
+    pub max_running: usize,
+    /// Merged over the generated config (JSON object, same keys as the YAML config).
+    pub extra: Value,
+}
+
+impl Options {
+    pub fn new(engine: Engine) -> Self {
+        Options {
+            engine,
+            spark: Spark::Fake,
+            max_running: 4,
+            extra: json!({}),
+        }
+    }
+}
+
+/// A running `sk8 serve` and what it needs (data dir, database); stopped on drop.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    config_path: PathBuf,
+    logs: Arc<Mutex<String>>,
+    _db: Option<TestDb>,
+}
+
+impl TestApp {
+    pub async fn spawn(options: Options) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = match options.engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(TestDb::create().await),
+        };
+        let config = config_for(&options, dir.path(), db.as_ref());
+        let config_path = dir.path().join("sk8.yaml");
+        std::fs::write(&config_path, config.to_string()).expect("write the config");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (child, addr) = start(&config_path, logs.clone()).await;
+        TestApp {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            dir,
+            child: Some(child),
+            config_path,
+            logs,
+            _db: db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("sk8 is running").id()
+    }
+
+    /// Everything the daemon has logged so far (JSON lines).
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        signal(child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// Starts the daemon again on the same config, data dir and database (after `kill9` or
+    /// `terminate`).
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop sk8 before restarting it");
+        let (child, addr) = start(&self.config_path, self.logs.clone()).await;
+        self.child = Some(child);
+        self.base = format!("http://{addr}");
+    }
+
+    pub async fn post_job(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/jobs"))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /v1/jobs")
+    }
+
+    /// Submits a job that must be accepted; returns it.
+    pub async fn submit(&self, body: &Value) -> Value {
+        let response = self.post_job(body).await;
+        let status = response.status();
+        let job: Value = response.json().await.expect("a JSON job");
+        assert_eq!(status, 201, "submit failed: {job}");
+        job
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        let (status, job) = self.get(&format!("/v1/jobs/{id}")).await;
+        assert_eq!(status, 200, "GET job {id}: {job}");
+        job
+    }
+
+    pub async fn cancel(&self, id: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(&format!("/v1/jobs/{id}/cancel")))
+            .send()
+            .await
+            .expect("POST cancel");
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    pub async fn text(&self, path: &str) -> (u16, String) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Polls a job until its state is one of `states`; panics with its events after `timeout`.
+    pub async fn wait_for(&self, id: &str, states: &[&str], timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await;
+            if states.contains(&job["state"].as_str().unwrap_or_default()) {
+                return job;
+            }
+            if Instant::now() > deadline {
+                let (_, events) = self.get(&format!("/v1/jobs/{id}/events")).await;
+                panic!(
+                    "job {id} did not reach {states:?} in {timeout:?}: {job}\nevents: {events}\n\
+                     sk8 log tail:\n{}",
+                    tail(&self.logs(), 4000)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_finished(&self, id: &str, timeout: Duration) -> Value {
+        self.wait_for(id, &TERMINAL, timeout).await
+    }
+
+    /// The states of a job's events, in order.
+    pub async fn event_states(&self, id: &str) -> Vec<String> {
+        let (status, events) = self.get(&format!("/v1/jobs/{id}/events")).await;
+        assert_eq!(status, 200, "{events}");
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["to"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A clean stop, so the local backend kills its Spark processes.
+        self.terminate();
+    }
+}
+
+fn config_for(options: &Options, dir: &Path, db: Option<&TestDb>) -> Value {
+    let mut local = json!({ "maxRunning": options.max_running, "killGraceSeconds": 3 });
+    match &options.spark {
+        Spark::Fake => local["sparkSubmit"] = json!(fixture("fake-spark-submit")),
+        Spark::Real => local["sparkHome"] = json!(spark_home()),
+        Spark::Missing => local["sparkHome"] = json!(dir.join("no-spark-here")),
+    }
+    let mut config = json!({
+        "dataDir": dir,
+        "http": { "addr": "127.0.0.1:0", "shutdownGraceSeconds": 5 },
+        "store": { "url": db.map(|db| db.url.clone()).unwrap_or_default() },
+        "backend": { "kind": "local", "local": local },
+        "reconciler": { "intervalMs": 200, "retryBackoffSeconds": 0 },
+        "log": { "format": "json", "filter": "info" },
+    });
+    merge(&mut config, &options.extra);
+    config
+}
+
+/// Deep-merges `patch` into `base` (objects merge, everything else replaces).
+pub fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(base.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn repo_file(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The Spark the real-Spark tests use: `SK8_TEST_SPARK_HOME`, else `SPARK_HOME`.
+pub fn spark_home() -> PathBuf {
+    std::env::var_os("SK8_TEST_SPARK_HOME")
+        .or_else(|| std::env::var_os("SPARK_HOME"))
+        .map(PathBuf::from)
+        .filter(|home| home.join("bin/spark-submit").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the real-Spark tests need Spark: run scripts/test.sh (it installs pyspark into a \
+                 venv), or set SK8_TEST_SPARK_HOME to a Spark home with bin/spark-submit"
+            )
+        })
+}
+
+/// Starts `sk8 serve --config PATH` and waits for its "ready" log line.
+async fn start(config: &Path, logs: Arc<Mutex<String>>) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sk8"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the sk8 binary");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = ready_addr(&line) {
+                let _ = ready_tx.send(addr);
+            }
+            let mut logs = logs.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Ok(addr) = ready_rx.try_recv() {
+            return (child, addr);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("sk8 exited before it was ready ({status})");
+        }
+        assert!(Instant::now() < deadline, "sk8 was not ready in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn ready_addr(line: &str) -> Option<String> {
+    let event: Value = serde_json::from_str(line).ok()?;
+    let message = event["message"].as_str()?;
+    message
+        .starts_with("sk8 is ready")
+        .then(|| event["addr"].as_str().map(str::to_owned))
+        .flatten()
+}
+
+pub fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) on a pid this test started.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// Whether any process is left in the process group `pgid` (zombies excluded).
+pub fn group_alive(pgid: u32) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some(close) = stat.rfind(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            fields.get(2) == Some(&pgid.to_string().as_str()) && fields[0] != "Z"
+        })
+}
+
+/// The process id recorded in a local attempt's backend ref.
+pub fn attempt_pid(job: &Value) -> u32 {
+    let attempt = job["attempts"]
+        .as_array()
+        .and_then(|a| a.last())
+        .expect("the job has an attempt");
+    attempt["backendRef"]["process"]["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no pid in {attempt}")) as u32
+}
+
+fn tail(text: &str, max: usize) -> &str {
+    let start = text.len().saturating_sub(max);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    &text[start..]
+}
+
+/// A minimal valid JobSpec for the fake backend; `mode` is FAKE_SPARK_MODE.
+pub fn fake_job(team: &str, name: &str, mode: &str) -> Value {
+    json!({
+        "team": team,
+        "env": "dev",
+        "name": name,
+        "mainApplicationFile": "s3a://bucket/jobs/job.py",
+        "envVars": { "FAKE_SPARK_MODE": mode, "FAKE_SPARK_SECONDS": "60" },
+    })
+}
