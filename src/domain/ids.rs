@@ -2,13 +2,16 @@
 //! sorting by creation time (newest-first listing and pagination need nothing else), and safe
 //! inside Kubernetes object names (`sk8-<id>-<attempt>`).
 
+use std::sync::Mutex;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Crockford's base32 alphabet in lowercase: no i, l, o, u, so ids read back unambiguously.
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 const TIME_CHARS: usize = 10; // 50 bits, enough for a millisecond clock until the year 37000
-const RANDOM_CHARS: usize = 8; // 40 random bits: collisions within one millisecond are negligible
+const RANDOM_CHARS: usize = 8; // 40 bits: random, then counting up within a millisecond
+const RANDOM_MAX: u64 = (1 << 40) - 1;
 pub const JOB_ID_LEN: usize = TIME_CHARS + RANDOM_CHARS;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -17,14 +20,15 @@ pub const JOB_ID_LEN: usize = TIME_CHARS + RANDOM_CHARS;
 pub struct JobId(String);
 
 impl JobId {
-    /// A new id for a job created now.
+    /// A new id for a job created now, greater than every id this process made before: within
+    /// one millisecond the random part counts up instead of being drawn again, so jobs submitted
+    /// in quick succession still list in the order they were accepted.
     pub fn generate() -> Self {
-        let millis = chrono::Utc::now().timestamp_millis().max(0) as u64;
-        let mut random = [0u8; 5];
-        getrandom::fill(&mut random).expect("the OS random source is available");
-        let random = random
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        static LAST: Mutex<(u64, u64)> = Mutex::new((0, 0));
+        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (millis, random) = next_id_parts(&mut last, now, fresh_random);
+        drop(last);
         let mut id = String::with_capacity(JOB_ID_LEN);
         push_base32(&mut id, millis, TIME_CHARS);
         push_base32(&mut id, random, RANDOM_CHARS);
@@ -48,6 +52,27 @@ impl std::fmt::Display for JobId {
     }
 }
 
+/// The (millisecond, random) pair after `last`, which it then becomes.
+fn next_id_parts(last: &mut (u64, u64), now: u64, random: impl FnOnce() -> u64) -> (u64, u64) {
+    let next = if now > last.0 {
+        (now, random())
+    } else if last.1 < RANDOM_MAX {
+        (last.0, last.1 + 1)
+    } else {
+        // 2^40 ids in one millisecond: borrow the next millisecond.
+        (last.0 + 1, 0)
+    };
+    *last = next;
+    next
+}
+
+/// 40 random bits, with the top bit clear so a millisecond has room to count up.
+fn fresh_random() -> u64 {
+    let mut bytes = [0u8; 5];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)) >> 1
+}
+
 fn push_base32(out: &mut String, value: u64, chars: usize) {
     for i in (0..chars).rev() {
         let digit = (value >> (5 * i)) & 0x1f;
@@ -66,6 +91,24 @@ mod tests {
         let b = JobId::generate();
         assert!(JobId::parse(a.as_str()).is_some());
         assert!(a < b, "{a} should sort before {b}");
+    }
+
+    #[test]
+    fn ids_made_in_one_millisecond_still_increase() {
+        let ids: Vec<JobId> = (0..2000).map(|_| JobId::generate()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_full_millisecond_borrows_the_next() {
+        let mut last = (0, 0);
+        assert_eq!(next_id_parts(&mut last, 5, || RANDOM_MAX), (5, RANDOM_MAX));
+        assert_eq!(next_id_parts(&mut last, 5, || 0), (6, 0));
+        assert_eq!(
+            next_id_parts(&mut last, 4, || 0),
+            (6, 1),
+            "a clock step back"
+        );
     }
 
     #[test]

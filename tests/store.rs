@@ -1,0 +1,286 @@
+//! The execution-history store, the same suite on SQLite and on a real Postgres: inserts and
+//! idempotency (including concurrent retries), optimistic writes, listing, attempts, events and
+//! the live-job scan the reconciler relies on.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use common::{Engine, TestDb, both_engines};
+use sk8::domain::jobspec::Format;
+use sk8::domain::{Attempt, Job, JobSpec, JobState, NewEvent, SpecDefaults};
+use sk8::store::{InsertOutcome, JobFilter, Store, StoreOptions};
+
+both_engines!(
+    insert_get_and_idempotency,
+    concurrent_inserts_with_one_key_create_one_job,
+    saves_are_optimistic_and_carry_attempts_and_events,
+    list_filters_orders_and_pages,
+    live_jobs_and_counts_by_state,
+);
+
+/// A store on its own database; the `TestDb` (Postgres) or temp dir (SQLite) lives as long.
+struct Fixture {
+    store: Store,
+    _db: Option<TestDb>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(engine: Engine) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = match engine {
+        Engine::Sqlite => None,
+        Engine::Postgres => Some(TestDb::create().await),
+    };
+    let url = db.as_ref().map_or_else(
+        || format!("sqlite://{}", dir.path().join("sk8.db").display()),
+        |db| db.url.clone(),
+    );
+    let options = StoreOptions {
+        url,
+        max_connections: 8,
+        acquire_timeout: std::time::Duration::from_secs(10),
+    };
+    Fixture {
+        store: Store::connect(&options).await.expect("connect and migrate"),
+        _db: db,
+        _dir: dir,
+    }
+}
+
+fn spec(team: &str, name: &str, labels: &[(&str, &str)]) -> JobSpec {
+    let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    let body = serde_json::json!({
+        "team": team, "env": "dev", "name": name,
+        "mainApplicationFile": "local:///opt/job.py", "labels": labels,
+    });
+    let defaults = SpecDefaults {
+        spark_version: "4.0.1".into(),
+        image: "apache/spark:4.0.1".into(),
+    };
+    JobSpec::parse(body.to_string().as_bytes(), Format::Json, &defaults).unwrap()
+}
+
+fn job(team: &str, name: &str, key: Option<&str>) -> Job {
+    Job::new(spec(team, name, &[]), key.map(str::to_owned), Utc::now())
+}
+
+async fn insert(store: &Store, job: &Job) -> Job {
+    match store.job_insert(job, &job.spec.digest()).await.unwrap() {
+        InsertOutcome::Created(job) => job,
+        other => panic!("expected a new job, got {other:?}"),
+    }
+}
+
+async fn insert_get_and_idempotency(engine: Engine) {
+    let fx = fixture(engine).await;
+    let stored = insert(&fx.store, &job("team-a", "nightly", Some("k1"))).await;
+    let read = fx.store.job_get(&stored.id).await.unwrap().unwrap();
+    assert_eq!(read.spec, stored.spec);
+    assert_eq!(read.state, JobState::Queued);
+    assert_eq!(
+        read.created_at.timestamp_millis(),
+        stored.created_at.timestamp_millis()
+    );
+    let events = fx.store.event_list(&stored.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].from, events[0].to), (None, JobState::Queued));
+
+    let retry = job("team-a", "nightly", Some("k1"));
+    match fx
+        .store
+        .job_insert(&retry, &retry.spec.digest())
+        .await
+        .unwrap()
+    {
+        InsertOutcome::Existing(found) => assert_eq!(found.id, stored.id),
+        other => panic!("same key, same spec: {other:?}"),
+    }
+    let different = job("team-a", "other-name", Some("k1"));
+    match fx
+        .store
+        .job_insert(&different, &different.spec.digest())
+        .await
+        .unwrap()
+    {
+        InsertOutcome::KeyConflict { existing } => assert_eq!(existing, stored.id),
+        other => panic!("same key, other spec: {other:?}"),
+    }
+    // The losing inserts left nothing behind.
+    assert!(fx.store.job_get(&different.id).await.unwrap().is_none());
+    // Keys are scoped per team.
+    insert(&fx.store, &job("team-b", "nightly", Some("k1"))).await;
+}
+
+async fn concurrent_inserts_with_one_key_create_one_job(engine: Engine) {
+    let fx = fixture(engine).await;
+    let attempts = (0..20).map(|_| {
+        let store = fx.store.clone();
+        tokio::spawn(async move {
+            let job = job("team-a", "nightly", Some("same-key"));
+            store.job_insert(&job, &job.spec.digest()).await.unwrap()
+        })
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let mut created = Vec::new();
+    let mut existing = Vec::new();
+    for outcome in outcomes {
+        match outcome.unwrap() {
+            InsertOutcome::Created(job) => created.push(job.id),
+            InsertOutcome::Existing(job) => existing.push(job.id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created.len(), 1);
+    assert!(existing.iter().all(|id| *id == created[0]));
+    let filter = JobFilter {
+        limit: 100,
+        ..JobFilter::default()
+    };
+    assert_eq!(fx.store.job_list(&filter).await.unwrap().len(), 1);
+}
+
+fn attempt_for(job: &Job, state: JobState) -> Attempt {
+    Attempt {
+        job_id: job.id.clone(),
+        attempt: 1,
+        backend: "local".into(),
+        backend_ref: Some(serde_json::json!({"name": "sk8-x-1"})),
+        state,
+        created_at: Utc::now(),
+        ended_at: None,
+        failure_reason: None,
+        failure_class: None,
+    }
+}
+
+fn transition(from: JobState, to: JobState) -> NewEvent {
+    NewEvent {
+        attempt: Some(1),
+        from: Some(from),
+        to,
+        reason: format!("test: {from} to {to}"),
+        detail: Some("backend detail".into()),
+    }
+}
+
+async fn saves_are_optimistic_and_carry_attempts_and_events(engine: Engine) {
+    let fx = fixture(engine).await;
+    let stored = insert(&fx.store, &job("team-a", "j", None)).await;
+    let (mut mine, mut theirs) = (stored.clone(), stored.clone());
+
+    mine.state = JobState::Submitted;
+    mine.attempts = 1;
+    let attempt = attempt_for(&mine, JobState::Submitted);
+    let event = transition(JobState::Queued, JobState::Submitted);
+    assert!(
+        fx.store
+            .job_save(&mut mine, Some(&attempt), Some(&event))
+            .await
+            .unwrap()
+    );
+
+    // A writer holding the old version loses, and writes nothing at all.
+    theirs.state = JobState::Cancelled;
+    let stale = transition(JobState::Queued, JobState::Cancelled);
+    assert!(
+        !fx.store
+            .job_save(&mut theirs, None, Some(&stale))
+            .await
+            .unwrap()
+    );
+    let read = fx.store.job_get(&stored.id).await.unwrap().unwrap();
+    assert_eq!(read.state, JobState::Submitted);
+    let events = fx.store.event_list(&stored.id).await.unwrap();
+    let states: Vec<JobState> = events.iter().map(|e| e.to).collect();
+    assert_eq!(states, [JobState::Queued, JobState::Submitted]);
+    assert_eq!(events[1].detail.as_deref(), Some("backend detail"));
+
+    // Upserting the attempt updates it in place.
+    let mut ended = attempt_for(&mine, JobState::Failed);
+    ended.failure_reason = Some("boom".into());
+    ended.failure_class = Some(sk8::domain::FailureClass::Application);
+    ended.ended_at = Some(Utc::now());
+    mine.state = JobState::Failed;
+    assert!(
+        fx.store
+            .job_save(&mut mine, Some(&ended), None)
+            .await
+            .unwrap()
+    );
+    let attempts = fx.store.attempt_list(&stored.id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].failure_reason.as_deref(), Some("boom"));
+    assert_eq!(attempts[0].backend_ref, ended.backend_ref);
+    let one = fx.store.attempt_get(&stored.id, 1).await.unwrap().unwrap();
+    assert_eq!(one.state, JobState::Failed);
+}
+
+async fn list_filters_orders_and_pages(engine: Engine) {
+    let fx = fixture(engine).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let team = if i % 2 == 0 { "even" } else { "odd" };
+        let labels = [("pipeline", if i < 3 { "a" } else { "b" }), ("n", "x")];
+        let job = Job::new(spec(team, &format!("j{i}"), &labels), None, Utc::now());
+        ids.push(insert(&fx.store, &job).await.id);
+    }
+    let list = |filter: JobFilter| {
+        let store = fx.store.clone();
+        async move { store.job_list(&filter).await.unwrap() }
+    };
+    let all = list(JobFilter {
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    let newest_first: Vec<_> = ids.iter().rev().cloned().collect();
+    assert_eq!(
+        all.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        newest_first
+    );
+    let even = list(JobFilter {
+        team: Some("even".into()),
+        limit: 100,
+        ..Default::default()
+    });
+    assert_eq!(even.await.len(), 4);
+    let labelled = JobFilter {
+        labels: vec![("pipeline".into(), "a".into()), ("n".into(), "x".into())],
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(list(labelled).await.len(), 3);
+    let named = JobFilter {
+        name: Some("j3".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(list(named).await[0].id, ids[3]);
+    // `before` continues after the last id of a page.
+    let page = JobFilter {
+        before: Some(ids[4].clone()),
+        limit: 2,
+        ..Default::default()
+    };
+    let page: Vec<_> = list(page).await.into_iter().map(|j| j.id).collect();
+    assert_eq!(page, [ids[3].clone(), ids[2].clone()]);
+}
+
+async fn live_jobs_and_counts_by_state(engine: Engine) {
+    let fx = fixture(engine).await;
+    let mut done = insert(&fx.store, &job("t", "done", None)).await;
+    let live = insert(&fx.store, &job("t", "live", None)).await;
+    done.state = JobState::Succeeded;
+    assert!(fx.store.job_save(&mut done, None, None).await.unwrap());
+    let scanned = fx.store.job_list_live().await.unwrap();
+    assert_eq!(
+        scanned.iter().map(|j| &j.id).collect::<Vec<_>>(),
+        [&live.id]
+    );
+    let mut counts = fx.store.job_count_by_state().await.unwrap();
+    counts.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(counts, [(JobState::Queued, 1), (JobState::Succeeded, 1)]);
+    fx.store.ping().await.unwrap();
+}
