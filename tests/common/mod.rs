@@ -4,7 +4,7 @@
 //! `SK8_TEST_DATABASE_URL` or `DATABASE_URL` points at (default: the local one), dropped after.
 //!
 //! Each suite uses only part of this module, hence the `dead_code` allowance.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,7 @@ macro_rules! both_engines {
         }
     )*};
 }
+#[allow(unused_imports)] // used by the suites that run on both engines
 pub(crate) use both_engines;
 
 pub const TERMINAL: [&str; 3] = ["SUCCEEDED", "FAILED", "CANCELLED"];
