@@ -308,9 +308,33 @@ async fn bad_queries_and_routes(engine: Engine) {
         assert_eq!(got, status, "{path}: {error}");
         assert!(error["error"]["message"].is_string(), "{path}: {error}");
     }
+    oversized_body_is_refused_before_upload(&app).await;
     let response = app.http.delete(app.url("/v1/jobs")).send().await.unwrap();
     assert_eq!(response.status(), 405);
     let (status, _) = app.get("/v1/jobs/j-nosuchjob/logs?follow=maybe").await;
     assert_eq!(status, 400);
     assert_eq!(app.get("/healthz").await.0, 200, "still serving");
+}
+
+/// A body declared larger than `http.maxBodyBytes` gets its 413 before a byte of it is sent.
+/// (A raw socket, because an HTTP client still uploading when the server answers and closes
+/// sees a reset instead of the answer.)
+async fn oversized_body_is_refused_before_upload(app: &TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        2 << 20
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    let read = socket.read_to_string(&mut answer);
+    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .expect("answered without waiting for the body")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("maxBodyBytes"), "{answer}");
 }

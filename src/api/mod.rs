@@ -54,6 +54,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(move |request, next| {
+            reject_declared_oversize(max_body_bytes, request, next)
+        }))
         .layer(middleware::from_fn(record_request))
         .with_state(state)
 }
@@ -73,6 +76,23 @@ async fn method_not_allowed() -> Response {
         },
     };
     (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// Answers 413 at once when `Content-Length` already says the body is too large, instead of
+/// reading it first (the body limit alone only trips once that much has been uploaded).
+async fn reject_declared_oversize(max_body_bytes: usize, request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > max_body_bytes as u64 => Error::PayloadTooLarge(format!(
+            "the request body ({len} bytes) is larger than http.maxBodyBytes ({max_body_bytes})"
+        ))
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// Counts requests and records their latency by route template (never the raw path, which

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# sk8's first five minutes: builds sk8, prepares a local Spark if there is none, starts
+# `sk8 serve` on its embedded defaults (SQLite store, local backend, HTTP on 127.0.0.1:8080),
+# runs the sample PySpark job examples/pi.yaml to SUCCEEDED, then keeps serving until Ctrl-C.
+#
+#   scripts/quickstart.sh          # stays up; try `sk8 list` in another terminal
+#   scripts/quickstart.sh --once   # stops after the sample job (used by CI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+once=false
+[ "${1:-}" = "--once" ] && once=true
+say() { printf '\033[1mquickstart:\033[0m %s\n' "$*" >&2; }
+
+if [ -z "${SPARK_HOME:-}" ] && ! command -v spark-submit >/dev/null 2>&1; then
+  say "no Spark found: preparing one (scripts/setup-spark.sh)"
+  SPARK_HOME="$(scripts/setup-spark.sh)"
+  export SPARK_HOME
+fi
+say "Spark: ${SPARK_HOME:-$(command -v spark-submit)}"
+
+say "building sk8 (cargo build; the first build takes a few minutes)"
+cargo build --quiet --bin sk8
+sk8=target/debug/sk8
+
+addr="${SK8_HTTP_ADDR:-127.0.0.1:8080}"
+export SK8_SERVER="http://$addr"
+log="${TMPDIR:-/tmp}/sk8-quickstart.log"
+say "starting 'sk8 serve' on its embedded defaults (log: $log)"
+"$sk8" serve >"$log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
+
+for _ in $(seq 1 100); do
+  curl -fsS "$SK8_SERVER/readyz" >/dev/null 2>&1 && break
+  if ! kill -0 "$pid" 2>/dev/null; then
+    say "sk8 did not start; its log says:"
+    cat "$log" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+grep -E 'config:|store:|backend:|sk8 is ready' "$log" | sed 's/^/    /' >&2 || true
+
+say "submitting the sample job: sk8 submit examples/pi.yaml --wait"
+"$sk8" submit examples/pi.yaml --wait
+say "it ran: see it with '$sk8 list', '$sk8 logs <id>' and '$sk8 events <id>'"
+
+if $once; then
+  exit 0
+fi
+say "sk8 keeps serving at $SK8_SERVER (API: $SK8_SERVER/openapi.json); Ctrl-C stops it"
+wait "$pid"
