@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 once=false
 [ "${1:-}" = "--once" ] && once=true
-say() { printf '\033[1mquickstart:\033[0m %s\n' "$*" >&2; }
+if [ -t 2 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+say() { printf '%squickstart:%s %s\n' "$bold" "$plain" "$*" >&2; }
 
 if [ -z "${SPARK_HOME:-}" ] && ! command -v spark-submit >/dev/null 2>&1; then
   say "no Spark found: preparing one (scripts/setup-spark.sh)"
@@ -45,6 +46,7 @@ grep -E 'config:|store:|backend:|sk8 is ready' "$log" | sed 's/^/    /' >&2 || t
 say "submitting the sample job: sk8 submit examples/pi.yaml --wait"
 "$sk8" submit examples/pi.yaml --wait
 say "it ran: see it with '$sk8 list', '$sk8 logs <id>' and '$sk8 events <id>'"
+say "(put sk8 on your PATH with 'cargo install --path .')"
 
 if $once; then
   exit 0

@@ -16,8 +16,10 @@ const BUCKETS: [f64; 14] = [
 pub fn init_tracing(config: &LogConfig) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    // Colours only for a person at a terminal, never into a log file or pipe.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.format {
         LogFormat::Json => builder
