@@ -91,20 +91,10 @@ async fn submit_yaml_is_the_same_spec(engine: Engine) {
 async fn idempotency_key_returns_one_job_under_concurrent_retries(engine: Engine) {
     let app = TestApp::spawn(Options::new(engine)).await;
     let body = fake_job("pipelines", "nightly", "ok");
-    let send = |key: &'static str, body: Value| {
-        let request = app
-            .http
-            .post(app.url("/v1/jobs"))
-            .header("Idempotency-Key", key)
-            .json(&body);
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }
-    };
-    let results =
-        futures::future::join_all((0..20).map(|_| send("nightly-2026-11-26", body.clone()))).await;
+    let results = futures::future::join_all(
+        (0..20).map(|_| app.post_job_with_key(&body, "nightly-2026-11-26")),
+    )
+    .await;
     let created = results.iter().filter(|(s, _)| *s == 201).count();
     let replayed = results.iter().filter(|(s, _)| *s == 200).count();
     assert_eq!((created, replayed), (1, 19), "{results:?}");
@@ -119,7 +109,7 @@ async fn idempotency_key_returns_one_job_under_concurrent_retries(engine: Engine
     // The same key with a different body is a conflict that names the original job.
     let mut other = body.clone();
     other["name"] = json!("something-else");
-    let (status, error) = send("nightly-2026-11-26", other).await;
+    let (status, error) = app.post_job_with_key(&other, "nightly-2026-11-26").await;
     assert_eq!(status, 409, "{error}");
     let original = ids.into_iter().next().unwrap();
     assert!(
@@ -130,11 +120,10 @@ async fn idempotency_key_returns_one_job_under_concurrent_retries(engine: Engine
     );
 
     // Keys are per team: another team may use the same one.
-    let (status, _) = send(
-        "nightly-2026-11-26",
-        fake_job("other-team", "nightly", "ok"),
-    )
-    .await;
+    let other_team = fake_job("other-team", "nightly", "ok");
+    let (status, _) = app
+        .post_job_with_key(&other_team, "nightly-2026-11-26")
+        .await;
     assert_eq!(status, 201);
     // Without a key, every POST creates a job.
     let a = app.submit(&body).await;

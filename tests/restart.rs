@@ -96,16 +96,8 @@ fn kill_group(pgid: u32) {
 async fn kill9_during_a_submit_burst_loses_no_accepted_job(engine: Engine) {
     let mut app = TestApp::spawn(Options::new(engine)).await;
     let keyed = fake_job("t", "keyed", "ok");
-    let first = app
-        .http
-        .post(app.url("/v1/jobs"))
-        .header("Idempotency-Key", "before-the-crash")
-        .json(&keyed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(first.status(), 201);
-    let keyed_id = first.json::<Value>().await.unwrap()["id"].clone();
+    let (status, first) = app.post_job_with_key(&keyed, "before-the-crash").await;
+    assert_eq!(status, 201);
 
     // Kill once ten submissions are acknowledged, with many more in flight.
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -155,16 +147,9 @@ async fn kill9_during_a_submit_burst_loses_no_accepted_job(engine: Engine) {
         acknowledged.len()
     );
     // The idempotency key still points at the job it created before the crash.
-    let again = app
-        .http
-        .post(app.url("/v1/jobs"))
-        .header("Idempotency-Key", "before-the-crash")
-        .json(&keyed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 200);
-    assert_eq!(again.json::<Value>().await.unwrap()["id"], keyed_id);
+    let (status, again) = app.post_job_with_key(&keyed, "before-the-crash").await;
+    assert_eq!(status, 200);
+    assert_eq!(again["id"], first["id"]);
 }
 
 async fn sigterm_stops_running_jobs_and_records_why(engine: Engine) {

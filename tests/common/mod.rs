@@ -248,6 +248,20 @@ impl TestApp {
             .expect("POST /v1/jobs")
     }
 
+    /// Submits with an `Idempotency-Key`; returns the status and body.
+    pub async fn post_job_with_key(&self, body: &Value, key: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url("/v1/jobs"))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("POST /v1/jobs");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
     /// Submits a job that must be accepted; returns it.
     pub async fn submit(&self, body: &Value) -> Value {
         let response = self.post_job(body).await;
