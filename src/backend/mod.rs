@@ -6,6 +6,7 @@
 //! Backends keep no durable state of their own: everything needed to find an attempt again
 //! after a restart is in its [`BackendRef`], which the store keeps.
 
+pub mod kubernetes;
 pub mod local;
 pub mod noop;
 
