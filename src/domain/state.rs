@@ -85,6 +85,12 @@ pub enum FailureClass {
     Configuration,
     /// The job ran past `timeoutSeconds`: never retried.
     Timeout,
+    /// The cluster could not place the driver or executors in time (quota, no node fits):
+    /// retried per policy, since capacity may free up.
+    Scheduling,
+    /// The driver was killed for exceeding its memory: never retried, the same size would fail
+    /// again; raise `driver.memory`.
+    OutOfMemory,
 }
 
 impl FailureClass {
@@ -94,6 +100,8 @@ impl FailureClass {
             FailureClass::Infrastructure => "infrastructure",
             FailureClass::Configuration => "configuration",
             FailureClass::Timeout => "timeout",
+            FailureClass::Scheduling => "scheduling",
+            FailureClass::OutOfMemory => "out_of_memory",
         }
     }
 
@@ -103,6 +111,8 @@ impl FailureClass {
             FailureClass::Infrastructure,
             FailureClass::Configuration,
             FailureClass::Timeout,
+            FailureClass::Scheduling,
+            FailureClass::OutOfMemory,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)
@@ -111,7 +121,7 @@ impl FailureClass {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            FailureClass::Application | FailureClass::Infrastructure
+            FailureClass::Application | FailureClass::Infrastructure | FailureClass::Scheduling
         )
     }
 }
