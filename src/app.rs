@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::backend::Backend;
+use crate::backend::kubernetes::KubernetesBackend;
 use crate::backend::local::LocalBackend;
 use crate::backend::noop::NoopBackend;
 use crate::config::{BackendKind, Config, redact_url};
@@ -36,7 +37,7 @@ pub async fn run(
     let started = Instant::now();
     let store = connect_store(&config).await?;
     let wake = Arc::new(Notify::new());
-    let backend = build_backend(&config, wake.clone());
+    let backend = build_backend(&config, wake.clone()).await?;
     let jobs = JobService::new(
         store.clone(),
         backend.clone(),
@@ -122,8 +123,8 @@ async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-fn build_backend(config: &Config, wake: Arc<Notify>) -> Arc<dyn Backend> {
-    match config.backend.kind {
+async fn build_backend(config: &Config, wake: Arc<Notify>) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match config.backend.kind {
         BackendKind::Local => {
             let local = LocalBackend::new(config.backend.local.clone(), &config.data_dir, wake);
             tracing::info!(
@@ -139,7 +140,20 @@ fn build_backend(config: &Config, wake: Arc<Notify>) -> Arc<dyn Backend> {
             tracing::warn!("backend: noop (jobs succeed without running anything; for benchmarks)");
             Arc::new(NoopBackend)
         }
-    }
+        BackendKind::Kubernetes => {
+            let kube = &config.backend.kubernetes;
+            let backend = KubernetesBackend::connect(kube, wake)
+                .await
+                .context("connect the Kubernetes backend (backend.kubernetes in the config)")?;
+            tracing::info!(
+                kubeconfig = kube.kubeconfig.as_ref().map(|p| p.display().to_string()),
+                context = kube.context.as_deref(),
+                driver_service_account = %kube.driver_service_account,
+                "backend: kubernetes (SparkApplications, spark.apache.org/v1)"
+            );
+            Arc::new(backend)
+        }
+    })
 }
 
 fn reconciler_settings(config: &Config) -> ReconcilerSettings {

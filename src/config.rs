@@ -64,6 +64,8 @@ pub enum BackendKind {
     Local,
     /// Jobs succeed as soon as they are submitted: for benchmarks of sk8 itself.
     Noop,
+    /// Jobs run as SparkApplications of the Apache Spark Kubernetes Operator.
+    Kubernetes,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -71,6 +73,20 @@ pub enum BackendKind {
 pub struct BackendConfig {
     pub kind: BackendKind,
     pub local: LocalConfig,
+    pub kubernetes: KubernetesConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    /// A kubeconfig file; unset means in-cluster config, else `KUBECONFIG` / `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context; unset means its current context.
+    pub context: Option<String>,
+    /// The ServiceAccount Spark drivers run as in every team namespace.
+    pub driver_service_account: String,
+    /// How long the operator keeps a failed application's driver pod (for its log).
+    pub failed_retain_seconds: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -159,6 +175,7 @@ impl Default for BackendConfig {
         BackendConfig {
             kind: BackendKind::Local,
             local: LocalConfig::default(),
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }
@@ -171,6 +188,17 @@ impl Default for LocalConfig {
             master: "local[*]".into(),
             max_running: std::thread::available_parallelism().map_or(2, |n| n.get()),
             kill_grace_seconds: 10,
+        }
+    }
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            kubeconfig: None,
+            context: None,
+            driver_service_account: "sk8-spark-driver".into(),
+            failed_retain_seconds: 3600,
         }
     }
 }
@@ -285,11 +313,18 @@ impl Config {
             self.backend.kind = match v.as_str() {
                 "local" => BackendKind::Local,
                 "noop" => BackendKind::Noop,
-                _ => return Err(env_error(var, &v, "must be local or noop")),
+                "kubernetes" => BackendKind::Kubernetes,
+                _ => return Err(env_error(var, &v, "must be local, noop or kubernetes")),
             };
         }
         if let Some((_, v)) = get("SK8_SPARK_HOME").or_else(|| get("SPARK_HOME")) {
             self.backend.local.spark_home.get_or_insert(v.into());
+        }
+        if let Some((_, v)) = get("SK8_KUBECONFIG") {
+            self.backend.kubernetes.kubeconfig = Some(v.into());
+        }
+        if let Some((_, v)) = get("SK8_KUBE_CONTEXT") {
+            self.backend.kubernetes.context = Some(v);
         }
         if let Some((_, v)) = get("SK8_SPARK_SUBMIT") {
             self.backend.local.spark_submit = Some(v.into());
@@ -343,6 +378,8 @@ impl Config {
                 "must be local, local[N] or local[*] (the local backend runs Spark in-process)",
             ));
         }
+        crate::domain::names::dns_label_rule(&self.backend.kubernetes.driver_service_account)
+            .map_err(|m| invalid("backend.kubernetes.driverServiceAccount", &m))?;
         let defaults = self.spec_defaults();
         let probe = serde_json::json!({
             "team": "t", "env": "e", "name": "n", "mainApplicationFile": "/x.py",

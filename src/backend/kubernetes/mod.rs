@@ -1,10 +1,295 @@
 //! The Kubernetes backend: each attempt becomes a `spark.apache.org/v1` SparkApplication for the
 //! Apache Spark Kubernetes Operator in the team's namespace `sjns-<team>-<env>`.
 //!
-//! Built in steps: what exists so far is the manifest rendering ([`render`], validated against
-//! the operator's CRD schema by `tests/sparkapplication.rs`) and the mapping of the operator's
-//! status to sk8's ([`status`]). The client, the status watcher and the `Backend`
-//! implementation come next (see the Kubernetes backend issue).
+//! - submit: server-side apply of the rendered manifest ([`render`]) under sk8's field manager,
+//!   so submitting the same attempt twice changes nothing;
+//! - status: read from a cache fed by one watch over all sk8-managed applications ([`watch`]),
+//!   mapped to sk8's view by [`status`]; an application the watch has not seen yet is read once;
+//! - stop: delete the application; it is gone when the API server no longer has it;
+//! - logs: the driver pod's log, found by the operator's labels, streamed from the API server.
+//!
+//! No state of its own: the attempt's [`BackendRef`] names the application.
 
 pub mod render;
 pub mod status;
+mod watch;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::AsyncBufReadExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use self::render::RenderSettings;
+use self::watch::StatusCache;
+use super::{
+    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, StopProgress,
+    StopReason,
+};
+use crate::config::KubernetesConfig;
+use crate::domain::FailureClass;
+
+/// The field manager of every object sk8 applies.
+pub const FIELD_MANAGER: &str = "sk8";
+const SPARK_UI_PORT: u16 = 4040;
+
+/// The backend's handle on an attempt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KubeRef {
+    namespace: String,
+    name: String,
+}
+
+impl KubeRef {
+    fn parse(value: &BackendRef) -> Result<Self, BackendError> {
+        serde_json::from_value(value.clone())
+            .map_err(|e| BackendError::NotFound(format!("not a Kubernetes attempt reference: {e}")))
+    }
+
+    fn key(&self) -> watch::AppKey {
+        (self.namespace.clone(), self.name.clone())
+    }
+}
+
+pub struct KubernetesBackend {
+    client: kube::Client,
+    resource: ApiResource,
+    settings: RenderSettings,
+    cache: Arc<StatusCache>,
+    stop_watch: CancellationToken,
+}
+
+impl KubernetesBackend {
+    /// Connects (kubeconfig or in-cluster) and starts the SparkApplication watch.
+    pub async fn connect(config: &KubernetesConfig, wake: Arc<Notify>) -> anyhow::Result<Self> {
+        let client = kube::Client::try_from(client_config(config).await?)?;
+        let resource = ApiResource {
+            group: "spark.apache.org".into(),
+            version: "v1".into(),
+            api_version: render::API_VERSION.into(),
+            kind: render::KIND.into(),
+            plural: "sparkapplications".into(),
+        };
+        let cache = Arc::new(StatusCache::default());
+        let stop_watch = CancellationToken::new();
+        let all = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        tokio::spawn(watch::run(all, cache.clone(), wake, stop_watch.clone()));
+        Ok(KubernetesBackend {
+            client,
+            resource,
+            settings: RenderSettings {
+                driver_service_account: config.driver_service_account.clone(),
+                failed_retain_seconds: config.failed_retain_seconds,
+            },
+            cache,
+            stop_watch,
+        })
+    }
+
+    fn apps(&self, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, &self.resource)
+    }
+
+    /// The application's status from the watch, or read once when the watch has not seen it.
+    async fn current_status(
+        &self,
+        app: &KubeRef,
+    ) -> Result<Option<serde_json::Value>, BackendError> {
+        if let Some(status) = self.cache.get(&app.key()) {
+            return Ok(Some(status));
+        }
+        let found = self
+            .apps(&app.namespace)
+            .get_opt(&app.name)
+            .await
+            .map_err(transient)?;
+        Ok(found.map(|object| object.data.get("status").cloned().unwrap_or_default()))
+    }
+}
+
+async fn client_config(config: &KubernetesConfig) -> anyhow::Result<kube::Config> {
+    use anyhow::Context;
+    let options = kube::config::KubeConfigOptions {
+        context: config.context.clone(),
+        ..Default::default()
+    };
+    match &config.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .with_context(|| format!("use kubeconfig {}", path.display()))
+        }
+        None if config.context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .context("use the default kubeconfig"),
+        None => kube::Config::infer()
+            .await
+            .context("find a cluster: no in-cluster config and no kubeconfig"),
+    }
+}
+
+#[async_trait]
+impl Backend for KubernetesBackend {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError> {
+        let manifest = render::spark_application(request, &self.settings);
+        let app = KubeRef {
+            namespace: request.spec.namespace(),
+            name: request.name(),
+        };
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        self.apps(&app.namespace)
+            .patch(&app.name, &params, &Patch::Apply(&manifest))
+            .await
+            .map_err(|err| submit_error(err, &app.namespace))?;
+        tracing::info!(namespace = %app.namespace, name = %app.name, "applied SparkApplication");
+        Ok(serde_json::to_value(app).expect("a KubeRef serializes"))
+    }
+
+    async fn status(&self, attempt: &BackendRef) -> Result<AttemptStatus, BackendError> {
+        let app = KubeRef::parse(attempt)?;
+        let Some(status) = self.current_status(&app).await? else {
+            return Ok(AttemptStatus::Failed {
+                class: FailureClass::Infrastructure,
+                reason: format!(
+                    "the SparkApplication {}/{} was deleted outside sk8",
+                    app.namespace, app.name
+                ),
+            });
+        };
+        Ok(with_spark_ui(status::attempt_status(&status), &status))
+    }
+
+    async fn stop(
+        &self,
+        attempt: &BackendRef,
+        why: StopReason,
+    ) -> Result<StopProgress, BackendError> {
+        let app = KubeRef::parse(attempt)?;
+        let apps = self.apps(&app.namespace);
+        match apps.get_opt(&app.name).await.map_err(transient)? {
+            None => Ok(StopProgress::Gone),
+            Some(object) if object.metadata.deletion_timestamp.is_some() => {
+                Ok(StopProgress::Stopping)
+            }
+            Some(_) => {
+                tracing::info!(namespace = %app.namespace, name = %app.name, why = why.as_str(), "deleting SparkApplication");
+                match apps.delete(&app.name, &DeleteParams::background()).await {
+                    Ok(_) => Ok(StopProgress::Stopping),
+                    Err(err) if api_code(&err) == Some(404) => Ok(StopProgress::Gone),
+                    Err(err) => Err(transient(err)),
+                }
+            }
+        }
+    }
+
+    async fn logs(&self, attempt: &BackendRef, follow: bool) -> Result<LogStream, BackendError> {
+        let app = KubeRef::parse(attempt)?;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &app.namespace);
+        let selector = format!(
+            "spark-role=driver,spark.operator/spark-app-name={}",
+            app.name
+        );
+        let found = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(transient)?;
+        let Some(pod) = found
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .next_back()
+        else {
+            return Err(BackendError::NotFound(format!(
+                "the driver pod of {}/{} is gone: the operator removes it once the application \
+                 ends (failed ones are kept for backend.kubernetes.failedRetainSeconds)",
+                app.namespace, app.name
+            )));
+        };
+        let params = LogParams {
+            follow,
+            ..LogParams::default()
+        };
+        let reader = pods.log_stream(&pod, &params).await.map_err(transient)?;
+        Ok(bytes_of(reader))
+    }
+
+    async fn shutdown(&self) {
+        self.stop_watch.cancel();
+    }
+}
+
+/// A byte stream over a buffered reader, chunk by chunk as the API server sends them.
+fn bytes_of(reader: impl futures::AsyncBufRead + Send + Unpin + 'static) -> LogStream {
+    Box::pin(futures::stream::unfold(reader, |mut reader| async move {
+        match reader.fill_buf().await {
+            Ok([]) => None,
+            Ok(chunk) => {
+                let bytes = Bytes::copy_from_slice(chunk);
+                reader.consume_unpin(bytes.len());
+                Some((Ok(bytes), reader))
+            }
+            Err(err) => Some((Err(err), reader)),
+        }
+    }))
+}
+
+/// A running driver's Spark UI, when the operator has reported the driver pod's IP.
+fn with_spark_ui(observed: AttemptStatus, status: &serde_json::Value) -> AttemptStatus {
+    match observed {
+        AttemptStatus::Running { detail, .. } => {
+            let ip = status["currentState"]["lastObservedDriverStatus"]["podIP"].as_str();
+            AttemptStatus::Running {
+                spark_ui_url: ip.map(|ip| format!("http://{ip}:{SPARK_UI_PORT}")),
+                detail,
+            }
+        }
+        other => other,
+    }
+}
+
+fn api_code(err: &kube::Error) -> Option<u16> {
+    match err {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Submission failures the job can do nothing about fail the attempt; the rest are retried by
+/// the next reconcile pass.
+fn submit_error(err: kube::Error, namespace: &str) -> BackendError {
+    let rejected = |reason: String| BackendError::Rejected {
+        class: FailureClass::Configuration,
+        reason,
+    };
+    match api_code(&err) {
+        Some(404) => rejected(format!(
+            "namespace {namespace} does not exist on the cluster: a platform admin must create it \
+             (with its Spark driver ServiceAccount) and have the Spark operator watch it"
+        )),
+        Some(403) => rejected(format!(
+            "sk8 may not create SparkApplications in {namespace}: check its RBAC ({err})"
+        )),
+        Some(400 | 409 | 415 | 422) => rejected(format!(
+            "the API server rejected the SparkApplication: {err}"
+        )),
+        _ => transient(err),
+    }
+}
+
+fn transient(err: kube::Error) -> BackendError {
+    BackendError::Transient(format!("Kubernetes API: {err}"))
+}

@@ -1,0 +1,128 @@
+//! One watch per cluster over every sk8-managed SparkApplication, feeding a cache of their
+//! statuses: the reconciler reads attempts from memory instead of polling the API server, and
+//! is woken the moment a status changes.
+//!
+//! kube-runtime's watcher resumes from the last resourceVersion after a disconnect and relists
+//! after `410 Gone`; a relist replaces the cache wholesale, so an application deleted while the
+//! watch was down does not linger.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::render::{LABEL_MANAGED_BY, MANAGED_BY};
+
+/// (namespace, name) of a SparkApplication.
+pub type AppKey = (String, String);
+
+/// What the watch has seen, by application.
+#[derive(Default)]
+pub struct StatusCache {
+    statuses: RwLock<HashMap<AppKey, Value>>,
+}
+
+impl StatusCache {
+    /// The last status seen of an application; `None` if the watch has not seen it (yet).
+    pub fn get(&self, key: &AppKey) -> Option<Value> {
+        self.read().get(key).cloned()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<AppKey, Value>> {
+        self.statuses.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<AppKey, Value>> {
+        self.statuses.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records an application; true when its status changed.
+    fn apply(&self, object: &DynamicObject) -> bool {
+        let Some(key) = key_of(object) else {
+            return false;
+        };
+        let status = object.data.get("status").cloned().unwrap_or(Value::Null);
+        self.write().insert(key, status.clone()) != Some(status)
+    }
+
+    fn delete(&self, object: &DynamicObject) -> bool {
+        key_of(object).is_some_and(|key| self.write().remove(&key).is_some())
+    }
+
+    /// Drops what a completed relist did not see.
+    fn retain(&self, seen: &HashSet<AppKey>) {
+        self.write().retain(|key, _| seen.contains(key));
+    }
+}
+
+fn key_of(object: &DynamicObject) -> Option<AppKey> {
+    Some((
+        object.metadata.namespace.clone()?,
+        object.metadata.name.clone()?,
+    ))
+}
+
+/// Runs the watch until `stop`; wakes `wake` whenever an application's status changes.
+pub async fn run(
+    api: Api<DynamicObject>,
+    cache: Arc<StatusCache>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
+    let config = watcher::Config::default().labels(&selector);
+    let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    let mut relisted = HashSet::new();
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => break,
+            event = events.next() => event,
+        };
+        let changed = match event {
+            None => break,
+            Some(Ok(event)) => handle(&cache, event, &mut relisted),
+            Some(Err(err)) => {
+                metrics::counter!("sk8_kube_watch_errors_total").increment(1);
+                tracing::warn!(error = %err, "SparkApplication watch failed; resuming with backoff");
+                false
+            }
+        };
+        if changed {
+            wake.notify_one();
+        }
+    }
+    tracing::info!("SparkApplication watch stopped");
+}
+
+fn handle(
+    cache: &StatusCache,
+    event: Event<DynamicObject>,
+    relisted: &mut HashSet<AppKey>,
+) -> bool {
+    match event {
+        Event::Apply(object) => cache.apply(&object),
+        Event::Delete(object) => cache.delete(&object),
+        Event::Init => {
+            relisted.clear();
+            false
+        }
+        Event::InitApply(object) => {
+            relisted.extend(key_of(&object));
+            cache.apply(&object)
+        }
+        Event::InitDone => {
+            cache.retain(relisted);
+            tracing::info!(
+                applications = relisted.len(),
+                "SparkApplication watch (re)listed"
+            );
+            true
+        }
+    }
+}
