@@ -36,8 +36,8 @@ ensure_postgres
 say "Spark: $SK8_TEST_SPARK_HOME; Postgres: $pg_url"
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run "$@"
+  cargo nextest run --workspace "$@"
 else
   say "cargo-nextest not found: using cargo test"
-  cargo test "$@"
+  cargo test --workspace "$@"
 fi

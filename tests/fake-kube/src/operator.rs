@@ -1,0 +1,511 @@
+//! A fake Apache Spark Kubernetes Operator. It watches SparkApplications (through the store's
+//! own watch, like a real controller), and walks each new one through the states the real
+//! operator reports, one step per [`OperatorOptions::step`]:
+//!
+//! `Submitted → DriverRequested → DriverStarted → DriverReady → RunningHealthy → Succeeded →
+//! ResourceReleased`, writing `status.currentState` and `status.stateTransitionHistory`
+//! (keys "0", "1", …) through the status subresource, and a driver pod `<app>-0-driver`
+//! (labels `spark-role=driver`, `spark.operator/spark-app-name=<app>`, owned by the app,
+//! `status.podIP` 127.0.0.N) that goes Pending → Running → Ready → Succeeded, with a log.
+//!
+//! Annotations on the SparkApplication steer it (a label of the same key works too, so a
+//! caller that can only set labels can still choose; the annotation wins):
+//! - `fake.sk8.dev/outcome`: `Succeeded` (default), `Running` (never finishes; the default
+//!   for a `SparkConnectServer` main class), `Failed`, `OOMKilled` (driver container
+//!   terminated `OOMKilled`, app `Failed`), `SchedulingFailure`, `DriverStartTimedOut`,
+//!   `DriverReadyTimedOut`, `ExecutorsStartTimedOut`, `DriverEvicted`;
+//! - `fake.sk8.dev/pod-ip`: the driver's pod IP (so a test can run a real Spark Connect
+//!   server on it); `fake.sk8.dev/driver-log`: text the driver logs while running;
+//! - `fake.sk8.dev/step-ms`: this app's step delay.
+//!
+//! After a terminal state the app ends `ResourceReleased` (driver pod deleted), or
+//! `TerminatedWithoutReleaseResources` when `spec.applicationTolerations.resourceRetainPolicy`
+//! is `Always`, or `OnFailure` and the app failed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::meta;
+use crate::resources::{ResourceKind, lookup};
+use crate::selectors::Selector;
+use crate::store::{Patch, Store, Target, WatchStart, WriteOptions};
+use crate::watch::{EventType, WatchItem, WatchTiming};
+
+/// The field manager of every write the operator makes.
+pub const MANAGER: &str = "spark-kubernetes-operator";
+const OUTCOME: &str = "fake.sk8.dev/outcome";
+const POD_IP: &str = "fake.sk8.dev/pod-ip";
+const DRIVER_LOG: &str = "fake.sk8.dev/driver-log";
+const STEP_MS: &str = "fake.sk8.dev/step-ms";
+
+/// How the fake operator behaves.
+#[derive(Debug, Clone)]
+pub struct OperatorOptions {
+    /// Delay before each state transition.
+    pub step: Duration,
+    /// Namespaces it acts in; None means all. (The real operator watches only the namespaces
+    /// it is configured for, `default` unless told otherwise.)
+    pub namespaces: Option<Vec<String>>,
+}
+
+impl Default for OperatorOptions {
+    fn default() -> Self {
+        OperatorOptions {
+            step: Duration::from_millis(200),
+            namespaces: None,
+        }
+    }
+}
+
+fn spark() -> &'static ResourceKind {
+    lookup("spark.apache.org", "v1", "sparkapplications")
+        .expect("SparkApplications are served")
+        .0
+}
+
+fn pods() -> &'static ResourceKind {
+    lookup("", "v1", "pods").expect("pods are served").0
+}
+
+/// Runs until `shutdown`: every SparkApplication that appears without a status gets a task
+/// that drives it.
+pub async fn run(store: Arc<Store>, options: OperatorOptions, shutdown: CancellationToken) {
+    let all = Target::collection(spark(), None);
+    let start = WatchStart::Current {
+        end_bookmark: false,
+    };
+    let watch = store.watch(
+        &all,
+        Selector::default(),
+        start,
+        &WatchTiming::default(),
+        shutdown.clone(),
+    );
+    let Ok(mut watch) = watch else { return };
+    let pod_ips = Arc::new(AtomicU32::new(0));
+    while let Some(item) = watch.next().await {
+        let WatchItem::Event(EventType::Added, app) = item else {
+            continue;
+        };
+        let namespace = app["metadata"]["namespace"].as_str().unwrap_or_default();
+        let watched = options
+            .namespaces
+            .as_ref()
+            .is_none_or(|n| n.iter().any(|n| n == namespace));
+        if watched && app.get("status").is_none() {
+            let driver = Driver::new(store.clone(), &app, &options, &pod_ips);
+            tokio::spawn(driver.run(shutdown.clone()));
+        }
+    }
+}
+
+/// One state change: the summary, its message, and what happens to the driver pod first.
+struct Step {
+    state: &'static str,
+    message: &'static str,
+    pod: Option<PodChange>,
+}
+
+#[derive(Clone, Copy)]
+enum PodChange {
+    Create,
+    Start,
+    Ready,
+    Terminate {
+        phase: &'static str,
+        reason: &'static str,
+        exit_code: i32,
+    },
+}
+
+const fn step(state: &'static str, message: &'static str, pod: Option<PodChange>) -> Step {
+    Step {
+        state,
+        message,
+        pod,
+    }
+}
+
+const SUBMITTED: Step = step(
+    "Submitted",
+    "Spark application has been created on Kubernetes Cluster.",
+    None,
+);
+const REQUESTED: Step = step(
+    "DriverRequested",
+    "Requested driver from resource scheduler.",
+    Some(PodChange::Create),
+);
+const STARTED: Step = step(
+    "DriverStarted",
+    "Driver has started running.",
+    Some(PodChange::Start),
+);
+const READY: Step = step(
+    "DriverReady",
+    "Driver has reached ready state.",
+    Some(PodChange::Ready),
+);
+const HEALTHY: Step = step("RunningHealthy", "Application is running healthy.", None);
+
+const fn terminate(phase: &'static str, reason: &'static str, exit_code: i32) -> Option<PodChange> {
+    Some(PodChange::Terminate {
+        phase,
+        reason,
+        exit_code,
+    })
+}
+
+/// The states of an outcome before release; None for an unknown outcome.
+fn steps(outcome: &str) -> Option<Vec<Step>> {
+    let running = || vec![SUBMITTED, REQUESTED, STARTED, READY, HEALTHY];
+    let ending = |last: Step| {
+        let mut all = running();
+        all.push(last);
+        all
+    };
+    Some(match outcome {
+        "Succeeded" => ending(step(
+            "Succeeded",
+            "Spark application completed successfully.",
+            terminate("Succeeded", "Completed", 0),
+        )),
+        "Running" => running(),
+        "Failed" => ending(step(
+            "Failed",
+            "Spark application failed: driver exited with code 1.",
+            terminate("Failed", "Error", 1),
+        )),
+        "OOMKilled" => ending(step(
+            "Failed",
+            "Driver container terminated with reason OOMKilled.",
+            terminate("Failed", "OOMKilled", 137),
+        )),
+        "DriverEvicted" => ending(step(
+            "DriverEvicted",
+            "Driver pod was evicted.",
+            terminate("Failed", "Evicted", 137),
+        )),
+        "SchedulingFailure" => vec![
+            SUBMITTED,
+            step(
+                "SchedulingFailure",
+                "Failed to request driver from scheduler backend.",
+                None,
+            ),
+        ],
+        "DriverStartTimedOut" => vec![
+            SUBMITTED,
+            REQUESTED,
+            step("DriverStartTimedOut", "Driver did not start in time.", None),
+        ],
+        "DriverReadyTimedOut" => vec![
+            SUBMITTED,
+            REQUESTED,
+            STARTED,
+            step(
+                "DriverReadyTimedOut",
+                "Driver did not become ready in time.",
+                None,
+            ),
+        ],
+        "ExecutorsStartTimedOut" => {
+            vec![
+                SUBMITTED,
+                REQUESTED,
+                STARTED,
+                READY,
+                step(
+                    "ExecutorsStartTimedOut",
+                    "Executors did not start in time.",
+                    None,
+                ),
+            ]
+        }
+        _ => return None,
+    })
+}
+
+/// A `fake.sk8.dev/*` setting: the annotation, else the label.
+fn setting(app: &Value, key: &str) -> Option<String> {
+    ["annotations", "labels"]
+        .iter()
+        .find_map(|map| app["metadata"][map].get(key).and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+/// Drives one application.
+struct Driver {
+    store: Arc<Store>,
+    app: Target,
+    uid: String,
+    name: String,
+    driver_log: Option<String>,
+    outcome: String,
+    retain: String,
+    image: String,
+    service_account: Option<String>,
+    pod_ip: String,
+    step: Duration,
+    written: usize,
+}
+
+impl Driver {
+    fn new(store: Arc<Store>, app: &Value, options: &OperatorOptions, pod_ips: &AtomicU32) -> Self {
+        let text = |pointer: &str| {
+            app.pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let note = |key: &str| setting(app, key);
+        let connect_server =
+            text("/spec/mainClass").is_some_and(|c| c.ends_with("SparkConnectServer"));
+        let default_outcome = if connect_server {
+            "Running"
+        } else {
+            "Succeeded"
+        };
+        let name = text("/metadata/name").unwrap_or_default();
+        let conf = |key: &str| {
+            app.pointer("/spec/sparkConf")
+                .and_then(|c| c.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        // 127.0.0.2 … 127.0.0.254, then around again.
+        let next_ip = || {
+            format!(
+                "127.0.0.{}",
+                2 + pod_ips.fetch_add(1, Ordering::Relaxed) % 253
+            )
+        };
+        Driver {
+            app: Target::item(spark(), text("/metadata/namespace").as_deref(), &name),
+            uid: text("/metadata/uid").unwrap_or_default(),
+            outcome: note(OUTCOME).unwrap_or_else(|| default_outcome.to_string()),
+            retain: text("/spec/applicationTolerations/resourceRetainPolicy")
+                .unwrap_or_else(|| "Never".into()),
+            image: conf("spark.kubernetes.container.image")
+                .unwrap_or_else(|| "apache/spark".into()),
+            service_account: conf("spark.kubernetes.authenticate.driver.serviceAccountName"),
+            pod_ip: note(POD_IP).unwrap_or_else(next_ip),
+            step: note(STEP_MS)
+                .and_then(|ms| ms.parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or(options.step),
+            driver_log: note(DRIVER_LOG),
+            name,
+            store,
+            written: 0,
+        }
+    }
+
+    fn pod(&self) -> Target {
+        Target::item(
+            pods(),
+            self.app.namespace.as_deref(),
+            &format!("{}-0-driver", self.name),
+        )
+    }
+
+    async fn run(mut self, shutdown: CancellationToken) {
+        let Some(steps) = steps(&self.outcome) else {
+            // A typo in a test's annotation: fail the app visibly, and still end it.
+            if self.wait(&shutdown).await {
+                self.transition("Failed", &format!("unknown {OUTCOME} {:?}", self.outcome));
+            }
+            if self.wait(&shutdown).await {
+                self.release(true);
+            }
+            return;
+        };
+        let failed = steps
+            .last()
+            .is_some_and(|s| !matches!(s.state, "Succeeded" | "RunningHealthy"));
+        let finishes = self.outcome != "Running";
+        for step in &steps {
+            if !self.wait(&shutdown).await {
+                return;
+            }
+            if let Some(change) = step.pod {
+                self.change_pod(change);
+            }
+            self.transition(step.state, step.message);
+        }
+        if finishes && self.wait(&shutdown).await {
+            self.release(failed);
+        }
+    }
+
+    /// Sleeps one step; false when shutting down or the application is gone (or replaced).
+    async fn wait(&self, shutdown: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(self.step) => {}
+        }
+        let current = self.store.get(&self.app).ok();
+        current.is_some_and(|app| app["metadata"]["uid"] == self.uid.as_str())
+    }
+
+    fn release(&mut self, failed: bool) {
+        let retain = self.retain == "Always" || (self.retain == "OnFailure" && failed);
+        if retain {
+            self.transition(
+                "TerminatedWithoutReleaseResources",
+                "Spark application terminated; resources retained.",
+            );
+        } else {
+            // The pod may never have existed (scheduling failures).
+            let _ = self.store.delete(&self.pod(), &Default::default(), false);
+            self.transition(
+                "ResourceReleased",
+                "Resources for Spark application have been released.",
+            );
+        }
+    }
+
+    /// Writes the new state through the status subresource, appending to the history. Like the
+    /// real operator, a state carries the driver pod's status as last observed (that is where
+    /// an `OOMKilled` termination shows).
+    fn transition(&mut self, state: &str, message: &str) {
+        let mut entry = json!({"currentStateSummary": state, "lastTransitionTime": meta::now(), "message": message});
+        if let Ok(pod) = self.store.get(&self.pod())
+            && let Some(status) = pod.get("status")
+        {
+            entry["lastObservedDriverStatus"] = status.clone();
+        }
+        let patch = json!({"status": {
+            "currentState": entry,
+            "stateTransitionHistory": {self.written.to_string(): entry},
+            "currentAttemptSummary": {"attemptInfo": {"id": 0}},
+        }});
+        self.written += 1;
+        self.write(&self.app.clone().status(), patch);
+    }
+
+    fn write(&self, target: &Target, patch: Value) {
+        if let Err(error) =
+            self.store
+                .patch(target, Patch::Merge(patch), &WriteOptions::new(MANAGER))
+        {
+            tracing::warn!(%error, app = %self.name, "fake operator write failed");
+        }
+    }
+
+    fn change_pod(&self, change: PodChange) {
+        let now = meta::now();
+        let container = json!({"name": "spark-kubernetes-driver", "image": self.image});
+        let status = match change {
+            PodChange::Create => return self.create_pod(container),
+            PodChange::Start => {
+                self.log(&format!(
+                    "INFO SparkContext: Running Spark application {}\n",
+                    self.name
+                ));
+                json!({"phase": "Running", "podIP": self.pod_ip, "podIPs": [{"ip": self.pod_ip}], "hostIP": "127.0.0.1",
+                       "startTime": now, "conditions": [{"type": "Ready", "status": "False"}],
+                       "containerStatuses": [{"name": "spark-kubernetes-driver", "image": self.image, "ready": false,
+                                               "restartCount": 0, "state": {"running": {"startedAt": now}}}]})
+            }
+            PodChange::Ready => {
+                if let Some(text) = &self.driver_log {
+                    self.log(text);
+                }
+                json!({"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+                       "containerStatuses": [{"name": "spark-kubernetes-driver", "image": self.image, "ready": true,
+                                               "restartCount": 0, "state": {"running": {"startedAt": now}}}]})
+            }
+            PodChange::Terminate {
+                phase,
+                reason,
+                exit_code,
+            } => {
+                self.log(&format!(
+                    "INFO SparkContext: Driver finished: {reason} (exit code {exit_code})\n"
+                ));
+                let terminated =
+                    json!({"exitCode": exit_code, "reason": reason, "finishedAt": now});
+                let mut status = json!({"phase": phase, "conditions": [{"type": "Ready", "status": "False"}],
+                    "containerStatuses": [{"name": "spark-kubernetes-driver", "image": self.image, "ready": false,
+                                            "restartCount": 0, "state": {"terminated": terminated}}]});
+                if reason == "Evicted" {
+                    status["reason"] = json!("Evicted");
+                    status["message"] = json!("The node was low on resource: memory.");
+                }
+                status
+            }
+        };
+        self.write(&self.pod().status(), json!({"status": status}));
+    }
+
+    fn create_pod(&self, container: Value) {
+        let pod = self.pod();
+        let mut spec = json!({"containers": [container], "restartPolicy": "Never"});
+        if let Some(account) = &self.service_account {
+            spec["serviceAccountName"] = json!(account);
+        }
+        let body = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": pod.name,
+                "labels": {"spark-role": "driver", "spark.operator/spark-app-name": self.name},
+                "ownerReferences": [{"apiVersion": "spark.apache.org/v1", "kind": "SparkApplication",
+                                     "name": self.name, "uid": self.uid, "controller": true}],
+            },
+            "spec": spec,
+        });
+        if let Err(error) = self.store.create(
+            &Target { name: None, ..pod },
+            body,
+            &WriteOptions::new(MANAGER),
+        ) {
+            tracing::warn!(%error, app = %self.name, "fake operator could not create the driver pod");
+        }
+    }
+
+    fn log(&self, text: &str) {
+        // The pod can be gone already (the app was deleted); its log goes with it.
+        let _ = self.store.append_log(&self.pod(), text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_starts_submitted_and_ends_in_its_summary() {
+        let cases = [
+            ("Succeeded", "Succeeded"),
+            ("Running", "RunningHealthy"),
+            ("Failed", "Failed"),
+            ("OOMKilled", "Failed"),
+            ("DriverEvicted", "DriverEvicted"),
+            ("SchedulingFailure", "SchedulingFailure"),
+            ("DriverStartTimedOut", "DriverStartTimedOut"),
+            ("DriverReadyTimedOut", "DriverReadyTimedOut"),
+            ("ExecutorsStartTimedOut", "ExecutorsStartTimedOut"),
+        ];
+        for (outcome, last) in cases {
+            let steps = steps(outcome).unwrap();
+            assert_eq!(steps[0].state, "Submitted", "{outcome}");
+            assert_eq!(steps.last().unwrap().state, last, "{outcome}");
+        }
+        assert!(steps("Exploded").is_none());
+    }
+
+    #[test]
+    fn settings_come_from_annotations_then_labels() {
+        let app = json!({"metadata": {
+            "annotations": {"fake.sk8.dev/outcome": "Failed"},
+            "labels": {"fake.sk8.dev/outcome": "OOMKilled", "fake.sk8.dev/pod-ip": "127.0.0.9"},
+        }});
+        assert_eq!(setting(&app, OUTCOME).as_deref(), Some("Failed"));
+        assert_eq!(setting(&app, POD_IP).as_deref(), Some("127.0.0.9"));
+        assert_eq!(setting(&app, STEP_MS), None);
+    }
+}

@@ -1,0 +1,261 @@
+//! The Kubernetes backend end to end: `sk8 serve` as a process, pointed by a kubeconfig at the
+//! project's fake API server (with its fake Spark operator), runs jobs to SUCCEEDED, to FAILED
+//! in each way the operator reports, to CANCELLED and timed out; serves driver logs; records
+//! the operator's detail in the history; and after `kill -9` adopts its applications without
+//! submitting anything twice.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Engine, Options, TestApp, both_engines};
+use serde_json::{Value, json};
+use sk8_fake_kube::{FakeKube, OperatorOptions};
+
+const WAIT: Duration = Duration::from_secs(30);
+const NAMESPACE: &str = "sjns-payments-dev";
+
+both_engines!(job_runs_to_success_as_a_spark_application);
+
+/// The fake cluster and the kubeconfig that points at it (deleted with it).
+struct Cluster {
+    kube: FakeKube,
+    _kubeconfig: tempfile::TempPath,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = FakeKube;
+    fn deref(&self) -> &FakeKube {
+        &self.kube
+    }
+}
+
+/// A fake cluster with the operator, sk8 pointed at it, and the team namespace created.
+async fn cluster_and_sk8(engine: Engine) -> (Cluster, TestApp) {
+    let kube = FakeKube::start_with(sk8_fake_kube::Options {
+        operator: Some(OperatorOptions {
+            step: Duration::from_millis(100),
+            namespaces: None,
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("start the fake API server");
+    let kubeconfig = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    kube.write_kubeconfig(&kubeconfig).unwrap();
+    let mut options = Options::new(engine);
+    options.extra = json!({
+        "backend": {"kind": "kubernetes", "kubernetes": {"kubeconfig": &*kubeconfig}},
+    });
+    let app = TestApp::spawn(options).await;
+    create_namespace(&kube, NAMESPACE).await;
+    let cluster = Cluster {
+        kube,
+        _kubeconfig: kubeconfig,
+    };
+    (cluster, app)
+}
+
+async fn create_namespace(kube: &FakeKube, name: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/namespaces", kube.url()))
+        .json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+}
+
+async fn kube_get(kube: &FakeKube, path: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("{}{path}", kube.url())).await.unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or_default(),
+    )
+}
+
+/// Waits until the operator reports `summary` for the application.
+async fn wait_for_summary(kube: &FakeKube, name: &str, summary: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, object) = kube_get(kube, &app_path(name)).await;
+        if object["status"]["currentState"]["currentStateSummary"] == summary {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {summary}: {object}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn app_path(name: &str) -> String {
+    format!("/apis/spark.apache.org/v1/namespaces/{NAMESPACE}/sparkapplications/{name}")
+}
+
+/// A job the fake operator runs to `outcome` (a label it reads, like the annotation).
+fn job(name: &str, outcome: &str) -> Value {
+    json!({
+        "team": "payments", "env": "dev", "name": name,
+        "mainApplicationFile": "local:///opt/spark/jobs/ledger.py",
+        "labels": {"fake.sk8.dev/outcome": outcome},
+    })
+}
+
+async fn submit(app: &TestApp, body: &Value) -> String {
+    app.submit(body).await["id"].as_str().unwrap().to_owned()
+}
+
+async fn job_runs_to_success_as_a_spark_application(engine: Engine) {
+    let (kube, app) = cluster_and_sk8(engine).await;
+    let id = submit(&app, &job("ledger", "Succeeded")).await;
+    let done = app.wait_finished(&id, WAIT).await;
+    assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    let backend_ref = &done["attempts"][0]["backendRef"];
+    assert_eq!(backend_ref["namespace"], NAMESPACE);
+    let name = backend_ref["name"].as_str().unwrap();
+    assert_eq!(name, format!("sk8-{id}-1"));
+
+    let (_, events) = app.get(&format!("/v1/jobs/{id}/events")).await;
+    let running = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to"] == "RUNNING")
+        .expect("a RUNNING event");
+    assert!(
+        running["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("DriverReady")
+            || running["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("RunningHealthy"),
+        "{running}"
+    );
+    // The application is sk8's: labelled, applied by its field manager.
+    let (status, object) = kube_get(&kube, &app_path(name)).await;
+    assert_eq!(status, 200, "{object}");
+    assert_eq!(object["metadata"]["labels"]["sk8.dev/job-id"], id);
+    assert_eq!(
+        object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "sk8"
+    );
+    let managers: Vec<&str> = object["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"sk8"), "{managers:?}");
+    // Released after success: the driver pod is gone, and the log endpoint says so.
+    wait_for_summary(&kube, name, "ResourceReleased").await;
+    let (status, error) = app.get(&format!("/v1/jobs/{id}/logs")).await;
+    assert_eq!(status, 404, "{error}");
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("gone"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_operator_failure_is_a_truthful_failure() {
+    let (_kube, app) = cluster_and_sk8(Engine::Sqlite).await;
+    let cases = [
+        ("Failed", "application", "Failed"),
+        ("SchedulingFailure", "scheduling", "SchedulingFailure"),
+        ("DriverStartTimedOut", "scheduling", "DriverStartTimedOut"),
+        ("DriverEvicted", "infrastructure", "DriverEvicted"),
+        ("OOMKilled", "out_of_memory", "OOMKilled"),
+    ];
+    let mut ids = Vec::new();
+    for (outcome, _, _) in cases {
+        ids.push(submit(&app, &job(&outcome.to_lowercase(), outcome)).await);
+    }
+    for ((outcome, class, word), id) in cases.iter().zip(&ids) {
+        let done = app.wait_finished(id, WAIT).await;
+        assert_eq!(done["state"], "FAILED", "{outcome}: {done}");
+        assert_eq!(done["failureClass"], *class, "{outcome}: {done}");
+        let reason = done["failureReason"].as_str().unwrap();
+        assert!(reason.contains(word), "{outcome}: {reason}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_timeout_delete_the_application() {
+    let (kube, app) = cluster_and_sk8(Engine::Sqlite).await;
+    let cancelled = submit(&app, &job("cancel-me", "Running")).await;
+    let mut slow = job("too-slow", "Running");
+    slow["timeoutSeconds"] = json!(2);
+    let timed_out = submit(&app, &slow).await;
+    app.wait_for(&cancelled, &["RUNNING"], WAIT).await;
+
+    let (status, _) = app.cancel(&cancelled).await;
+    assert_eq!(status, 200);
+    let done = app.wait_finished(&cancelled, WAIT).await;
+    assert_eq!(done["state"], "CANCELLED", "{done}");
+    let (status, _) = kube_get(&kube, &app_path(&format!("sk8-{cancelled}-1"))).await;
+    assert_eq!(status, 404, "CANCELLED only once the application is gone");
+
+    let done = app.wait_finished(&timed_out, WAIT).await;
+    assert_eq!(done["state"], "FAILED", "{done}");
+    assert_eq!(done["failureClass"], "timeout");
+    let (status, _) = kube_get(&kube, &app_path(&format!("sk8-{timed_out}-1"))).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_logs_stream_from_the_api_server() {
+    let (kube, app) = cluster_and_sk8(Engine::Sqlite).await;
+    let id = submit(&app, &job("chatty", "Running")).await;
+    app.wait_for(&id, &["RUNNING"], WAIT).await;
+    let pod = format!("sk8-{id}-1-0-driver");
+    kube.append_log(NAMESPACE, &pod, "pi is roughly 3.14159\n")
+        .unwrap();
+    let (status, log) = app.text(&format!("/v1/jobs/{id}/logs")).await;
+    assert_eq!(status, 200, "{log}");
+    assert!(log.contains("pi is roughly 3.14159"), "{log}");
+    app.cancel(&id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_namespace_fails_with_what_to_do() {
+    let (_kube, app) = cluster_and_sk8(Engine::Sqlite).await;
+    let mut body = job("lost", "Succeeded");
+    body["env"] = json!("nowhere");
+    let id = submit(&app, &body).await;
+    let done = app.wait_finished(&id, WAIT).await;
+    assert_eq!(done["state"], "FAILED", "{done}");
+    assert_eq!(done["failureClass"], "configuration");
+    let reason = done["failureReason"].as_str().unwrap();
+    assert!(
+        reason.contains("sjns-payments-nowhere does not exist"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_mid_run_adopts_the_application() {
+    let (kube, mut app) = cluster_and_sk8(Engine::Sqlite).await;
+    let id = submit(&app, &job("survivor", "Running")).await;
+    app.wait_for(&id, &["RUNNING"], WAIT).await;
+    app.kill9();
+    app.restart().await;
+    let job = app.wait_for(&id, &["RUNNING"], WAIT).await;
+    assert_eq!(job["attemptCount"], 1, "adopted, not submitted again");
+    let selector = format!("sk8.dev/job-id={id}");
+    let (_, list) = kube_get(
+        &kube,
+        &format!("/apis/spark.apache.org/v1/sparkapplications?labelSelector={selector}"),
+    )
+    .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    app.cancel(&id).await;
+    assert_eq!(app.wait_finished(&id, WAIT).await["state"], "CANCELLED");
+}
