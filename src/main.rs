@@ -13,7 +13,11 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { ref config } => match serve(config.as_deref()).await {
+        Command::Serve {
+            ref config,
+            check_config: true,
+        } => check_config(config.as_deref()),
+        Command::Serve { ref config, .. } => match serve(config.as_deref()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("sk8: {err:#}");
@@ -21,6 +25,20 @@ async fn main() -> ExitCode {
             }
         },
         _ => sk8::cli::run_client(cli).await,
+    }
+}
+
+/// `sk8 serve --check-config`: the configuration as it would be used, or why it is invalid.
+fn check_config(config_file: Option<&std::path::Path>) -> ExitCode {
+    match Config::load(config_file) {
+        Ok(config) => {
+            println!("configuration is valid:\n{config:#?}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("sk8: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -47,6 +47,10 @@ pub enum Command {
         /// A YAML config file (see examples/sk8.yaml); SK8_* variables override it.
         #[arg(long, env = "SK8_CONFIG")]
         config: Option<PathBuf>,
+        /// Only load and validate the configuration (file and SK8_* variables), print the
+        /// result, and exit: non-zero when it is invalid. Binds nothing, connects to nothing.
+        #[arg(long)]
+        check_config: bool,
     },
     /// Submit a job from a JobSpec file (YAML or JSON; `-` reads stdin).
     Submit {

@@ -162,7 +162,7 @@ impl ResourceKind {
 
 const PHASE: Column = Column::Path("Status", ".status.phase");
 
-/// Every kind the fake serves. The SparkApplication line mirrors the CRD in `crds/`.
+/// Every kind the fake serves. The SparkApplication line mirrors the CRD in `tests/fixtures/crds/`.
 pub static KINDS: &[ResourceKind] = &[
     core("Namespace", "namespaces", Scope::Cluster)
         .short(&["ns"])

@@ -1,4 +1,5 @@
-//! Custom resource schemas: the CRDs embedded from `crds/` (upstream files, unmodified), and
+//! Custom resource schemas: the CRDs embedded from the repository's `tests/fixtures/crds/`
+//! (upstream files, unmodified), and
 //! what kube-apiserver does with a CRD's `openAPIV3Schema` on every write: drop unknown fields
 //! (reporting them per `fieldValidation`), drop nulls, then check types, `required` and `enum`.
 //!
@@ -14,7 +15,7 @@ use crate::resources::ResourceKind;
 /// The CRDs the fake serves, as YAML. Adding one: copy the file, add it here and a line to
 /// [`crate::resources::KINDS`].
 const CRD_YAML: &[&str] = &[include_str!(
-    "../crds/sparkapplications.spark.apache.org-v1.yaml"
+    "../../fixtures/crds/apache-spark-kubernetes-operator/sparkapplications.spark.apache.org-v1.yaml"
 )];
 
 /// The embedded CRD objects, parsed once.
