@@ -1,0 +1,533 @@
+//! End-to-end API benchmark of the real `sk8` daemon (noop backend), over loopback HTTP/1.1.
+//!
+//! Per store engine it spawns `sk8 serve` on a fresh SQLite file or Postgres database and
+//! measures: startup-to-ready time; resident memory idle and after the load; sustained
+//! `POST /v1/jobs` throughput and latency with C concurrent clients; how long the reconciler
+//! takes to finish the jobs left behind; then, with `--seed-jobs` jobs stored, the latency of
+//! `GET /v1/jobs/{id}` (random known ids) and `GET /v1/jobs?team=bench&limit=50`.
+//!
+//! Run: `cargo bench --bench api -- [--engine sqlite|postgres|both] [--seconds N]
+//! [--concurrency C] [--seed-jobs N]` (defaults: sqlite, 20, 16, 100000). For Postgres,
+//! `DATABASE_URL` is an admin URL (default `postgres://postgres@127.0.0.1:5432/postgres`); a
+//! database `sk8_bench_<random>` is created for the run and dropped after it. Progress goes to
+//! stderr; one JSON line per engine and a markdown table go to stdout. See docs/benchmarks.md.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value, json};
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Connection};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, Command};
+
+const GET_REQUESTS: usize = 20_000;
+const LIST_REQUESTS: usize = 2_000;
+/// Each read phase also stops after this long, so a slow query cannot stall the run.
+const READ_CAP: Duration = Duration::from_secs(30);
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// How long the reconciler may take to finish the backlog before the run is declared stuck.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(1800);
+
+struct Args {
+    engines: Vec<&'static str>,
+    seconds: u64,
+    concurrency: usize,
+    seed_jobs: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let mut summaries = Vec::new();
+    for engine in &args.engines {
+        let summary = match *engine {
+            "postgres" => bench_postgres(&args).await?,
+            _ => bench_engine("sqlite", "", &args).await?,
+        };
+        let summary = Value::Object(summary);
+        println!("{summary}");
+        summaries.push(summary);
+    }
+    print_table(&summaries);
+    if summaries.iter().any(|s| s["clean_shutdown"] != true) {
+        bail!("sk8 did not shut down cleanly after SIGTERM (see above)");
+    }
+    Ok(())
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        engines: vec!["sqlite"],
+        seconds: 20,
+        concurrency: 16,
+        seed_jobs: 100_000,
+    };
+    let mut argv = std::env::args().skip(1);
+    while let Some(flag) = argv.next() {
+        // `cargo bench` passes `--bench` to every bench binary, harness or not.
+        if flag == "--bench" {
+            continue;
+        }
+        let value = argv
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<u64>()
+                .with_context(|| format!("{flag} {value:?}"))
+        };
+        match flag.as_str() {
+            "--engine" => {
+                args.engines = match value.as_str() {
+                    "sqlite" => vec!["sqlite"],
+                    "postgres" => vec!["postgres"],
+                    "both" => vec!["sqlite", "postgres"],
+                    _ => bail!("--engine {value:?}: use sqlite, postgres or both"),
+                }
+            }
+            "--seconds" => args.seconds = number()?,
+            "--concurrency" => args.concurrency = (number()? as usize).max(1),
+            "--seed-jobs" => args.seed_jobs = number()? as usize,
+            _ => bail!(
+                "unknown argument {flag}: use --engine, --seconds, --concurrency, --seed-jobs"
+            ),
+        }
+    }
+    Ok(args)
+}
+
+/// Runs the benchmark against a database created for it, and drops that database after.
+async fn bench_postgres(args: &Args) -> anyhow::Result<Summary> {
+    let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .context("connect to Postgres (set DATABASE_URL to an admin URL)")?;
+    let db = format!("sk8_bench_{:x}", random_seed());
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&mut admin)
+        .await?;
+    let result = bench_engine("postgres", &with_database(&admin_url, &db)?, args).await;
+    sqlx::query(AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    result
+}
+
+/// The URL with its database (the path) replaced, keeping credentials, host and parameters.
+fn with_database(url: &str, db: &str) -> anyhow::Result<String> {
+    let authority_start = url.find("://").context("DATABASE_URL has no scheme")? + 3;
+    let rest = &url[authority_start..];
+    let authority_end = authority_start + rest.find(['/', '?']).unwrap_or(rest.len());
+    let params = url[authority_end..]
+        .find('?')
+        .map_or("", |i| &url[authority_end + i..]);
+    Ok(format!("{}/{db}{params}", &url[..authority_end]))
+}
+
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// The summary of one engine's run, printed as a JSON line and a table row.
+type Summary = Map<String, Value>;
+
+async fn bench_engine(engine: &str, store_url: &str, args: &Args) -> anyhow::Result<Summary> {
+    eprintln!("== {engine}: starting sk8");
+    let daemon = Daemon::start(store_url).await?;
+    // Idle memory is read after startup's one-off allocations (migrations, pools) settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut summary = Summary::new();
+    summary.insert("engine".into(), json!(engine));
+    summary.insert("ready_ms".into(), json!(round(daemon.ready_ms)));
+    summary.insert("startup_ms".into(), json!(daemon.startup_ms));
+    summary.insert("idle_rss_mib".into(), json!(rss_mib(daemon.pid)?));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let ids = measure_writes(&client, &daemon.base, args, &mut summary).await?;
+    eprintln!("== {engine}: reads with {} jobs stored", ids.len());
+    summary.insert("stored_jobs".into(), json!(ids.len()));
+    let ids = Arc::new(ids);
+    let get = Op::Get(ids);
+    let (get, elapsed) = drive(&client, &daemon.base, get, GET_REQUESTS, READ_CAP, args).await?;
+    summary.insert("get".into(), stats(get, elapsed));
+    let list = Op::List;
+    let (list, elapsed) = drive(&client, &daemon.base, list, LIST_REQUESTS, READ_CAP, args).await?;
+    summary.insert("list".into(), stats(list, elapsed));
+    summary.insert("loaded_rss_mib".into(), json!(rss_mib(daemon.pid)?));
+    // A failed shutdown does not invalidate the measurements: record it, fail at the end.
+    let stopped = daemon.stop().await;
+    if let Err(err) = &stopped {
+        eprintln!("   sk8 did not shut down cleanly: {err:#}");
+    }
+    summary.insert("clean_shutdown".into(), json!(stopped.is_ok()));
+    Ok(summary)
+}
+
+/// The sustained submit phase, then the top-up to `--seed-jobs`, each followed by a wait for
+/// the reconciler to finish every job; returns the ids of all jobs created.
+async fn measure_writes(
+    client: &reqwest::Client,
+    base: &str,
+    args: &Args,
+    summary: &mut Summary,
+) -> anyhow::Result<Vec<String>> {
+    eprintln!(
+        "   {} s of POST /v1/jobs, {} clients",
+        args.seconds, args.concurrency
+    );
+    let seconds = Duration::from_secs(args.seconds);
+    let (mut submit, elapsed) = drive(client, base, Op::Submit, usize::MAX, seconds, args).await?;
+    let mut ids = std::mem::take(&mut submit.ids);
+    summary.insert("submit".into(), stats(submit, elapsed));
+    let drain = wait_idle(client, base).await?;
+    summary.insert("submit_drain_s".into(), json!(round(drain.as_secs_f64())));
+    // The reconciler's own rate: every job submitted, finished in the load plus the drain.
+    let reconciled = ids.len() as f64 / (elapsed + drain).as_secs_f64();
+    summary.insert("reconciled_per_second".into(), json!(round(reconciled)));
+
+    let top_up = args.seed_jobs.saturating_sub(ids.len());
+    eprintln!("   storing {top_up} more jobs, to {}", args.seed_jobs);
+    let (mut seeded, elapsed) = drive(client, base, Op::Submit, top_up, IDLE_TIMEOUT, args).await?;
+    ids.append(&mut seeded.ids);
+    summary.insert("seed".into(), stats(seeded, elapsed));
+    let drain = wait_idle(client, base).await?;
+    summary.insert("seed_drain_s".into(), json!(round(drain.as_secs_f64())));
+    Ok(ids)
+}
+
+/// A running `sk8 serve`; its temporary data directory goes away with it.
+struct Daemon {
+    child: Child,
+    pid: u32,
+    base: String,
+    ready_ms: f64,
+    startup_ms: u64,
+    _data: tempfile::TempDir,
+}
+
+impl Daemon {
+    async fn start(store_url: &str) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir()?;
+        let config = data.path().join("sk8.yaml");
+        // JSON is YAML; it also quotes the paths and URL correctly.
+        let text = json!({
+            "dataDir": data.path(),
+            "http": { "addr": "127.0.0.1:0" },
+            "store": { "url": store_url },
+            "backend": { "kind": "noop" },
+        });
+        std::fs::write(&config, serde_json::to_string_pretty(&text)?)?;
+        let spawned = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sk8"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            // Only what is set here: a developer's DATABASE_URL or SK8_* must not redirect it.
+            .env_clear()
+            .env("SK8_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn,sk8=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawn sk8 serve")?;
+        let pid = child.id().context("sk8 exited at once")?;
+        let mut lines = BufReader::new(child.stderr.take().context("no stderr")?).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), wait_ready(&mut lines))
+            .await
+            .context("sk8 was not ready within 60 s")??;
+        let ready_ms = spawned.elapsed().as_secs_f64() * 1e3;
+        // Keep draining stderr so the daemon never blocks on a full pipe.
+        tokio::spawn(forward_problems(lines));
+        Ok(Daemon {
+            child,
+            pid,
+            base: format!("http://{}", ready.0),
+            ready_ms,
+            startup_ms: ready.1,
+            _data: data,
+        })
+    }
+
+    /// SIGTERM, as a service manager would, then wait for the graceful shutdown.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .context("run kill")?;
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .context("sk8 still running 60 s after SIGTERM")??;
+        if !status.success() {
+            bail!("sk8 exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+/// Reads log lines until the ready line; returns its `addr` and `startup_ms`.
+async fn wait_ready(lines: &mut Lines<BufReader<ChildStderr>>) -> anyhow::Result<(String, u64)> {
+    while let Some(line) = lines.next_line().await? {
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            eprintln!("   sk8| {line}");
+            continue;
+        };
+        let message = event["message"].as_str().unwrap_or_default();
+        if message.contains("sk8 is ready") {
+            let addr = event["addr"]
+                .as_str()
+                .context("the ready line has no addr")?;
+            return Ok((
+                addr.to_owned(),
+                event["startup_ms"].as_u64().unwrap_or_default(),
+            ));
+        }
+        eprintln!("   sk8| {line}");
+    }
+    bail!("sk8 exited before it was ready")
+}
+
+/// Drains the daemon's log, echoing only warnings and errors (the info lines are expected).
+async fn forward_problems(mut lines: Lines<BufReader<ChildStderr>>) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        if !line.contains(r#""level":"INFO""#) {
+            eprintln!("   sk8| {line}");
+        }
+    }
+}
+
+/// Resident memory of the process, from /proc, in MiB.
+fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"));
+    let kib: f64 = line
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/<pid>/status")?;
+    Ok(round(kib / 1024.0))
+}
+
+/// Polls until no job is left for the reconciler; returns how long that took.
+async fn wait_idle(client: &reqwest::Client, base: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let mut busy = false;
+        for state in ["QUEUED", "SUBMITTED", "RUNNING"] {
+            let url = format!("{base}/v1/jobs?state={state}&limit=1");
+            let page: Value = client
+                .get(url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            busy |= page["jobs"].as_array().is_some_and(|jobs| !jobs.is_empty());
+        }
+        if !busy {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > IDLE_TIMEOUT {
+            bail!("the reconciler still had live jobs after {IDLE_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+enum Op {
+    Submit,
+    /// Get random jobs among these ids.
+    Get(Arc<Vec<String>>),
+    List,
+}
+
+/// What the workers share: the operation, a counter of requests started and when to stop.
+struct Plan {
+    op: Op,
+    next: AtomicUsize,
+    limit: usize,
+    deadline: Instant,
+}
+
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    /// Ids of the jobs created (submits only).
+    ids: Vec<String>,
+    errors: usize,
+}
+
+/// Runs `op` from `--concurrency` workers sharing one client until `limit` requests are sent
+/// or `duration` has passed; returns the merged samples and the wall time.
+async fn drive(
+    client: &reqwest::Client,
+    base: &str,
+    op: Op,
+    limit: usize,
+    duration: Duration,
+    args: &Args,
+) -> anyhow::Result<(Samples, Duration)> {
+    let deadline = Instant::now() + duration;
+    let next = AtomicUsize::new(0);
+    let plan = Arc::new(Plan {
+        op,
+        next,
+        limit,
+        deadline,
+    });
+    let started = Instant::now();
+    let workers: Vec<_> = (0..args.concurrency as u64)
+        .map(|w| tokio::spawn(worker(client.clone(), base.to_owned(), plan.clone(), w)))
+        .collect();
+    let mut all = Samples::default();
+    for worker in workers {
+        let mut samples = worker.await?;
+        all.latencies.append(&mut samples.latencies);
+        all.ids.append(&mut samples.ids);
+        all.errors += samples.errors;
+    }
+    Ok((all, started.elapsed()))
+}
+
+async fn worker(client: reqwest::Client, base: String, plan: Arc<Plan>, seed: u64) -> Samples {
+    let mut samples = Samples::default();
+    // Never zero: xorshift would stay at zero.
+    let mut rng = (random_seed() ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+    loop {
+        let i = plan.next.fetch_add(1, Ordering::Relaxed);
+        if i >= plan.limit || Instant::now() >= plan.deadline {
+            return samples;
+        }
+        let (request, expected) = match &plan.op {
+            Op::Submit => {
+                if i > 0 && i.is_multiple_of(10_000) {
+                    eprintln!("   {i} submitted");
+                }
+                let post = client.post(format!("{base}/v1/jobs"));
+                (
+                    post.header("content-type", "application/json")
+                        .body(job_spec(i)),
+                    201,
+                )
+            }
+            Op::Get(ids) => {
+                let id = &ids[(xorshift(&mut rng) % ids.len() as u64) as usize];
+                (client.get(format!("{base}/v1/jobs/{id}")), 200)
+            }
+            Op::List => (
+                client.get(format!("{base}/v1/jobs?team=bench&limit=50")),
+                200,
+            ),
+        };
+        let start = Instant::now();
+        match send(request, expected).await {
+            Ok(body) => {
+                samples.latencies.push(start.elapsed());
+                if let Op::Submit = plan.op {
+                    samples.ids.extend(created_id(&body));
+                }
+            }
+            Err(err) => {
+                if samples.errors == 0 {
+                    eprintln!("   first error of a worker: {err:#}");
+                }
+                samples.errors += 1;
+            }
+        }
+    }
+}
+
+fn job_spec(i: usize) -> String {
+    let name = format!("bench-{i}");
+    json!({ "team": "bench", "env": "dev", "name": name, "mainApplicationFile": "local:///opt/x.py" })
+        .to_string()
+}
+
+/// Sends the request and reads the whole body; any status but `expected` is an error.
+async fn send(request: reqwest::RequestBuilder, expected: u16) -> anyhow::Result<Vec<u8>> {
+    let response = request.send().await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    if status.as_u16() != expected {
+        bail!("HTTP {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok(body.to_vec())
+}
+
+fn created_id(body: &[u8]) -> Option<String> {
+    let job: Value = serde_json::from_slice(body).ok()?;
+    job["id"].as_str().map(str::to_owned)
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Successes per second and latency percentiles in milliseconds (sorting every sample).
+fn stats(mut samples: Samples, elapsed: Duration) -> Value {
+    let sorted = &mut samples.latencies;
+    sorted.sort_unstable();
+    let at = |q: f64| {
+        let index = (sorted.len().saturating_sub(1) as f64 * q).round() as usize;
+        sorted.get(index).map(|d| round(d.as_secs_f64() * 1e3))
+    };
+    let rate = sorted.len() as f64 / elapsed.as_secs_f64().max(1e-9);
+    json!({
+        "ok": sorted.len(), "errors": samples.errors, "per_second": round(rate),
+        "p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": at(1.0),
+    })
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The table's columns: a header and where its value is in the summary (a JSON pointer).
+const COLUMNS: [(&str, &str); 17] = [
+    ("engine", "/engine"),
+    ("submits/s", "/submit/per_second"),
+    ("submit p50 ms", "/submit/p50_ms"),
+    ("submit p99 ms", "/submit/p99_ms"),
+    ("submit max ms", "/submit/max_ms"),
+    ("submit errors", "/submit/errors"),
+    ("drain s", "/submit_drain_s"),
+    ("reconciled/s", "/reconciled_per_second"),
+    ("jobs stored", "/stored_jobs"),
+    ("GET p50 ms", "/get/p50_ms"),
+    ("GET p99 ms", "/get/p99_ms"),
+    ("GET/s", "/get/per_second"),
+    ("list p50 ms", "/list/p50_ms"),
+    ("list p99 ms", "/list/p99_ms"),
+    ("idle RSS MiB", "/idle_rss_mib"),
+    ("RSS after MiB", "/loaded_rss_mib"),
+    ("ready ms", "/ready_ms"),
+];
+
+fn print_table(summaries: &[Value]) {
+    let headers: Vec<_> = COLUMNS.iter().map(|(header, _)| *header).collect();
+    println!("\n| {} |", headers.join(" | "));
+    println!("|{}", "---|".repeat(COLUMNS.len()));
+    for summary in summaries {
+        let cells: Vec<_> = COLUMNS
+            .iter()
+            .map(|(_, pointer)| match summary.pointer(pointer) {
+                Some(Value::String(s)) => s.clone(),
+                Some(value) => value.to_string(),
+                None => "-".into(),
+            })
+            .collect();
+        println!("| {} |", cells.join(" | "));
+    }
+}
