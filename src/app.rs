@@ -18,7 +18,7 @@ use crate::backend::kubernetes::KubernetesBackend;
 use crate::backend::local::LocalBackend;
 use crate::backend::noop::NoopBackend;
 use crate::config::{BackendKind, Config, redact_url};
-use crate::reconciler::{Reconciler, ReconcilerSettings};
+use crate::reconciler::{OrphanSettings, Reconciler, ReconcilerSettings};
 use crate::service::JobService;
 use crate::store::{Store, StoreOptions};
 
@@ -161,5 +161,11 @@ fn reconciler_settings(config: &Config) -> ReconcilerSettings {
         interval: Duration::from_millis(config.reconciler.interval_ms),
         retry_backoff: Duration::from_secs(config.reconciler.retry_backoff_seconds),
         max_retry_backoff: Duration::from_secs(config.reconciler.max_retry_backoff_seconds),
+        orphans: OrphanSettings {
+            policy: config.reconciler.orphan_policy,
+            every: Duration::from_secs(config.reconciler.orphan_sweep_seconds),
+            // A finished application is kept as long as the operator keeps its driver's log.
+            keep_finished: Duration::from_secs(config.backend.kubernetes.failed_retain_seconds),
+        },
     }
 }

@@ -112,6 +112,10 @@ pub struct ReconcilerConfig {
     /// Delay before the second attempt when a job's spec sets none; doubled per attempt.
     pub retry_backoff_seconds: u64,
     pub max_retry_backoff_seconds: u64,
+    /// What to do with attempts the backend holds that no job runs any more.
+    pub orphan_policy: crate::reconciler::OrphanPolicy,
+    /// How often the backend is swept for orphans.
+    pub orphan_sweep_seconds: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -209,6 +213,8 @@ impl Default for ReconcilerConfig {
             interval_ms: 1000,
             retry_backoff_seconds: 10,
             max_retry_backoff_seconds: 600,
+            orphan_policy: crate::reconciler::OrphanPolicy::Delete,
+            orphan_sweep_seconds: 60,
         }
     }
 }
@@ -365,6 +371,12 @@ impl Config {
         }
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.maxBodyBytes", "must be at least 1024"));
+        }
+        if self.reconciler.orphan_sweep_seconds == 0 {
+            return Err(invalid(
+                "reconciler.orphanSweepSeconds",
+                "must be at least 1",
+            ));
         }
         if self.reconciler.interval_ms == 0 {
             return Err(invalid("reconciler.intervalMs", "must be at least 1"));

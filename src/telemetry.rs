@@ -75,4 +75,16 @@ fn describe() {
         "sk8_reconcile_live_jobs",
         "Jobs not yet finished, as seen by the last pass"
     );
+    describe_gauge!(
+        "sk8_orphans",
+        "Attempts the backend holds that no job runs any more, as of the last sweep"
+    );
+    describe_counter!(
+        "sk8_orphans_removed_total",
+        "Orphaned attempts stopped or removed (policy: delete)"
+    );
+    describe_counter!(
+        "sk8_kube_watch_errors_total",
+        "Errors of the SparkApplication watch (it resumes with backoff)"
+    );
 }

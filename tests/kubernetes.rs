@@ -32,6 +32,11 @@ impl std::ops::Deref for Cluster {
 
 /// A fake cluster with the operator, sk8 pointed at it, and the team namespace created.
 async fn cluster_and_sk8(engine: Engine) -> (Cluster, TestApp) {
+    cluster_and_sk8_with(engine, json!({})).await
+}
+
+/// The same, with `extra` merged into sk8's config.
+async fn cluster_and_sk8_with(engine: Engine, extra: Value) -> (Cluster, TestApp) {
     let kube = FakeKube::start_with(sk8_fake_kube::Options {
         operator: Some(OperatorOptions {
             step: Duration::from_millis(100),
@@ -47,6 +52,7 @@ async fn cluster_and_sk8(engine: Engine) -> (Cluster, TestApp) {
     options.extra = json!({
         "backend": {"kind": "kubernetes", "kubernetes": {"kubeconfig": &*kubeconfig}},
     });
+    common::merge(&mut options.extra, &extra);
     let app = TestApp::spawn(options).await;
     create_namespace(&kube, NAMESPACE).await;
     let cluster = Cluster {
@@ -258,4 +264,71 @@ async fn kill9_mid_run_adopts_the_application() {
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
     app.cancel(&id).await;
     assert_eq!(app.wait_finished(&id, WAIT).await["state"], "CANCELLED");
+}
+
+/// A SparkApplication with sk8's labels for a job sk8 never had, as a crashed or restored
+/// deployment could leave behind.
+async fn plant_orphan(kube: &FakeKube, name: &str) {
+    let orphan = json!({
+        "apiVersion": "spark.apache.org/v1", "kind": "SparkApplication",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {
+            "app.kubernetes.io/managed-by": "sk8", "sk8.dev/job-id": "01kb2r5q3h7m9x4c2d",
+            "sk8.dev/attempt": "1", "fake.sk8.dev/outcome": "Running"}},
+        "spec": {"pyFiles": "local:///x.py", "runtimeVersions": {"sparkVersion": "4.0.1"}},
+    });
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/apis/spark.apache.org/v1/namespaces/{NAMESPACE}/sparkapplications",
+            kube.url()
+        ))
+        .json(&orphan)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_deleted_or_reported_by_policy() {
+    let sweep_often = json!({"reconciler": {"orphanSweepSeconds": 1}});
+    let (kube, app) = cluster_and_sk8_with(Engine::Sqlite, sweep_often.clone()).await;
+    plant_orphan(&kube, "sk8-01kb2r5q3h7m9x4c2d-1").await;
+    // A job of sk8's own, running all the while, is left alone.
+    let mine = submit(&app, &job("mine", "Running")).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while kube_get(&kube, &app_path("sk8-01kb2r5q3h7m9x4c2d-1"))
+        .await
+        .0
+        != 404
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan was never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.job(&mine).await["state"], "RUNNING");
+    assert!(
+        app.logs()
+            .contains("its job is not in the execution history")
+    );
+
+    let mut report = sweep_often;
+    report["reconciler"]["orphanPolicy"] = json!("report");
+    let (kube, app) = cluster_and_sk8_with(Engine::Sqlite, report).await;
+    plant_orphan(&kube, "sk8-01kb2r5q3h7m9x4c2d-1").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while !app.logs().contains("orphan (policy: report)") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan was never reported"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = kube_get(&kube, &app_path("sk8-01kb2r5q3h7m9x4c2d-1")).await;
+    assert_eq!(status, 200, "reported, not deleted");
 }

@@ -60,12 +60,24 @@ pub enum AttemptStatus {
     },
 }
 
+/// An attempt a backend holds, as found in the backend itself (not in the store): what the
+/// orphan sweep compares with the execution history.
+#[derive(Clone, Debug)]
+pub struct Managed {
+    pub job_id: JobId,
+    pub attempt: u32,
+    pub backend_ref: BackendRef,
+    /// The attempt has ended in the backend (it only holds its record and logs).
+    pub finished: bool,
+}
+
 /// Why sk8 stops an attempt; recorded beside it so the outcome can be explained later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
     Cancelled,
     TimedOut,
     Shutdown,
+    Orphaned,
 }
 
 impl StopReason {
@@ -74,6 +86,7 @@ impl StopReason {
             StopReason::Cancelled => "cancelled by request",
             StopReason::TimedOut => "stopped after timeoutSeconds",
             StopReason::Shutdown => "stopped because sk8 shut down",
+            StopReason::Orphaned => "stopped as an orphan: its job no longer runs this attempt",
         }
     }
 }
@@ -128,6 +141,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The driver log; with `follow`, the stream ends only when the attempt has ended.
     async fn logs(&self, attempt: &BackendRef, follow: bool) -> Result<LogStream, BackendError>;
+
+    /// Every attempt this backend holds, for the orphan sweep. Backends whose attempts cannot
+    /// outlive their record (local processes are adopted from the data directory) hold none.
+    async fn managed(&self) -> Result<Vec<Managed>, BackendError> {
+        Ok(Vec::new())
+    }
 
     /// Stops whatever this backend runs in-process (sk8 is shutting down).
     async fn shutdown(&self);

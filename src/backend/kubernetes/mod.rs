@@ -30,11 +30,11 @@ use tokio_util::sync::CancellationToken;
 use self::render::RenderSettings;
 use self::watch::StatusCache;
 use super::{
-    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, StopProgress,
-    StopReason,
+    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, Managed,
+    StopProgress, StopReason,
 };
 use crate::config::KubernetesConfig;
-use crate::domain::FailureClass;
+use crate::domain::{FailureClass, JobId};
 
 /// The field manager of every object sk8 applies.
 pub const FIELD_MANAGER: &str = "sk8";
@@ -225,6 +225,28 @@ impl Backend for KubernetesBackend {
         };
         let reader = pods.log_stream(&pod, &params).await.map_err(transient)?;
         Ok(bytes_of(reader))
+    }
+
+    async fn managed(&self) -> Result<Vec<Managed>, BackendError> {
+        Ok(self
+            .cache
+            .all()
+            .into_iter()
+            .filter_map(|((namespace, name), seen)| {
+                let job_id = JobId::parse(seen.job_id.as_deref()?)?;
+                let finished = !matches!(
+                    status::attempt_status(&seen.status),
+                    AttemptStatus::Pending { .. } | AttemptStatus::Running { .. }
+                );
+                Some(Managed {
+                    job_id,
+                    attempt: seen.attempt?,
+                    backend_ref: serde_json::to_value(KubeRef { namespace, name })
+                        .expect("a KubeRef serializes"),
+                    finished,
+                })
+            })
+            .collect())
     }
 
     async fn shutdown(&self) {

@@ -17,29 +17,46 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::render::{LABEL_MANAGED_BY, MANAGED_BY};
+use super::render::{LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_MANAGED_BY, MANAGED_BY};
 
 /// (namespace, name) of a SparkApplication.
 pub type AppKey = (String, String);
 
+/// What the watch last saw of one application.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seen {
+    pub status: Value,
+    /// sk8's labels: which job and attempt the application runs.
+    pub job_id: Option<String>,
+    pub attempt: Option<u32>,
+}
+
 /// What the watch has seen, by application.
 #[derive(Default)]
 pub struct StatusCache {
-    statuses: RwLock<HashMap<AppKey, Value>>,
+    apps: RwLock<HashMap<AppKey, Seen>>,
 }
 
 impl StatusCache {
     /// The last status seen of an application; `None` if the watch has not seen it (yet).
     pub fn get(&self, key: &AppKey) -> Option<Value> {
-        self.read().get(key).cloned()
+        self.read().get(key).map(|seen| seen.status.clone())
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<AppKey, Value>> {
-        self.statuses.read().unwrap_or_else(|p| p.into_inner())
+    /// Every application the watch knows of.
+    pub fn all(&self) -> Vec<(AppKey, Seen)> {
+        self.read()
+            .iter()
+            .map(|(key, seen)| (key.clone(), seen.clone()))
+            .collect()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<AppKey, Value>> {
-        self.statuses.write().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<AppKey, Seen>> {
+        self.apps.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<AppKey, Seen>> {
+        self.apps.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records an application; true when its status changed.
@@ -47,8 +64,14 @@ impl StatusCache {
         let Some(key) = key_of(object) else {
             return false;
         };
-        let status = object.data.get("status").cloned().unwrap_or(Value::Null);
-        self.write().insert(key, status.clone()) != Some(status)
+        let label = |name: &str| object.metadata.labels.as_ref()?.get(name).cloned();
+        let seen = Seen {
+            status: object.data.get("status").cloned().unwrap_or(Value::Null),
+            job_id: label(LABEL_JOB_ID),
+            attempt: label(LABEL_ATTEMPT).and_then(|a| a.parse().ok()),
+        };
+        let before = self.write().insert(key, seen.clone());
+        before.is_none_or(|before| before.status != seen.status)
     }
 
     fn delete(&self, object: &DynamicObject) -> bool {

@@ -8,8 +8,10 @@
 //! a process exit). Every write is conditional on the job's version, so a concurrent cancel is
 //! never overwritten: the pass re-reads the job next time and decides again.
 
+mod orphans;
+
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -26,11 +28,14 @@ use crate::store::{Store, StoreError};
 /// How many live jobs are observed at once in a pass.
 const OBSERVE_CONCURRENCY: usize = 16;
 
+pub use orphans::{OrphanPolicy, OrphanSettings};
+
 #[derive(Clone, Debug)]
 pub struct ReconcilerSettings {
     pub interval: Duration,
     pub retry_backoff: Duration,
     pub max_retry_backoff: Duration,
+    pub orphans: OrphanSettings,
 }
 
 pub struct Reconciler {
@@ -62,9 +67,17 @@ impl Reconciler {
         }
     }
 
-    /// Runs passes until `shutdown` is cancelled.
+    /// Runs passes until `shutdown` is cancelled, with an orphan sweep every so often.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut sweep = orphans::OrphanSweep::new(self.settings.orphans.clone());
+        let mut last_sweep: Option<Instant> = None;
         loop {
+            if last_sweep.is_none_or(|at| at.elapsed() >= sweep.every()) {
+                last_sweep = Some(Instant::now());
+                if let Err(err) = sweep.run(&self.store, &self.backend).await {
+                    tracing::warn!(error = %err, "orphan sweep failed; the next one retries");
+                }
+            }
             let report = self.pass().await;
             if report.errors > 0 {
                 tracing::warn!(

@@ -1,0 +1,208 @@
+//! The orphan sweep: attempts a backend holds that the execution history no longer runs.
+//!
+//! Every `every`, it lists what the backend manages (for Kubernetes: every SparkApplication with
+//! sk8's labels) and compares each with its job in the store. An orphan is an attempt whose job
+//! is unknown, whose job has ended, or whose job has moved on to a later attempt. Running
+//! orphans are stopped at once under the `delete` policy; finished ones are removed once
+//! `keep_finished` has passed since their job ended (the backend keeps a failed driver's log
+//! until then). Under `report`, orphans are only logged and counted.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::backend::{Backend, BackendError, Managed, StopReason};
+use crate::domain::Job;
+use crate::store::{Store, StoreError};
+
+/// What to do with an orphan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrphanPolicy {
+    Delete,
+    Report,
+}
+
+#[derive(Clone, Debug)]
+pub struct OrphanSettings {
+    pub policy: OrphanPolicy,
+    pub every: Duration,
+    pub keep_finished: Duration,
+}
+
+/// Remembers what was reported, so a `report` policy logs each orphan once, not every sweep.
+pub struct OrphanSweep {
+    settings: OrphanSettings,
+    reported: HashSet<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl OrphanSweep {
+    pub fn new(settings: OrphanSettings) -> Self {
+        OrphanSweep {
+            settings,
+            reported: HashSet::new(),
+        }
+    }
+
+    pub fn every(&self) -> Duration {
+        self.settings.every
+    }
+
+    /// One sweep; returns how many orphans it found.
+    pub async fn run(
+        &mut self,
+        store: &Store,
+        backend: &Arc<dyn Backend>,
+    ) -> Result<usize, SweepError> {
+        let now = Utc::now();
+        let mut found = 0;
+        for held in backend.managed().await? {
+            let job = store.job_get(&held.job_id).await?;
+            let Some(why) = orphan_reason(&held, job.as_ref(), self.settings.keep_finished, now)
+            else {
+                continue;
+            };
+            found += 1;
+            self.act(backend, &held, &why).await?;
+        }
+        metrics::gauge!("sk8_orphans").set(found as f64);
+        Ok(found)
+    }
+
+    async fn act(
+        &mut self,
+        backend: &Arc<dyn Backend>,
+        held: &Managed,
+        why: &str,
+    ) -> Result<(), BackendError> {
+        let name = format!("{}#{}", held.job_id, held.attempt);
+        match self.settings.policy {
+            OrphanPolicy::Report => {
+                if self.reported.insert(name) {
+                    tracing::warn!(job_id = %held.job_id, attempt = held.attempt, backend_ref = %held.backend_ref, "orphan (policy: report): {why}");
+                }
+            }
+            OrphanPolicy::Delete => {
+                tracing::info!(job_id = %held.job_id, attempt = held.attempt, backend_ref = %held.backend_ref, "removing orphan: {why}");
+                metrics::counter!("sk8_orphans_removed_total").increment(1);
+                backend
+                    .stop(&held.backend_ref, StopReason::Orphaned)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a held attempt is an orphan, or `None` while its job still needs it.
+fn orphan_reason(
+    held: &Managed,
+    job: Option<&Job>,
+    keep_finished: Duration,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let Some(job) = job else {
+        return Some("its job is not in the execution history".into());
+    };
+    if held.attempt > job.attempts {
+        return Some(format!(
+            "attempt {} was never recorded (the job has {})",
+            held.attempt, job.attempts
+        ));
+    }
+    let ended = job.state.is_terminal() || held.attempt < job.attempts;
+    if !ended {
+        return None;
+    }
+    if !held.finished {
+        return Some(format!(
+            "attempt {} still runs, but its job is {} on attempt {}",
+            held.attempt, job.state, job.attempts
+        ));
+    }
+    let finished_at = job.finished_at?;
+    let keep = chrono::Duration::from_std(keep_finished).unwrap_or(chrono::Duration::MAX);
+    (finished_at + keep < now).then(|| {
+        format!(
+            "kept {}s after its job ended {}",
+            keep_finished.as_secs(),
+            job.state
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::jobspec::Format;
+    use crate::domain::{JobId, JobSpec, JobState, SpecDefaults};
+
+    fn job(state: JobState, attempts: u32, finished_ago: Option<i64>) -> Job {
+        let body = br#"{"team":"t","env":"e","name":"n","mainApplicationFile":"/x.py"}"#;
+        let defaults = SpecDefaults {
+            spark_version: "4.0.1".into(),
+            image: "i".into(),
+        };
+        let spec = JobSpec::parse(body, Format::Json, &defaults).unwrap();
+        let mut job = Job::new(spec, None, Utc::now());
+        job.state = state;
+        job.attempts = attempts;
+        job.finished_at = finished_ago.map(|s| Utc::now() - chrono::Duration::seconds(s));
+        job
+    }
+
+    fn held(attempt: u32, finished: bool) -> Managed {
+        Managed {
+            job_id: JobId::generate(),
+            attempt,
+            backend_ref: serde_json::json!({}),
+            finished,
+        }
+    }
+
+    const KEEP: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn the_current_attempt_of_a_live_job_is_kept() {
+        let running = job(JobState::Running, 1, None);
+        assert_eq!(
+            orphan_reason(&held(1, false), Some(&running), KEEP, Utc::now()),
+            None
+        );
+    }
+
+    #[test]
+    fn unknown_jobs_ended_jobs_and_old_attempts_are_orphans() {
+        let now = Utc::now();
+        assert!(orphan_reason(&held(1, false), None, KEEP, now).is_some());
+        let cancelled = job(JobState::Cancelled, 1, Some(5));
+        let why = orphan_reason(&held(1, false), Some(&cancelled), KEEP, now).unwrap();
+        assert!(why.contains("still runs"), "{why}");
+        let retrying = job(JobState::Running, 2, None);
+        assert!(orphan_reason(&held(1, false), Some(&retrying), KEEP, now).is_some());
+        let ghost = orphan_reason(&held(3, false), Some(&retrying), KEEP, now).unwrap();
+        assert!(ghost.contains("never recorded"), "{ghost}");
+    }
+
+    #[test]
+    fn finished_attempts_are_kept_for_their_logs_then_removed() {
+        let now = Utc::now();
+        let recent = job(JobState::Failed, 1, Some(60));
+        assert_eq!(
+            orphan_reason(&held(1, true), Some(&recent), KEEP, now),
+            None
+        );
+        let old = job(JobState::Failed, 1, Some(3600));
+        assert!(orphan_reason(&held(1, true), Some(&old), KEEP, now).is_some());
+    }
+}
