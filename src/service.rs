@@ -40,6 +40,10 @@ pub struct JobDetail {
     pub job: Job,
     pub attempts: Vec<Attempt>,
     pub links: Links,
+    /// Why a QUEUED or RETRYING job is not starting now (the backend is full or unreachable);
+    /// live, not stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
 }
 
 /// Where to look at a job from outside sk8.
@@ -126,10 +130,13 @@ impl JobService {
             events: format!("/v1/jobs/{}/events", job.id),
             logs: format!("/v1/jobs/{}/logs", job.id),
         };
+        let waiting = matches!(job.state, JobState::Queued | JobState::Retrying);
+        let waiting_reason = waiting.then(|| self.backend.capacity().err()).flatten();
         Ok(JobDetail {
             job,
             attempts,
             links,
+            waiting_reason,
         })
     }
 

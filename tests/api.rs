@@ -325,5 +325,9 @@ async fn health_metrics_and_openapi(engine: Engine) {
         &std::fs::read_to_string(common::repo_file("docs/openapi.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(served, committed, "docs/openapi.json is stale");
+    assert!(
+        served == committed,
+        "the served document differs from docs/openapi.json: run \
+         SK8_UPDATE_OPENAPI=1 cargo test --test openapi"
+    );
 }

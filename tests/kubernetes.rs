@@ -332,3 +332,93 @@ async fn orphans_are_deleted_or_reported_by_policy() {
     let (status, _) = kube_get(&kube, &app_path("sk8-01kb2r5q3h7m9x4c2d-1")).await;
     assert_eq!(status, 200, "reported, not deleted");
 }
+
+/// How many SparkApplications the cluster holds for a job.
+async fn applications_of(kube: &FakeKube, id: &str) -> usize {
+    let path =
+        format!("/apis/spark.apache.org/v1/sparkapplications?labelSelector=sk8.dev/job-id={id}");
+    let (_, list) = kube_get(kube, &path).await;
+    list["items"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_wait_out_an_api_outage_and_run_once_it_ends() {
+    let (kube, app) = cluster_and_sk8(Engine::Sqlite).await;
+    kube.set_reachable(false);
+    let first = submit(&app, &job("during-outage-1", "Succeeded")).await;
+    let second = submit(&app, &job("during-outage-2", "Succeeded")).await;
+    // Both wait QUEUED, and say why.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (a, b) = (app.job(&first).await, app.job(&second).await);
+        let waiting = |j: &Value| {
+            j["state"] == "QUEUED"
+                && j["waitingReason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("Kubernetes API is unavailable"))
+        };
+        if waiting(&a) && waiting(&b) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not waiting: {a}\n{b}\n{}",
+            app.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    kube.set_reachable(true);
+    for id in [&first, &second] {
+        let done = app.wait_finished(id, WAIT).await;
+        assert_eq!(done["state"], "SUCCEEDED", "{done}");
+        assert_eq!(done["attemptCount"], 1, "{done}");
+        assert_eq!(applications_of(&kube, id).await, 1, "submitted once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_watch_and_410_gone_lose_no_transition() {
+    let (kube, app) = cluster_and_sk8(Engine::Sqlite).await;
+    let mut body = job("through-the-gap", "Succeeded");
+    body["labels"]["fake.sk8.dev/step-ms"] = json!("400");
+    let id = submit(&app, &body).await;
+    app.wait_for(&id, &["RUNNING"], WAIT).await;
+    // The watch is cut; the application finishes meanwhile; its events are compacted away,
+    // so sk8's watch can only catch up by relisting after a 410.
+    kube.set_reachable(false);
+    let name = format!("sk8-{id}-1");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let app = kube.object(
+            "spark.apache.org",
+            "v1",
+            "sparkapplications",
+            Some(NAMESPACE),
+            &name,
+        );
+        if app.is_some_and(|a| {
+            a["status"]["currentState"]["currentStateSummary"] == "ResourceReleased"
+        }) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the operator never finished {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kube.expire_history();
+    assert_eq!(
+        app.job(&id).await["state"],
+        "RUNNING",
+        "sk8 cannot know yet"
+    );
+    kube.set_reachable(true);
+    let done = app.wait_finished(&id, WAIT).await;
+    assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    let logs = app.logs();
+    assert!(
+        logs.contains("SparkApplication watch (re)listed"),
+        "relisted after 410"
+    );
+}

@@ -121,9 +121,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Short name recorded on attempts (`local`, `noop`, `kubernetes`).
     fn name(&self) -> &'static str;
 
-    /// Whether a new attempt could start now; jobs wait QUEUED while it is false.
-    fn has_capacity(&self) -> bool {
-        true
+    /// Whether a new attempt could start now; while it cannot, jobs wait QUEUED and the
+    /// error says why (shown on waiting jobs).
+    fn capacity(&self) -> Result<(), String> {
+        Ok(())
     }
 
     /// Starts an attempt, or finds it already started under its deterministic name.

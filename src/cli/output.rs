@@ -67,6 +67,7 @@ impl Printer {
             ("started", s(&job["startedAt"])),
             ("finished", s(&job["finishedAt"])),
             ("failure", s(&job["failureReason"])),
+            ("waiting", s(&job["waitingReason"])),
             ("spark ui", s(&job["links"]["sparkUi"])),
         ];
         for (key, value) in rows.iter().filter(|(_, v)| !v.is_empty()) {

@@ -117,11 +117,11 @@ impl Reconciler {
             .count()
             .await;
         for job in waiting {
-            if let Err(err) = self.reconcile(job).await {
-                errors += 1;
-                if matches!(err, PassError::AtCapacity) {
-                    break;
-                }
+            match self.reconcile(job).await {
+                // Waiting for capacity is normal, not an error: the rest wait too.
+                Err(PassError::AtCapacity) => break,
+                Err(_) => errors += 1,
+                Ok(()) => {}
             }
         }
         metrics::histogram!("sk8_reconcile_pass_seconds").record(start.elapsed().as_secs_f64());
@@ -153,7 +153,7 @@ impl Reconciler {
     /// Records the next attempt first, then hands it to the backend, so a crash in between
     /// leaves an attempt the next pass finds and submits (idempotently) again.
     async fn start_attempt(&self, mut job: Job) -> Result<(), PassError> {
-        if !self.backend.has_capacity() {
+        if self.backend.capacity().is_err() {
             return Err(PassError::AtCapacity);
         }
         let number = job.attempts + 1;
@@ -210,8 +210,13 @@ impl Reconciler {
             Err(BackendError::Rejected { class, reason }) => {
                 self.fail_attempt(job, attempt, class, reason, None).await
             }
-            Err(BackendError::AtCapacity(reason)) => {
-                // Give the attempt back: the job waits QUEUED until capacity frees up.
+            Err(err @ (BackendError::AtCapacity(_) | BackendError::Transient(_))) => {
+                // Give the attempt back: the job waits QUEUED until the backend can take it
+                // (it says why through `capacity()` meanwhile, so later passes don't churn).
+                if matches!(err, BackendError::Transient(_)) {
+                    tracing::warn!(error = %err, "submit failed; the job waits QUEUED");
+                }
+                let reason = err.to_string();
                 job.state = JobState::Queued;
                 job.attempts -= 1;
                 attempt.state = JobState::Cancelled;
@@ -222,12 +227,14 @@ impl Reconciler {
                     JobState::Queued,
                     format!("waiting: {reason}"),
                 );
-                self.store.job_save(&mut job, None, Some(&event)).await?;
+                self.store
+                    .job_save(&mut job, Some(&attempt), Some(&event))
+                    .await?;
                 Err(PassError::AtCapacity)
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "submit failed; retrying next pass");
-                Err(PassError::Backend(err))
+            Err(BackendError::NotFound(reason)) => {
+                tracing::warn!(%reason, "submit failed; retrying next pass");
+                Err(PassError::Backend(BackendError::NotFound(reason)))
             }
         }
     }

@@ -10,6 +10,7 @@
 //!
 //! No state of its own: the attempt's [`BackendRef`] names the application.
 
+mod health;
 pub mod render;
 pub mod status;
 mod watch;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use self::health::Health;
 use self::render::RenderSettings;
 use self::watch::StatusCache;
 use super::{
@@ -64,13 +66,18 @@ pub struct KubernetesBackend {
     resource: ApiResource,
     settings: RenderSettings,
     cache: Arc<StatusCache>,
+    health: Arc<Health>,
     stop_watch: CancellationToken,
 }
 
 impl KubernetesBackend {
     /// Connects (kubeconfig or in-cluster) and starts the SparkApplication watch.
     pub async fn connect(config: &KubernetesConfig, wake: Arc<Notify>) -> anyhow::Result<Self> {
-        let client = kube::Client::try_from(client_config(config).await?)?;
+        let mut client_config = client_config(config).await?;
+        // kube retries 429/503/504 itself, for up to minutes; here the next reconcile pass is
+        // the retry, and a pass must not stall on one request while the API server is down.
+        client_config.default_retry = false;
+        let client = kube::Client::try_from(client_config)?;
         let resource = ApiResource {
             group: "spark.apache.org".into(),
             version: "v1".into(),
@@ -79,9 +86,21 @@ impl KubernetesBackend {
             plural: "sparkapplications".into(),
         };
         let cache = Arc::new(StatusCache::default());
+        let health = Arc::new(Health::default());
         let stop_watch = CancellationToken::new();
         let all = Api::<DynamicObject>::all_with(client.clone(), &resource);
-        tokio::spawn(watch::run(all, cache.clone(), wake, stop_watch.clone()));
+        let watched = watch::Watched {
+            cache: cache.clone(),
+            health: health.clone(),
+            wake: wake.clone(),
+        };
+        tokio::spawn(watch::run(all, watched, stop_watch.clone()));
+        tokio::spawn(health::probe(
+            client.clone(),
+            health.clone(),
+            wake,
+            stop_watch.clone(),
+        ));
         Ok(KubernetesBackend {
             client,
             resource,
@@ -90,8 +109,39 @@ impl KubernetesBackend {
                 failed_retain_seconds: config.failed_retain_seconds,
             },
             cache,
+            health,
             stop_watch,
         })
+    }
+
+    /// Submission failures the job can do nothing about fail the attempt; the rest are retried by
+    /// the next reconcile pass.
+    fn submit_error(&self, err: kube::Error, namespace: &str) -> BackendError {
+        let rejected = |reason: String| BackendError::Rejected {
+            class: FailureClass::Configuration,
+            reason,
+        };
+        match api_code(&err) {
+            Some(404) => rejected(format!(
+                "namespace {namespace} does not exist on the cluster: a platform admin must create it \
+                 (with its Spark driver ServiceAccount) and have the Spark operator watch it"
+            )),
+            Some(403) => rejected(format!(
+                "sk8 may not create SparkApplications in {namespace}: check its RBAC ({err})"
+            )),
+            Some(400 | 409 | 415 | 422) => rejected(format!(
+                "the API server rejected the SparkApplication: {err}"
+            )),
+            _ => self.transient(err),
+        }
+    }
+
+    /// A failure the next pass retries; an outage also marks the API down.
+    fn transient(&self, err: kube::Error) -> BackendError {
+        if health::is_outage(&err) {
+            self.health.mark_down(err.to_string());
+        }
+        BackendError::Transient(format!("Kubernetes API: {err}"))
     }
 
     fn apps(&self, namespace: &str) -> Api<DynamicObject> {
@@ -110,7 +160,7 @@ impl KubernetesBackend {
             .apps(&app.namespace)
             .get_opt(&app.name)
             .await
-            .map_err(transient)?;
+            .map_err(|e| self.transient(e))?;
         Ok(found.map(|object| object.data.get("status").cloned().unwrap_or_default()))
     }
 }
@@ -144,6 +194,13 @@ impl Backend for KubernetesBackend {
         "kubernetes"
     }
 
+    fn capacity(&self) -> Result<(), String> {
+        match self.health.down() {
+            Some(reason) => Err(format!("the Kubernetes API is unavailable ({reason})")),
+            None => Ok(()),
+        }
+    }
+
     async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError> {
         let manifest = render::spark_application(request, &self.settings);
         let app = KubeRef {
@@ -154,7 +211,7 @@ impl Backend for KubernetesBackend {
         self.apps(&app.namespace)
             .patch(&app.name, &params, &Patch::Apply(&manifest))
             .await
-            .map_err(|err| submit_error(err, &app.namespace))?;
+            .map_err(|err| self.submit_error(err, &app.namespace))?;
         tracing::info!(namespace = %app.namespace, name = %app.name, "applied SparkApplication");
         Ok(serde_json::to_value(app).expect("a KubeRef serializes"))
     }
@@ -180,7 +237,11 @@ impl Backend for KubernetesBackend {
     ) -> Result<StopProgress, BackendError> {
         let app = KubeRef::parse(attempt)?;
         let apps = self.apps(&app.namespace);
-        match apps.get_opt(&app.name).await.map_err(transient)? {
+        match apps
+            .get_opt(&app.name)
+            .await
+            .map_err(|e| self.transient(e))?
+        {
             None => Ok(StopProgress::Gone),
             Some(object) if object.metadata.deletion_timestamp.is_some() => {
                 Ok(StopProgress::Stopping)
@@ -190,7 +251,7 @@ impl Backend for KubernetesBackend {
                 match apps.delete(&app.name, &DeleteParams::background()).await {
                     Ok(_) => Ok(StopProgress::Stopping),
                     Err(err) if api_code(&err) == Some(404) => Ok(StopProgress::Gone),
-                    Err(err) => Err(transient(err)),
+                    Err(err) => Err(self.transient(err)),
                 }
             }
         }
@@ -206,7 +267,7 @@ impl Backend for KubernetesBackend {
         let found = pods
             .list(&ListParams::default().labels(&selector))
             .await
-            .map_err(transient)?;
+            .map_err(|e| self.transient(e))?;
         let Some(pod) = found
             .items
             .into_iter()
@@ -223,7 +284,10 @@ impl Backend for KubernetesBackend {
             follow,
             ..LogParams::default()
         };
-        let reader = pods.log_stream(&pod, &params).await.map_err(transient)?;
+        let reader = pods
+            .log_stream(&pod, &params)
+            .await
+            .map_err(|e| self.transient(e))?;
         Ok(bytes_of(reader))
     }
 
@@ -288,30 +352,4 @@ fn api_code(err: &kube::Error) -> Option<u16> {
         kube::Error::Api(status) => Some(status.code),
         _ => None,
     }
-}
-
-/// Submission failures the job can do nothing about fail the attempt; the rest are retried by
-/// the next reconcile pass.
-fn submit_error(err: kube::Error, namespace: &str) -> BackendError {
-    let rejected = |reason: String| BackendError::Rejected {
-        class: FailureClass::Configuration,
-        reason,
-    };
-    match api_code(&err) {
-        Some(404) => rejected(format!(
-            "namespace {namespace} does not exist on the cluster: a platform admin must create it \
-             (with its Spark driver ServiceAccount) and have the Spark operator watch it"
-        )),
-        Some(403) => rejected(format!(
-            "sk8 may not create SparkApplications in {namespace}: check its RBAC ({err})"
-        )),
-        Some(400 | 409 | 415 | 422) => rejected(format!(
-            "the API server rejected the SparkApplication: {err}"
-        )),
-        _ => transient(err),
-    }
-}
-
-fn transient(err: kube::Error) -> BackendError {
-    BackendError::Transient(format!("Kubernetes API: {err}"))
 }

@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::health::Health;
 use super::render::{LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_MANAGED_BY, MANAGED_BY};
 
 /// (namespace, name) of a SparkApplication.
@@ -91,13 +92,16 @@ fn key_of(object: &DynamicObject) -> Option<AppKey> {
     ))
 }
 
-/// Runs the watch until `stop`; wakes `wake` whenever an application's status changes.
-pub async fn run(
-    api: Api<DynamicObject>,
-    cache: Arc<StatusCache>,
-    wake: Arc<Notify>,
-    stop: CancellationToken,
-) {
+/// What the watch feeds.
+pub struct Watched {
+    pub cache: Arc<StatusCache>,
+    pub health: Arc<Health>,
+    /// Woken whenever an application's status changes (or the API comes back).
+    pub wake: Arc<Notify>,
+}
+
+/// Runs the watch until `stop`.
+pub async fn run(api: Api<DynamicObject>, watched: Watched, stop: CancellationToken) {
     let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
     let config = watcher::Config::default().labels(&selector);
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
@@ -109,15 +113,19 @@ pub async fn run(
         };
         let changed = match event {
             None => break,
-            Some(Ok(event)) => handle(&cache, event, &mut relisted),
+            Some(Ok(event)) => {
+                let came_back = watched.health.mark_up();
+                handle(&watched.cache, event, &mut relisted) || came_back
+            }
             Some(Err(err)) => {
                 metrics::counter!("sk8_kube_watch_errors_total").increment(1);
                 tracing::warn!(error = %err, "SparkApplication watch failed; resuming with backoff");
+                watched.health.mark_down(format!("watch: {err}"));
                 false
             }
         };
         if changed {
-            wake.notify_one();
+            watched.wake.notify_one();
         }
     }
     tracing::info!("SparkApplication watch stopped");

@@ -239,21 +239,25 @@ impl Backend for LocalBackend {
         "local"
     }
 
-    fn has_capacity(&self) -> bool {
-        self.running_count() < self.config.max_running
+    fn capacity(&self) -> Result<(), String> {
+        if self.running_count() < self.config.max_running {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} local jobs are running (backend.local.maxRunning)",
+                self.config.max_running
+            ))
+        }
     }
 
     async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError> {
         let dir = self.attempt_dir(request);
         let local = match self.adopt(&request.name(), &dir) {
             Some(found) => found,
-            None if !self.has_capacity() => {
-                return Err(BackendError::AtCapacity(format!(
-                    "{} local jobs are running (backend.local.maxRunning)",
-                    self.config.max_running
-                )));
+            None => {
+                self.capacity().map_err(BackendError::AtCapacity)?;
+                self.spawn(request, &dir).await?
             }
-            None => self.spawn(request, &dir).await?,
         };
         Ok(serde_json::to_value(local).expect("a LocalRef serializes"))
     }

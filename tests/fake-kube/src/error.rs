@@ -186,6 +186,15 @@ impl ApiError {
         )
     }
 
+    /// What every request gets while the fake plays an outage.
+    pub fn unavailable() -> Self {
+        Self::new(
+            503,
+            "ServiceUnavailable",
+            "the API server is unavailable (a test outage)",
+        )
+    }
+
     /// A resourceVersion or continue token older than the retained history.
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)

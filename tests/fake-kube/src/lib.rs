@@ -94,19 +94,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = Arc::new(Store::new(options.history_limit));
-    run(
-        listener,
-        store,
-        &options,
-        CancellationToken::new(),
-        shutdown,
-    )
-    .await
+    let token = CancellationToken::new();
+    let outage = Arc::new(http::Outage::new(token.clone()));
+    run(listener, store, outage, &options, token, shutdown).await
 }
 
 async fn run(
     listener: TcpListener,
     store: Arc<Store>,
+    outage: Arc<http::Outage>,
     options: &Options,
     token: CancellationToken,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -122,6 +118,7 @@ async fn run(
         store,
         shutdown: token.clone(),
         bookmark_every: options.bookmark_interval,
+        outage,
     };
     let stop = async move {
         shutdown.await;
@@ -137,6 +134,7 @@ pub struct FakeKube {
     addr: SocketAddr,
     url: String,
     store: Arc<Store>,
+    outage: Arc<http::Outage>,
     shutdown: CancellationToken,
     /// Taken by [`FakeKube::stop`]; a dropped handle only cancels.
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -153,11 +151,13 @@ impl FakeKube {
         let addr = listener.local_addr()?;
         let store = Arc::new(Store::new(options.history_limit));
         let shutdown = CancellationToken::new();
+        let outage = Arc::new(http::Outage::new(shutdown.clone()));
         let stop = shutdown.clone();
-        let served = store.clone();
+        let (served, gate) = (store.clone(), outage.clone());
         let task = tokio::spawn(async move {
-            run(listener, served, &options, stop.clone(), async move {
-                stop.cancelled().await
+            let stopped = stop.clone();
+            run(listener, served, gate, &options, stop, async move {
+                stopped.cancelled().await
             })
             .await
         });
@@ -165,6 +165,7 @@ impl FakeKube {
             addr,
             url: format!("http://{addr}"),
             store,
+            outage,
             shutdown,
             task: Some(task),
         })
@@ -189,6 +190,38 @@ impl FakeKube {
         let (pods, _) = lookup("", "v1", "pods").expect("pods are served");
         self.store
             .append_log(&Target::item(pods, Some(namespace), pod), text)
+    }
+
+    /// An object as the fake holds it, read directly (also during an outage); `group` is
+    /// empty for core kinds.
+    pub fn object(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<serde_json::Value> {
+        let (kind, _) = lookup(group, version, plural)?;
+        self.store.get(&Target::item(kind, namespace, name)).ok()
+    }
+
+    /// Plays an API-server outage: while unreachable, every API request gets 503 and open
+    /// watches are cut (the `/fake` control API and the fake operator keep working).
+    pub fn set_reachable(&self, reachable: bool) {
+        self.outage.set_reachable(reachable);
+    }
+
+    /// Ends every open watch, as a dropped connection would; clients resume from their last
+    /// resourceVersion.
+    pub fn cut_watches(&self) {
+        self.outage.cut_watches();
+    }
+
+    /// Compacts the watch history, so a watch resuming from an older resourceVersion gets
+    /// 410 Gone and must relist.
+    pub fn expire_history(&self) {
+        self.store.expire_history();
     }
 
     /// Stops serving and waits for the server task to finish.

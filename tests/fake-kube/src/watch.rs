@@ -81,6 +81,13 @@ impl History {
         Ok(self.events.iter().filter(|e| e.rv > rv).cloned().collect())
     }
 
+    /// Drops every event up to `rv`, as etcd compaction does: a watch resuming from before it
+    /// gets 410 Gone.
+    pub fn compact_to(&mut self, rv: u64) {
+        self.events.retain(|e| e.rv > rv);
+        self.compacted = self.compacted.max(rv);
+    }
+
     /// The oldest resourceVersion still consistent (continue tokens older than it expire).
     pub fn compacted(&self) -> u64 {
         self.compacted

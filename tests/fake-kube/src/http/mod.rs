@@ -6,7 +6,8 @@ mod logs;
 mod params;
 mod resources;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -30,6 +31,61 @@ pub struct AppState {
     /// Cancelled on shutdown: ends watches and log follows so the server can drain.
     pub shutdown: CancellationToken,
     pub bookmark_every: Duration,
+    pub outage: Arc<Outage>,
+}
+
+/// A test's control over the fake's availability: while unreachable, every API request gets
+/// 503; cutting ends every open watch (as a dropped connection or an API server restart would).
+pub struct Outage {
+    reachable: AtomicBool,
+    /// The token open watches end on; replaced by a fresh one at every cut.
+    watches: Mutex<CancellationToken>,
+    shutdown: CancellationToken,
+}
+
+impl Outage {
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Outage {
+            reachable: AtomicBool::new(true),
+            watches: Mutex::new(shutdown.child_token()),
+            shutdown,
+        }
+    }
+
+    pub fn set_reachable(&self, reachable: bool) {
+        self.reachable.store(reachable, Ordering::SeqCst);
+        if !reachable {
+            self.cut_watches();
+        }
+    }
+
+    pub fn cut_watches(&self) {
+        let mut token = self.watches.lock().unwrap_or_else(|p| p.into_inner());
+        token.cancel();
+        *token = self.shutdown.child_token();
+    }
+
+    /// What a new watch ends on: shutdown or the next cut.
+    pub fn watch_token(&self) -> CancellationToken {
+        self.watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// 503 for the API while the test's outage lasts; the `/fake` control API stays up.
+async fn gate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let control = request.uri().path().starts_with("/fake/");
+    if control || state.outage.reachable.load(Ordering::SeqCst) {
+        next.run(request).await
+    } else {
+        ApiError::unavailable().into_response()
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -61,6 +117,7 @@ pub fn router(state: AppState) -> Router {
             post(control::append_log),
         )
         .fallback(|| async { ApiError::no_route() })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), gate))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }

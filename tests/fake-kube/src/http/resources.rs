@@ -396,7 +396,7 @@ fn watch(
         selector,
         params.watch_start()?,
         &timing,
-        state.shutdown.clone(),
+        state.outage.watch_token(),
     ) {
         Ok(stream) => stream,
         // Too old a resourceVersion is reported inside the stream, as kube-apiserver does.

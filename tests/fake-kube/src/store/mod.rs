@@ -91,6 +91,14 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Compacts the whole watch history: every watch resuming from an older resourceVersion
+    /// gets 410 Gone and must relist.
+    pub fn expire_history(&self) {
+        let mut inner = self.lock();
+        let rv = inner.rv;
+        inner.history.compact_to(rv);
+    }
+
     /// A receiver that changes on every committed write and log append.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()

@@ -1,0 +1,94 @@
+//! Whether the API server answers. Any outage-like error (no connection, timeout, 5xx, 429)
+//! marks the backend down; while it is down, `capacity()` says why and jobs wait QUEUED instead
+//! of being submitted into the void. A probe (`GET /version`, with backoff) and any successful
+//! watch event mark it up again and wake the reconciler.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+const PROBE_FIRST: Duration = Duration::from_millis(500);
+const PROBE_MAX: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+pub struct Health {
+    down: RwLock<Option<String>>,
+    went_down: Notify,
+}
+
+impl Health {
+    /// Why the API server is considered unreachable, if it is.
+    pub fn down(&self) -> Option<String> {
+        self.down.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn mark_down(&self, reason: String) {
+        let mut down = self.down.write().unwrap_or_else(|p| p.into_inner());
+        if down.is_none() {
+            tracing::warn!(%reason, "Kubernetes API unavailable: jobs wait QUEUED until it answers");
+            metrics::gauge!("sk8_kube_api_up").set(0.0);
+            self.went_down.notify_one();
+        }
+        *down = Some(reason);
+    }
+
+    /// Marks the API up; true when it was down.
+    pub fn mark_up(&self) -> bool {
+        let was_down = self
+            .down
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some();
+        if was_down {
+            tracing::info!("Kubernetes API answers again");
+            metrics::gauge!("sk8_kube_api_up").set(1.0);
+        }
+        was_down
+    }
+}
+
+/// Whether an error means the API server is unreachable or overloaded, rather than that it
+/// refused this request.
+pub fn is_outage(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        _ => true,
+    }
+}
+
+/// While the API is down, probes it until it answers; then wakes the reconciler.
+pub async fn probe(
+    client: kube::Client,
+    health: Arc<Health>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    metrics::gauge!("sk8_kube_api_up").set(1.0);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = health.went_down.notified() => {}
+        }
+        let mut delay = PROBE_FIRST;
+        while health.down().is_some() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            match client.apiserver_version().await {
+                Ok(_) => {
+                    if health.mark_up() {
+                        wake.notify_one();
+                    }
+                }
+                Err(err) => {
+                    health.mark_down(err.to_string());
+                    delay = (delay * 2).min(PROBE_MAX);
+                }
+            }
+        }
+    }
+}
