@@ -134,17 +134,17 @@ async fn job_runs_to_success_as_a_spark_application(engine: Engine) {
         .iter()
         .find(|e| e["to"] == "RUNNING")
         .expect("a RUNNING event");
+    let detail = running["detail"].as_str().unwrap();
     assert!(
-        running["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("DriverReady")
-            || running["detail"]
-                .as_str()
-                .unwrap()
-                .starts_with("RunningHealthy"),
+        detail.starts_with("DriverReady") || detail.starts_with("RunningHealthy"),
         "{running}"
     );
+    assert!(
+        detail.contains(&format!("(driver pod sk8-{id}-1-0-driver)")),
+        "{detail}"
+    );
+    let ui = done["sparkUiUrl"].as_str().unwrap_or_default();
+    assert!(ui.starts_with("http://127.0.0."), "{done}");
     // The application is sk8's: labelled, applied by its field manager.
     let (status, object) = kube_get(&kube, &app_path(name)).await;
     assert_eq!(status, 200, "{object}");

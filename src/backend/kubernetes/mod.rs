@@ -11,6 +11,7 @@
 //! No state of its own: the attempt's [`BackendRef`] names the application.
 
 mod health;
+mod pods;
 pub mod render;
 pub mod status;
 mod watch;
@@ -29,6 +30,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use self::health::Health;
+use self::pods::DriverPods;
 use self::render::RenderSettings;
 use self::watch::StatusCache;
 use super::{
@@ -66,6 +68,7 @@ pub struct KubernetesBackend {
     resource: ApiResource,
     settings: RenderSettings,
     cache: Arc<StatusCache>,
+    drivers: Arc<DriverPods>,
     health: Arc<Health>,
     stop_watch: CancellationToken,
 }
@@ -95,6 +98,12 @@ impl KubernetesBackend {
             wake: wake.clone(),
         };
         tokio::spawn(watch::run(all, watched, stop_watch.clone()));
+        let drivers = Arc::new(DriverPods::default());
+        tokio::spawn(pods::run(
+            Api::all(client.clone()),
+            drivers.clone(),
+            stop_watch.clone(),
+        ));
         tokio::spawn(health::probe(
             client.clone(),
             health.clone(),
@@ -109,6 +118,7 @@ impl KubernetesBackend {
                 failed_retain_seconds: config.failed_retain_seconds,
             },
             cache,
+            drivers,
             health,
             stop_watch,
         })
@@ -134,6 +144,50 @@ impl KubernetesBackend {
             )),
             _ => self.transient(err),
         }
+    }
+
+    /// A running attempt's Spark UI (once the operator reports the driver's IP) and its driver
+    /// pod's name (once the pod watch has seen it), in what the history records.
+    fn with_driver(
+        &self,
+        observed: AttemptStatus,
+        status: &serde_json::Value,
+        app: &KubeRef,
+    ) -> AttemptStatus {
+        let AttemptStatus::Running { detail, .. } = observed else {
+            return observed;
+        };
+        let ip = status["currentState"]["lastObservedDriverStatus"]["podIP"].as_str();
+        let detail = match self.drivers.get(&app.key()) {
+            Some(pod) => format!("{detail} (driver pod {pod})"),
+            None => detail,
+        };
+        AttemptStatus::Running {
+            spark_ui_url: ip.map(|ip| format!("http://{ip}:{SPARK_UI_PORT}")),
+            detail,
+        }
+    }
+
+    /// An application's driver pod: from the pod watch, else found once by the operator's
+    /// labels (the watch may not have seen a brand-new pod yet).
+    async fn driver_pod(
+        &self,
+        pods: &Api<Pod>,
+        app: &KubeRef,
+    ) -> Result<Option<String>, BackendError> {
+        if let Some(name) = self.drivers.get(&app.key()) {
+            return Ok(Some(name));
+        }
+        let selector = format!("spark-role=driver,{}={}", pods::APP_NAME_LABEL, app.name);
+        let found = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| self.transient(e))?;
+        Ok(found
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .next_back())
     }
 
     /// A failure the next pass retries; an outage also marks the API down.
@@ -227,7 +281,7 @@ impl Backend for KubernetesBackend {
                 ),
             });
         };
-        Ok(with_spark_ui(status::attempt_status(&status), &status))
+        Ok(self.with_driver(status::attempt_status(&status), &status, &app))
     }
 
     async fn stop(
@@ -260,20 +314,7 @@ impl Backend for KubernetesBackend {
     async fn logs(&self, attempt: &BackendRef, follow: bool) -> Result<LogStream, BackendError> {
         let app = KubeRef::parse(attempt)?;
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &app.namespace);
-        let selector = format!(
-            "spark-role=driver,spark.operator/spark-app-name={}",
-            app.name
-        );
-        let found = pods
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| self.transient(e))?;
-        let Some(pod) = found
-            .items
-            .into_iter()
-            .filter_map(|p| p.metadata.name)
-            .next_back()
-        else {
+        let Some(pod) = self.driver_pod(&pods, &app).await? else {
             return Err(BackendError::NotFound(format!(
                 "the driver pod of {}/{} is gone: the operator removes it once the application \
                  ends (failed ones are kept for backend.kubernetes.failedRetainSeconds)",
@@ -331,20 +372,6 @@ fn bytes_of(reader: impl futures::AsyncBufRead + Send + Unpin + 'static) -> LogS
             Err(err) => Some((Err(err), reader)),
         }
     }))
-}
-
-/// A running driver's Spark UI, when the operator has reported the driver pod's IP.
-fn with_spark_ui(observed: AttemptStatus, status: &serde_json::Value) -> AttemptStatus {
-    match observed {
-        AttemptStatus::Running { detail, .. } => {
-            let ip = status["currentState"]["lastObservedDriverStatus"]["podIP"].as_str();
-            AttemptStatus::Running {
-                spark_ui_url: ip.map(|ip| format!("http://{ip}:{SPARK_UI_PORT}")),
-                detail,
-            }
-        }
-        other => other,
-    }
 }
 
 fn api_code(err: &kube::Error) -> Option<u16> {

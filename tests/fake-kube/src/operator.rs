@@ -239,6 +239,17 @@ fn setting(app: &Value, key: &str) -> Option<String> {
 }
 
 /// Drives one application.
+/// The labels an application asks for on its driver pod (`spark.kubernetes.driver.label.<key>`).
+fn driver_labels(app: &Value) -> serde_json::Map<String, Value> {
+    const PREFIX: &str = "spark.kubernetes.driver.label.";
+    app.pointer("/spec/sparkConf")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| Some((key.strip_prefix(PREFIX)?.to_owned(), value.clone())))
+        .collect()
+}
+
 struct Driver {
     store: Arc<Store>,
     app: Target,
@@ -249,6 +260,8 @@ struct Driver {
     retain: String,
     image: String,
     service_account: Option<String>,
+    /// `spark.kubernetes.driver.label.*` confs: Spark puts them on the driver pod.
+    pod_labels: serde_json::Map<String, Value>,
     pod_ip: String,
     step: Duration,
     written: usize,
@@ -292,6 +305,7 @@ impl Driver {
             image: conf("spark.kubernetes.container.image")
                 .unwrap_or_else(|| "apache/spark".into()),
             service_account: conf("spark.kubernetes.authenticate.driver.serviceAccountName"),
+            pod_labels: driver_labels(app),
             pod_ip: note(POD_IP).unwrap_or_else(next_ip),
             step: note(STEP_MS)
                 .and_then(|ms| ms.parse().ok())
@@ -448,11 +462,14 @@ impl Driver {
         if let Some(account) = &self.service_account {
             spec["serviceAccountName"] = json!(account);
         }
+        let mut labels = self.pod_labels.clone();
+        labels.insert("spark-role".into(), json!("driver"));
+        labels.insert("spark.operator/spark-app-name".into(), json!(self.name));
         let body = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {
                 "name": pod.name,
-                "labels": {"spark-role": "driver", "spark.operator/spark-app-name": self.name},
+                "labels": labels,
                 "ownerReferences": [{"apiVersion": "spark.apache.org/v1", "kind": "SparkApplication",
                                      "name": self.name, "uid": self.uid, "controller": true}],
             },
