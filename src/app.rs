@@ -76,32 +76,56 @@ pub async fn run(
         "sk8 is ready: listening for HTTP"
     );
 
-    let outcome = tokio::select! {
-        _ = shutdown.cancelled() => Ok(()),
-        result = &mut server => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly: {result:?}")),
-        result = &mut reconciler_task => Err(anyhow::anyhow!("the reconciler stopped unexpectedly: {result:?}")),
+    // `biased`: on SIGTERM the server's graceful shutdown ends it too, and that is not the
+    // server stopping "unexpectedly".
+    let ended = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => Ended::Signal,
+        result = &mut server => Ended::Server(format!("{result:?}")),
+        result = &mut reconciler_task => Ended::Reconciler(format!("{result:?}")),
+    };
+    let outcome = match &ended {
+        Ended::Signal => Ok(()),
+        Ended::Server(result) => Err(anyhow::anyhow!(
+            "the HTTP server stopped unexpectedly: {result}"
+        )),
+        Ended::Reconciler(result) => Err(anyhow::anyhow!(
+            "the reconciler stopped unexpectedly: {result}"
+        )),
     };
     if let Err(err) = &outcome {
         tracing::error!(error = %err, "shutting down because a core task ended");
     }
     shutdown.cancel();
-    tracing::info!("shutting down: draining HTTP requests");
-    if tokio::time::timeout(config.shutdown_grace(), &mut server)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace_seconds = config.http.shutdown_grace_seconds,
-            "requests still open after the grace period; closing them"
-        );
-        server.abort();
+    // A finished task's handle must not be awaited again.
+    if !matches!(ended, Ended::Server(_)) {
+        tracing::info!("shutting down: draining HTTP requests");
+        if tokio::time::timeout(config.shutdown_grace(), &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_seconds = config.http.shutdown_grace_seconds,
+                "requests still open after the grace period; closing them"
+            );
+            server.abort();
+        }
     }
     reconciler_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), &mut reconciler_task).await;
+    if !matches!(ended, Ended::Reconciler(_)) {
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut reconciler_task).await;
+    }
     backend.shutdown().await;
     store.close().await;
     tracing::info!("sk8 stopped");
     outcome
+}
+
+/// What ended the daemon's main wait.
+enum Ended {
+    Signal,
+    Server(String),
+    Reconciler(String),
 }
 
 async fn connect_store(config: &Config) -> anyhow::Result<Store> {
