@@ -63,9 +63,15 @@ async fn cluster_and_sk8_with(engine: Engine, extra: Value) -> (Cluster, TestApp
 }
 
 async fn create_namespace(kube: &FakeKube, name: &str) {
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    kube_create(kube, "/api/v1/namespaces", &namespace).await;
+}
+
+/// Creates an object directly in the fake, as another client of the cluster would.
+async fn kube_create(kube: &FakeKube, collection: &str, body: &Value) {
     let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/namespaces", kube.url()))
-        .json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+        .post(format!("{}{collection}", kube.url()))
+        .json(body)
         .send()
         .await
         .unwrap();
@@ -276,20 +282,8 @@ async fn plant_orphan(kube: &FakeKube, name: &str) {
             "sk8.dev/attempt": "1", "fake.sk8.dev/outcome": "Running"}},
         "spec": {"pyFiles": "local:///x.py", "runtimeVersions": {"sparkVersion": "4.0.1"}},
     });
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/apis/spark.apache.org/v1/namespaces/{NAMESPACE}/sparkapplications",
-            kube.url()
-        ))
-        .json(&orphan)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{:?}",
-        response.text().await
-    );
+    let collection = format!("/apis/spark.apache.org/v1/namespaces/{NAMESPACE}/sparkapplications");
+    kube_create(kube, &collection, &orphan).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
