@@ -170,19 +170,8 @@ impl Store {
         if sent_rv.is_some_and(|rv| !rv.is_empty() && Some(rv) != resource_version(&live)) {
             return Err(ApiError::conflict(target.kind, target.name()));
         }
-        let mut warnings =
-            schema::prune(target.kind, target.version, &mut incoming, opts.validation)?;
-        let mut new = compose(target, &live, incoming);
-        let (api_version, now) = (target.api_version(), meta::now());
-        apply::record_update(
-            Some(&live),
-            &mut new,
-            &writer(target, opts, &api_version, &now),
-        );
-        let mut outcome = self.commit_change(&mut inner, target, &live, new, opts)?;
-        warnings.append(&mut outcome.warnings);
-        outcome.warnings = warnings;
-        Ok(outcome)
+        let warnings = schema::prune(target.kind, target.version, &mut incoming, opts.validation)?;
+        self.write_over(&mut inner, target, &live, incoming, opts, warnings)
     }
 
     pub fn patch(&self, target: &Target, patch: Patch, opts: &WriteOptions) -> ApiResult<Outcome> {
@@ -216,15 +205,30 @@ impl Store {
         }
         check_body(target, &mut patched)?;
         let warnings = schema::prune(target.kind, target.version, &mut patched, opts.validation)?;
-        let mut new = compose(target, &live, patched);
+        self.write_over(&mut inner, target, &live, patched, opts, warnings)
+    }
+
+    /// The end of an update or patch: the new object over the live one, its managed fields
+    /// recorded, committed; pruning `warnings` come before the commit's own.
+    fn write_over(
+        &self,
+        inner: &mut MutexGuard<'_, Inner>,
+        target: &Target,
+        live: &Value,
+        incoming: Value,
+        opts: &WriteOptions,
+        mut warnings: Vec<String>,
+    ) -> ApiResult<Outcome> {
+        let mut new = compose(target, live, incoming);
         let (api_version, now) = (target.api_version(), meta::now());
         apply::record_update(
-            Some(&live),
+            Some(live),
             &mut new,
             &writer(target, opts, &api_version, &now),
         );
-        let mut outcome = self.commit_change(&mut inner, target, &live, new, opts)?;
-        outcome.warnings.splice(0..0, warnings);
+        let mut outcome = self.commit_change(inner, target, live, new, opts)?;
+        warnings.append(&mut outcome.warnings);
+        outcome.warnings = warnings;
         Ok(outcome)
     }
 
