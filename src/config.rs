@@ -228,11 +228,16 @@ impl Default for DefaultsConfig {
     }
 }
 
+/// Everything at info, except kube-client's HTTP trace layer: it logs every failed request to
+/// the API server at ERROR, which during an outage floods the log with what sk8 already reports
+/// once, at WARN, as "Kubernetes API unavailable".
+pub const DEFAULT_LOG_FILTER: &str = "info,kube_client::client::builder=off";
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             format: LogFormat::Text,
-            filter: "info".into(),
+            filter: DEFAULT_LOG_FILTER.into(),
         }
     }
 }

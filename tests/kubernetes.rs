@@ -362,6 +362,15 @@ async fn jobs_wait_out_an_api_outage_and_run_once_it_ends() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     kube.set_reachable(true);
+    let logs = app.logs();
+    assert!(
+        logs.contains("Kubernetes API unavailable"),
+        "reported once, at WARN"
+    );
+    assert!(
+        !logs.contains(r#""level":"ERROR""#),
+        "an outage is not an ERROR for sk8: {logs}"
+    );
     for id in [&first, &second] {
         let done = app.wait_finished(id, WAIT).await;
         assert_eq!(done["state"], "SUCCEEDED", "{done}");

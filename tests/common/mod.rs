@@ -360,7 +360,7 @@ fn config_for(options: &Options, dir: &Path, db: Option<&TestDb>) -> Value {
         "store": { "url": db.map(|db| db.url.clone()).unwrap_or_default() },
         "backend": { "kind": "local", "local": local },
         "reconciler": { "intervalMs": 200, "retryBackoffSeconds": 0 },
-        "log": { "format": "json", "filter": "info" },
+        "log": { "format": "json" },
     });
     merge(&mut config, &options.extra);
     config
