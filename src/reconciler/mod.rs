@@ -27,6 +27,10 @@ use crate::store::{Store, StoreError};
 
 /// How many live jobs are observed at once in a pass.
 const OBSERVE_CONCURRENCY: usize = 16;
+/// How many waiting jobs one pass may try to start. Starting is sequential (capacity is handed
+/// out in order), so without a bound a burst of thousands of submits makes one pass take
+/// minutes, and no running job is observed meanwhile; the next pass starts the rest at once.
+const STARTS_PER_PASS: usize = 64;
 
 pub use orphans::{OrphanPolicy, OrphanSettings};
 
@@ -116,13 +120,21 @@ impl Reconciler {
             .filter(|r| futures::future::ready(r.is_err()))
             .count()
             .await;
-        for job in waiting {
+        let mut capped = waiting.len() > STARTS_PER_PASS;
+        for job in waiting.into_iter().take(STARTS_PER_PASS) {
             match self.reconcile(job).await {
-                // Waiting for capacity is normal, not an error: the rest wait too.
-                Err(PassError::AtCapacity) => break,
+                // Waiting for capacity is normal, not an error: the rest wait too (and no
+                // immediate next pass: capacity frees up on its own schedule).
+                Err(PassError::AtCapacity) => {
+                    capped = false;
+                    break;
+                }
                 Err(_) => errors += 1,
                 Ok(()) => {}
             }
+        }
+        if capped {
+            self.wake.notify_one();
         }
         metrics::histogram!("sk8_reconcile_pass_seconds").record(start.elapsed().as_secs_f64());
         metrics::gauge!("sk8_reconcile_live_jobs").set(live as f64);

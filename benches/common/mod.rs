@@ -1,0 +1,139 @@
+//! What the benchmarks share: the real `sk8 serve` as a child process (its address from the
+//! JSON "ready" log line), its resident memory, and small helpers.
+#![allow(dead_code)] // each bench uses part of it
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, Command};
+
+/// A running `sk8 serve`; its temporary data directory goes away with it.
+pub struct Daemon {
+    child: Child,
+    pub pid: u32,
+    pub base: String,
+    pub ready_ms: f64,
+    pub startup_ms: u64,
+    _data: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `sk8 serve` with `settings` (config keys such as `store` and `backend`) on a
+    /// fresh data directory and a loopback port.
+    pub async fn start(settings: Value) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir()?;
+        let config = data.path().join("sk8.yaml");
+        // JSON is YAML; it also quotes the paths and URL correctly.
+        let mut text = json!({ "dataDir": data.path(), "http": { "addr": "127.0.0.1:0" } });
+        if let (Value::Object(text), Value::Object(settings)) = (&mut text, settings) {
+            text.extend(settings);
+        }
+        std::fs::write(&config, serde_json::to_string_pretty(&text)?)?;
+        let spawned = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sk8"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            // Only what is set here: a developer's DATABASE_URL or SK8_* must not redirect it.
+            .env_clear()
+            .env("SK8_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn,sk8=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawn sk8 serve")?;
+        let pid = child.id().context("sk8 exited at once")?;
+        let mut lines = BufReader::new(child.stderr.take().context("no stderr")?).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), wait_ready(&mut lines))
+            .await
+            .context("sk8 was not ready within 60 s")??;
+        let ready_ms = spawned.elapsed().as_secs_f64() * 1e3;
+        // Keep draining stderr so the daemon never blocks on a full pipe.
+        tokio::spawn(forward_problems(lines));
+        Ok(Daemon {
+            child,
+            pid,
+            base: format!("http://{}", ready.0),
+            ready_ms,
+            startup_ms: ready.1,
+            _data: data,
+        })
+    }
+
+    /// SIGTERM, as a service manager would, then wait for the graceful shutdown.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .context("run kill")?;
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .context("sk8 still running 60 s after SIGTERM")??;
+        if !status.success() {
+            bail!("sk8 exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+/// Reads log lines until the ready line; returns its `addr` and `startup_ms`.
+async fn wait_ready(lines: &mut Lines<BufReader<ChildStderr>>) -> anyhow::Result<(String, u64)> {
+    while let Some(line) = lines.next_line().await? {
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            eprintln!("   sk8| {line}");
+            continue;
+        };
+        let message = event["message"].as_str().unwrap_or_default();
+        if message.contains("sk8 is ready") {
+            let addr = event["addr"]
+                .as_str()
+                .context("the ready line has no addr")?;
+            return Ok((
+                addr.to_owned(),
+                event["startup_ms"].as_u64().unwrap_or_default(),
+            ));
+        }
+        eprintln!("   sk8| {line}");
+    }
+    bail!("sk8 exited before it was ready")
+}
+
+/// Drains the daemon's log, echoing only warnings and errors (the info lines are expected).
+async fn forward_problems(mut lines: Lines<BufReader<ChildStderr>>) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        if !line.contains(r#""level":"INFO""#) {
+            eprintln!("   sk8| {line}");
+        }
+    }
+}
+
+/// Resident memory of the process, from /proc, in MiB.
+pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"));
+    let kib: f64 = line
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/<pid>/status")?;
+    Ok(round(kib / 1024.0))
+}
+
+/// Sends the request and reads the whole body; any status but `expected` is an error.
+pub async fn send(request: reqwest::RequestBuilder, expected: u16) -> anyhow::Result<Vec<u8>> {
+    let response = request.send().await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    if status.as_u16() != expected {
+        bail!("HTTP {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok(body.to_vec())
+}
+
+/// Rounds to two decimals, for reports.
+pub fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
