@@ -83,6 +83,10 @@ fn describe() {
         "sk8_orphans_removed_total",
         "Orphaned attempts stopped or removed (policy: delete)"
     );
+    describe_gauge!(
+        "sk8_kube_api_up",
+        "1 while the Kubernetes API answers, 0 while sk8 considers it unavailable"
+    );
     describe_counter!(
         "sk8_kube_watch_errors_total",
         "Errors of the SparkApplication watch (it resumes with backoff)"

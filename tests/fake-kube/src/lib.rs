@@ -212,12 +212,6 @@ impl FakeKube {
         self.outage.set_reachable(reachable);
     }
 
-    /// Ends every open watch, as a dropped connection would; clients resume from their last
-    /// resourceVersion.
-    pub fn cut_watches(&self) {
-        self.outage.cut_watches();
-    }
-
     /// Compacts the watch history, so a watch resuming from an older resourceVersion gets
     /// 410 Gone and must relist.
     pub fn expire_history(&self) {

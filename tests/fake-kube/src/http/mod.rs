@@ -59,7 +59,7 @@ impl Outage {
         }
     }
 
-    pub fn cut_watches(&self) {
+    fn cut_watches(&self) {
         let mut token = self.watches.lock().unwrap_or_else(|p| p.into_inner());
         token.cancel();
         *token = self.shutdown.child_token();
