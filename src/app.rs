@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
@@ -21,6 +20,7 @@ use crate::config::{BackendKind, Config, redact_url};
 use crate::reconciler::{OrphanSettings, Reconciler, ReconcilerSettings};
 use crate::service::JobService;
 use crate::store::{Store, StoreOptions};
+use crate::wake::Wake;
 
 /// The sockets the daemon serves on, bound by the caller (so tests can use port 0).
 pub struct Listeners {
@@ -36,7 +36,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let store = connect_store(&config).await?;
-    let wake = Arc::new(Notify::new());
+    let wake = Arc::new(Wake::default());
     let backend = build_backend(&config, wake.clone()).await?;
     let jobs = JobService::new(
         store.clone(),
@@ -54,6 +54,10 @@ pub async fn run(
     );
     let mut reconciler_task = tokio::spawn(reconciler.run(reconciler_stop.clone()));
 
+    tokio::spawn(crate::telemetry::metrics_upkeep(
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let state = AppState {
         jobs,
         metrics: Arc::new(metrics),
@@ -147,7 +151,7 @@ async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn build_backend(config: &Config, wake: Arc<Notify>) -> anyhow::Result<Arc<dyn Backend>> {
+async fn build_backend(config: &Config, wake: Arc<Wake>) -> anyhow::Result<Arc<dyn Backend>> {
     Ok(match config.backend.kind {
         BackendKind::Local => {
             let local = LocalBackend::new(config.backend.local.clone(), &config.data_dir, wake);
@@ -183,6 +187,7 @@ async fn build_backend(config: &Config, wake: Arc<Notify>) -> anyhow::Result<Arc
 fn reconciler_settings(config: &Config) -> ReconcilerSettings {
     ReconcilerSettings {
         interval: Duration::from_millis(config.reconciler.interval_ms),
+        resync: Duration::from_secs(config.reconciler.resync_seconds),
         retry_backoff: Duration::from_secs(config.reconciler.retry_backoff_seconds),
         max_retry_backoff: Duration::from_secs(config.reconciler.max_retry_backoff_seconds),
         orphans: OrphanSettings {

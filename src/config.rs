@@ -107,8 +107,12 @@ pub struct LocalConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ReconcilerConfig {
-    /// A pass runs at least this often; submits, cancels and process exits wake it sooner.
+    /// A turn runs at least this often; submits, cancels, process exits and watch events wake
+    /// it sooner (for the jobs they name).
     pub interval_ms: u64,
+    /// Every live job is read at least this often, announced or not: the safety net for a
+    /// change nobody reported.
+    pub resync_seconds: u64,
     /// Delay before the second attempt when a job's spec sets none; doubled per attempt.
     pub retry_backoff_seconds: u64,
     pub max_retry_backoff_seconds: u64,
@@ -211,6 +215,7 @@ impl Default for ReconcilerConfig {
     fn default() -> Self {
         ReconcilerConfig {
             interval_ms: 1000,
+            resync_seconds: 30,
             retry_backoff_seconds: 10,
             max_retry_backoff_seconds: 600,
             orphan_policy: crate::reconciler::OrphanPolicy::Delete,
@@ -385,6 +390,9 @@ impl Config {
         }
         if self.reconciler.interval_ms == 0 {
             return Err(invalid("reconciler.intervalMs", "must be at least 1"));
+        }
+        if self.reconciler.resync_seconds == 0 {
+            return Err(invalid("reconciler.resyncSeconds", "must be at least 1"));
         }
         if self.backend.local.max_running == 0 {
             return Err(invalid("backend.local.maxRunning", "must be at least 1"));

@@ -13,3 +13,4 @@ pub mod reconciler;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod wake;

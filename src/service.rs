@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde::Serialize;
-use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 use crate::backend::{Backend, BackendError, LogStream};
@@ -14,6 +13,7 @@ use crate::domain::jobspec::Format;
 use crate::domain::{Attempt, Event, Job, JobId, JobSpec, JobState, NewEvent, SpecDefaults};
 use crate::error::{Error, Result};
 use crate::store::{InsertOutcome, JobFilter, Store};
+use crate::wake::Wake;
 
 /// The most jobs one list call returns.
 pub const MAX_PAGE: u32 = 500;
@@ -29,7 +29,7 @@ pub struct JobService {
     backend: Arc<dyn Backend>,
     defaults: SpecDefaults,
     /// Wakes the reconciler so a new or cancelled job is acted on without waiting a tick.
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
 }
 
 /// A job with its attempts: the answer to `GET /v1/jobs/{id}`.
@@ -77,7 +77,7 @@ impl JobService {
         store: Store,
         backend: Arc<dyn Backend>,
         defaults: SpecDefaults,
-        wake: Arc<Notify>,
+        wake: Arc<Wake>,
     ) -> Self {
         JobService {
             store,
@@ -102,7 +102,7 @@ impl JobService {
         let job = Job::new(spec, idempotency_key, Utc::now());
         let outcome = match self.store.job_insert(&job, &digest).await? {
             InsertOutcome::Created(job) => {
-                self.wake.notify_one();
+                self.wake.queue();
                 Submitted::Created(job)
             }
             InsertOutcome::Existing(job) => Submitted::Existing(job),
@@ -184,7 +184,7 @@ impl JobService {
                 job.next_attempt_at = None;
             }
             if self.store.job_save(&mut job, None, Some(&event)).await? {
-                self.wake.notify_one();
+                self.wake.job(job.id.clone());
                 return Ok(job);
             }
         }

@@ -10,7 +10,7 @@ use chrono::Utc;
 use common::{Engine, TestDb, both_engines};
 use sk8::domain::jobspec::Format;
 use sk8::domain::{Attempt, Job, JobSpec, JobState, NewEvent, SpecDefaults};
-use sk8::store::{InsertOutcome, JobFilter, Store, StoreOptions};
+use sk8::store::{InsertOutcome, JobFilter, LiveJob, LiveScope, Store, StoreOptions};
 
 both_engines!(
     insert_get_and_idempotency,
@@ -213,8 +213,7 @@ async fn saves_are_optimistic_and_carry_attempts_and_events(engine: Engine) {
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].failure_reason.as_deref(), Some("boom"));
     assert_eq!(attempts[0].backend_ref, ended.backend_ref);
-    let one = fx.store.attempt_get(&stored.id, 1).await.unwrap().unwrap();
-    assert_eq!(one.state, JobState::Failed);
+    assert_eq!(attempts[0].state, JobState::Failed);
 }
 
 async fn list_filters_orders_and_pages(engine: Engine) {
@@ -271,16 +270,98 @@ async fn list_filters_orders_and_pages(engine: Engine) {
 async fn live_jobs_and_counts_by_state(engine: Engine) {
     let fx = fixture(engine).await;
     let mut done = insert(&fx.store, &job("t", "done", None)).await;
-    let live = insert(&fx.store, &job("t", "live", None)).await;
+    let queued = insert(&fx.store, &job("t", "queued", None)).await;
+    let mut running = insert(&fx.store, &job("t", "running", None)).await;
+    let mut backing_off = insert(&fx.store, &job("t", "backing-off", None)).await;
+    let mut due = insert(&fx.store, &job("t", "due", None)).await;
     done.state = JobState::Succeeded;
     assert!(fx.store.job_save(&mut done, None, None).await.unwrap());
-    let scanned = fx.store.job_list_live().await.unwrap();
-    assert_eq!(
-        scanned.iter().map(|j| &j.id).collect::<Vec<_>>(),
-        [&live.id]
+    // Two attempts: the batch carries the current one.
+    running.state = JobState::Running;
+    running.attempts = 2;
+    let first = attempt_for(&running, JobState::Failed);
+    let mut second = attempt_for(&running, JobState::Running);
+    second.attempt = 2;
+    assert!(
+        fx.store
+            .job_save(&mut running, Some(&first), None)
+            .await
+            .unwrap()
     );
+    assert!(
+        fx.store
+            .job_save(&mut running, Some(&second), None)
+            .await
+            .unwrap()
+    );
+    for (job, at) in [(&mut backing_off, 60), (&mut due, -1)] {
+        job.state = JobState::Retrying;
+        job.next_attempt_at = Some(Utc::now() + chrono::Duration::seconds(at));
+        assert!(fx.store.job_save(job, None, None).await.unwrap());
+    }
+
+    let ids = |batch: &[LiveJob]| batch.iter().map(|l| l.job.id.clone()).collect::<Vec<_>>();
+    let all = fx
+        .store
+        .job_live_batch(LiveScope::After(None), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&all),
+        [&queued, &running, &backing_off, &due].map(|j| j.id.clone())
+    );
+    let current = all[1].attempt.as_ref().expect("the running job's attempt");
+    assert_eq!((current.attempt, current.state), (2, JobState::Running));
+    assert!(all[0].attempt.is_none());
+    // Pages follow on from the last id without gaps.
+    let first_page = fx
+        .store
+        .job_live_batch(LiveScope::After(None), 3)
+        .await
+        .unwrap();
+    let rest = fx
+        .store
+        .job_live_batch(LiveScope::After(Some(&first_page[2].job.id)), 3)
+        .await
+        .unwrap();
+    assert_eq!([ids(&first_page), ids(&rest)].concat(), ids(&all));
+    // By id: finished and unknown ones are left out.
+    let named = [
+        done.id.clone(),
+        running.id.clone(),
+        sk8::domain::JobId::generate(),
+    ];
+    let by_id = fx
+        .store
+        .job_live_batch(LiveScope::Ids(&named), 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&by_id), [running.id.clone()]);
+    assert!(
+        fx.store
+            .job_live_batch(LiveScope::Ids(&[]), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Waiting: queued, and retrying once the backoff is over.
+    let waiting = fx
+        .store
+        .job_live_batch(LiveScope::Waiting(Utc::now()), 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&waiting), [queued.id.clone(), due.id.clone()]);
+
     let mut counts = fx.store.job_count_by_state().await.unwrap();
     counts.sort_by_key(|(state, _)| state.as_str());
-    assert_eq!(counts, [(JobState::Queued, 1), (JobState::Succeeded, 1)]);
+    assert_eq!(
+        counts,
+        [
+            (JobState::Queued, 1),
+            (JobState::Retrying, 2),
+            (JobState::Running, 1),
+            (JobState::Succeeded, 1)
+        ]
+    );
     fx.store.ping().await.unwrap();
 }

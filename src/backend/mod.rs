@@ -127,6 +127,12 @@ pub trait Backend: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether every change of an attempt is announced through [`crate::wake::Wake`] (a watch
+    /// event, an exit). When not, the reconciler reads every live attempt each interval.
+    fn announces_changes(&self) -> bool {
+        false
+    }
+
     /// Starts an attempt, or finds it already started under its deterministic name.
     async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError>;
 

@@ -17,6 +17,11 @@ impl Backend for NoopBackend {
         "noop"
     }
 
+    /// An attempt ends the moment it is submitted, and the reconciler looks right after.
+    fn announces_changes(&self) -> bool {
+        true
+    }
+
     async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError> {
         Ok(serde_json::json!({ "name": request.name() }))
     }

@@ -1,42 +1,53 @@
-//! The job reconciler: a level-triggered loop that compares each live job in the store with
-//! what its backend reports, and moves it along
-//! `QUEUED → SUBMITTED → RUNNING → SUCCEEDED | FAILED | CANCELLED` (via `RETRYING` and
-//! `CANCELLING`), writing an event for every transition.
+//! The job reconciler: compares live jobs in the store with what their backend reports, and
+//! moves each along `QUEUED → SUBMITTED → RUNNING → SUCCEEDED | FAILED | CANCELLED` (via
+//! `RETRYING` and `CANCELLING`), writing an event for every transition.
 //!
-//! A pass holds no state of its own and never retries inside itself: whatever fails is tried
-//! again by the next pass, which runs every `interval` or sooner when woken (a submit, a cancel,
-//! a process exit). Every write is conditional on the job's version, so a concurrent cancel is
-//! never overwritten: the pass re-reads the job next time and decides again.
+//! It is event-driven with a level-triggered safety net. Each turn of the loop reads the jobs
+//! someone announced through [`Wake`] (a watch event, a process exit, a cancel), the jobs whose
+//! timeout is due, and a bounded batch of waiting jobs to start; every `resync` it reads every
+//! live job, page by page, in case something was never announced. Reads come in batches with
+//! their current attempts, so the cost of a turn follows what changed, not how many jobs live.
+//!
+//! A turn never retries inside itself: what fails is looked at again by the next turn. Every
+//! write is conditional on the job's version, so a concurrent cancel is never overwritten: the
+//! job is re-read and decided again.
 
 mod orphans;
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::backend::{
     AttemptRequest, AttemptStatus, Backend, BackendError, StopProgress, StopReason,
 };
-use crate::domain::{Attempt, FailureClass, Job, JobState, NewEvent};
-use crate::store::{Store, StoreError};
+use crate::domain::{Attempt, FailureClass, Job, JobId, JobState, NewEvent};
+use crate::store::{LiveJob, LiveScope, Store, StoreError};
+use crate::wake::Wake;
 
-/// How many live jobs are observed at once in a pass.
+/// How many live jobs are observed at once.
 const OBSERVE_CONCURRENCY: usize = 16;
-/// How many waiting jobs one pass may try to start. Starting is sequential (capacity is handed
-/// out in order), so without a bound a burst of thousands of submits makes one pass take
-/// minutes, and no running job is observed meanwhile; the next pass starts the rest at once.
-const STARTS_PER_PASS: usize = 64;
+/// How many live jobs one read brings in (a page of the resync, a batch of announced jobs).
+const READ_BATCH: u32 = 500;
+/// How many waiting jobs one turn may try to start. Starting is sequential (capacity is handed
+/// out in order), so without a bound a burst of thousands of submits makes one turn take
+/// minutes, and no running job is observed meanwhile; the next turn starts the rest at once.
+const STARTS_PER_TURN: u32 = 64;
 
 pub use orphans::{OrphanPolicy, OrphanSettings};
 
 #[derive(Clone, Debug)]
 pub struct ReconcilerSettings {
+    /// The longest a turn waits for an announcement (retry backoffs and other replicas' submits
+    /// are noticed at this pace).
     pub interval: Duration,
+    /// How often every live job is read, announced or not.
+    pub resync: Duration,
     pub retry_backoff: Duration,
     pub max_retry_backoff: Duration,
     pub orphans: OrphanSettings,
@@ -46,14 +57,33 @@ pub struct Reconciler {
     store: Store,
     backend: Arc<dyn Backend>,
     settings: ReconcilerSettings,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
+    /// When jobs with `timeoutSeconds` run out of time, so they are looked at then.
+    deadlines: Mutex<BTreeSet<(DateTime<Utc>, JobId)>>,
 }
 
-/// What one pass did, for its log line.
+/// What one turn did: for its log line, and what the next turn looks at again.
 #[derive(Debug, Default)]
-struct PassReport {
-    live: usize,
+struct TurnReport {
+    looked_at: usize,
     errors: usize,
+    again: HashSet<JobId>,
+}
+
+impl TurnReport {
+    fn record(&mut self, id: JobId, result: Result<(), PassError>) {
+        self.looked_at += 1;
+        match result {
+            Ok(()) | Err(PassError::AtCapacity) => {}
+            Err(PassError::Changed) => {
+                self.again.insert(id);
+            }
+            Err(_) => {
+                self.errors += 1;
+                self.again.insert(id);
+            }
+        }
+    }
 }
 
 impl Reconciler {
@@ -61,20 +91,24 @@ impl Reconciler {
         store: Store,
         backend: Arc<dyn Backend>,
         settings: ReconcilerSettings,
-        wake: Arc<Notify>,
+        wake: Arc<Wake>,
     ) -> Self {
         Reconciler {
             store,
             backend,
             settings,
             wake,
+            deadlines: Mutex::default(),
         }
     }
 
-    /// Runs passes until `shutdown` is cancelled, with an orphan sweep every so often.
+    /// Runs turns until `shutdown` is cancelled, with an orphan sweep every so often. The first
+    /// turn reads every live job (what happened while sk8 was down is announced by nobody).
     pub async fn run(self, shutdown: CancellationToken) {
         let mut sweep = orphans::OrphanSweep::new(self.settings.orphans.clone());
         let mut last_sweep: Option<Instant> = None;
+        let mut last_resync: Option<Instant> = None;
+        let mut again = HashSet::new();
         loop {
             if last_sweep.is_none_or(|at| at.elapsed() >= sweep.every()) {
                 last_sweep = Some(Instant::now());
@@ -82,83 +116,202 @@ impl Reconciler {
                     tracing::warn!(error = %err, "orphan sweep failed; the next one retries");
                 }
             }
-            let report = self.pass().await;
+            let pending = self.wake.take();
+            let start = Instant::now();
+            let mut report = if pending.all
+                || last_resync.is_none_or(|at| at.elapsed() >= self.resync_every())
+            {
+                last_resync = Some(Instant::now());
+                self.resync().await
+            } else {
+                let mut ids = pending.jobs;
+                ids.extend(again.drain());
+                ids.extend(self.due_deadlines());
+                self.look_at(ids).await
+            };
+            self.start_waiting(&mut report).await;
+            metrics::histogram!("sk8_reconcile_pass_seconds").record(start.elapsed().as_secs_f64());
             if report.errors > 0 {
                 tracing::warn!(
-                    live = report.live,
+                    looked_at = report.looked_at,
                     errors = report.errors,
-                    "reconcile pass had errors; the next pass retries"
+                    "reconcile turn had errors; the next turn retries"
                 );
             }
+            again = report.again;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.settings.interval) => {}
+                _ = tokio::time::sleep(self.next_wait()) => {}
             }
         }
         tracing::info!("reconciler stopped");
     }
 
-    async fn pass(&self) -> PassReport {
-        let start = std::time::Instant::now();
-        let jobs = match self.store.job_list_live().await {
-            Ok(jobs) => jobs,
-            Err(err) => {
-                tracing::warn!(error = %err, "reconciler cannot read live jobs");
-                return PassReport { live: 0, errors: 1 };
-            }
-        };
-        let live = jobs.len();
-        let (waiting, observed): (Vec<Job>, Vec<Job>) = jobs
-            .into_iter()
-            .partition(|job| matches!(job.state, JobState::Queued | JobState::Retrying));
-        // Observing is independent per job; starting is sequential, oldest first, so the
-        // backend's capacity is handed out in order.
-        let mut errors: usize = futures::stream::iter(observed)
-            .map(|job| self.reconcile(job))
-            .buffer_unordered(OBSERVE_CONCURRENCY)
-            .filter(|r| futures::future::ready(r.is_err()))
-            .count()
-            .await;
-        let mut capped = waiting.len() > STARTS_PER_PASS;
-        for job in waiting.into_iter().take(STARTS_PER_PASS) {
-            match self.reconcile(job).await {
-                // Waiting for capacity is normal, not an error: the rest wait too (and no
-                // immediate next pass: capacity frees up on its own schedule).
-                Err(PassError::AtCapacity) => {
-                    capped = false;
-                    break;
+    /// Observes every live job, a page at a time.
+    async fn resync(&self) -> TurnReport {
+        let mut report = TurnReport::default();
+        let mut after: Option<JobId> = None;
+        let mut live = 0;
+        loop {
+            let page = match self
+                .store
+                .job_live_batch(LiveScope::After(after.as_ref()), READ_BATCH)
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(error = %err, "reconciler cannot read live jobs");
+                    report.errors += 1;
+                    return report;
                 }
-                Err(_) => errors += 1,
-                Ok(()) => {}
+            };
+            let full = page.len() == READ_BATCH as usize;
+            live += page.len();
+            after = page.last().map(|live| live.job.id.clone());
+            self.observe_all(page, &mut report).await;
+            if !full {
+                break;
             }
         }
-        if capped {
-            self.wake.notify_one();
-        }
-        metrics::histogram!("sk8_reconcile_pass_seconds").record(start.elapsed().as_secs_f64());
         metrics::gauge!("sk8_reconcile_live_jobs").set(live as f64);
-        PassReport { live, errors }
+        report
     }
 
-    async fn reconcile(&self, job: Job) -> Result<(), PassError> {
-        let span = tracing::info_span!("reconcile", job_id = %job.id, team = %job.team);
-        let result = self.reconcile_job(job).instrument(span).await;
+    /// Observes the named jobs that are still live.
+    async fn look_at(&self, ids: HashSet<JobId>) -> TurnReport {
+        let mut report = TurnReport::default();
+        let ids: Vec<JobId> = ids.into_iter().collect();
+        for chunk in ids.chunks(READ_BATCH as usize) {
+            match self
+                .store
+                .job_live_batch(LiveScope::Ids(chunk), READ_BATCH)
+                .await
+            {
+                Ok(jobs) => self.observe_all(jobs, &mut report).await,
+                Err(err) => {
+                    tracing::warn!(error = %err, "reconciler cannot read announced jobs");
+                    report.errors += 1;
+                    report.again.extend(chunk.iter().cloned());
+                }
+            }
+        }
+        report
+    }
+
+    /// Observes started jobs concurrently; waiting ones are left to [`Self::start_waiting`].
+    async fn observe_all(&self, jobs: Vec<LiveJob>, report: &mut TurnReport) {
+        let started = jobs
+            .into_iter()
+            .filter(|live| !matches!(live.job.state, JobState::Queued | JobState::Retrying));
+        let mut results = futures::stream::iter(started)
+            .map(|live| async move { (live.job.id.clone(), self.reconcile(live).await) })
+            .buffer_unordered(OBSERVE_CONCURRENCY);
+        while let Some((id, result)) = results.next().await {
+            report.record(id, result);
+        }
+    }
+
+    /// Starts waiting jobs in order, oldest first, until the backend is at capacity. When the
+    /// batch was full, the next turn follows at once for the rest.
+    async fn start_waiting(&self, report: &mut TurnReport) {
+        let waiting = match self
+            .store
+            .job_live_batch(LiveScope::Waiting(Utc::now()), STARTS_PER_TURN)
+            .await
+        {
+            Ok(waiting) => waiting,
+            Err(err) => {
+                tracing::warn!(error = %err, "reconciler cannot read waiting jobs");
+                report.errors += 1;
+                return;
+            }
+        };
+        let mut more = waiting.len() == STARTS_PER_TURN as usize;
+        for live in waiting {
+            let id = live.job.id.clone();
+            let result = self.reconcile(live).await;
+            // Waiting for capacity is normal, not an error: the rest wait too (and no
+            // immediate next turn: capacity frees up on its own schedule).
+            if matches!(result, Err(PassError::AtCapacity)) {
+                more = false;
+                break;
+            }
+            report.record(id, result);
+        }
+        if more {
+            self.wake.queue();
+        }
+    }
+
+    /// How often every live job is read: each interval when the backend does not announce
+    /// every change (local processes: the Spark UI link appears in the driver log).
+    fn resync_every(&self) -> Duration {
+        if self.backend.announces_changes() {
+            self.settings.resync
+        } else {
+            self.settings.interval
+        }
+    }
+
+    /// Jobs whose timeout has come, taken off the schedule.
+    fn due_deadlines(&self) -> Vec<JobId> {
+        let now = Utc::now();
+        let mut deadlines = self.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+        let mut due = Vec::new();
+        while let Some(first) = deadlines.first().filter(|(at, _)| *at <= now) {
+            due.push(first.1.clone());
+            deadlines.pop_first();
+        }
+        due
+    }
+
+    /// Until the next turn: the interval, or sooner when a timeout comes first.
+    fn next_wait(&self) -> Duration {
+        let deadlines = self.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+        let until_deadline = deadlines
+            .first()
+            .map(|(at, _)| (*at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        until_deadline.map_or(self.settings.interval, |d| d.min(self.settings.interval))
+    }
+
+    async fn reconcile(&self, live: LiveJob) -> Result<(), PassError> {
+        let span = tracing::info_span!("reconcile", job_id = %live.job.id, team = %live.job.team);
+        let result = self.reconcile_job(live).instrument(span).await;
         if let Err(PassError::Store(err)) = &result {
-            tracing::warn!(error = %err, "store write failed; retrying next pass");
+            tracing::warn!(error = %err, "store write failed; retrying next turn");
         }
         result
     }
 
-    async fn reconcile_job(&self, job: Job) -> Result<(), PassError> {
+    async fn reconcile_job(&self, live: LiveJob) -> Result<(), PassError> {
+        let LiveJob { job, attempt } = live;
         match job.state {
             JobState::Queued => self.start_attempt(job).await,
             JobState::Retrying if job.next_attempt_at.is_none_or(|at| at <= Utc::now()) => {
                 self.start_attempt(job).await
             }
-            JobState::Submitted | JobState::Running => self.observe(job).await,
-            JobState::Cancelling => self.finish_cancel(job).await,
+            JobState::Submitted | JobState::Running => match attempt {
+                Some(attempt) => self.observe(job, attempt).await,
+                None => Ok(()),
+            },
+            JobState::Cancelling => self.finish_cancel(job, attempt).await,
             _ => Ok(()),
+        }
+    }
+
+    /// Writes the job (with its attempt and event); [`PassError::Changed`] when someone else
+    /// wrote it first, so the next turn reads it again.
+    async fn save(
+        &self,
+        job: &mut Job,
+        attempt: Option<&Attempt>,
+        event: Option<&NewEvent>,
+    ) -> Result<(), PassError> {
+        if self.store.job_save(job, attempt, event).await? {
+            Ok(())
+        } else {
+            Err(PassError::Changed)
         }
     }
 
@@ -195,13 +348,7 @@ impl Reconciler {
                 self.backend.name()
             ),
         );
-        if !self
-            .store
-            .job_save(&mut job, Some(&attempt), Some(&event))
-            .await?
-        {
-            return Ok(());
-        }
+        self.save(&mut job, Some(&attempt), Some(&event)).await?;
         self.submit(job, attempt).await
     }
 
@@ -214,9 +361,9 @@ impl Reconciler {
         match self.backend.submit(&request).await {
             Ok(backend_ref) => {
                 attempt.backend_ref = Some(backend_ref);
-                self.store.job_save(&mut job, Some(&attempt), None).await?;
+                self.save(&mut job, Some(&attempt), None).await?;
                 // Look at the new attempt right away rather than a whole interval later.
-                self.wake.notify_one();
+                self.wake.job(job.id.clone());
                 Ok(())
             }
             Err(BackendError::Rejected { class, reason }) => {
@@ -239,9 +386,7 @@ impl Reconciler {
                     JobState::Queued,
                     format!("waiting: {reason}"),
                 );
-                self.store
-                    .job_save(&mut job, Some(&attempt), Some(&event))
-                    .await?;
+                self.save(&mut job, Some(&attempt), Some(&event)).await?;
                 Err(PassError::AtCapacity)
             }
             Err(BackendError::NotFound(reason)) => {
@@ -251,14 +396,7 @@ impl Reconciler {
         }
     }
 
-    async fn current_attempt(&self, job: &Job) -> Result<Option<Attempt>, PassError> {
-        Ok(self.store.attempt_get(&job.id, job.attempts).await?)
-    }
-
-    async fn observe(&self, mut job: Job) -> Result<(), PassError> {
-        let Some(attempt) = self.current_attempt(&job).await? else {
-            return Ok(());
-        };
+    async fn observe(&self, mut job: Job, attempt: Attempt) -> Result<(), PassError> {
         let Some(backend_ref) = attempt.backend_ref.clone() else {
             // Recorded but never handed to the backend (a crash or a transient failure).
             return self.submit(job, attempt).await;
@@ -302,10 +440,7 @@ impl Reconciler {
                     e.detail = Some(detail);
                     e
                 });
-                self.store
-                    .job_save(&mut job, Some(&attempt), event.as_ref())
-                    .await?;
-                Ok(())
+                self.save(&mut job, Some(&attempt), event.as_ref()).await
             }
             AttemptStatus::Succeeded { detail } => self.succeed(job, attempt, detail).await,
             AttemptStatus::Failed { class, reason } => {
@@ -315,11 +450,19 @@ impl Reconciler {
         }
     }
 
+    /// The job's `timeoutSeconds` once it has run that long; until then its deadline is
+    /// scheduled, so the turn at that moment looks at it.
     fn timed_out(&self, job: &Job) -> Option<u64> {
         let limit = job.spec.timeout_seconds?;
-        let started = job.started_at?;
-        let elapsed = Utc::now().signed_duration_since(started).num_seconds();
-        (elapsed >= 0 && elapsed as u64 >= limit).then_some(limit)
+        let deadline = job.started_at? + chrono::Duration::seconds(limit.try_into().ok()?);
+        if deadline <= Utc::now() {
+            return Some(limit);
+        }
+        self.deadlines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((deadline, job.id.clone()));
+        None
     }
 
     async fn succeed(
@@ -342,9 +485,7 @@ impl Reconciler {
         job.finished_at = Some(now);
         job.failure_reason = None;
         job.failure_class = None;
-        self.store
-            .job_save(&mut job, Some(&attempt), Some(&e))
-            .await?;
+        self.save(&mut job, Some(&attempt), Some(&e)).await?;
         metrics::counter!("sk8_jobs_finished_total", "state" => "SUCCEEDED").increment(1);
         Ok(())
     }
@@ -390,10 +531,7 @@ impl Reconciler {
         job.failure_class = Some(class);
         let mut e = event(Some(attempt.attempt), from, job.state, summary);
         e.detail = detail;
-        self.store
-            .job_save(&mut job, Some(&attempt), Some(&e))
-            .await?;
-        Ok(())
+        self.save(&mut job, Some(&attempt), Some(&e)).await
     }
 
     /// `base × 2^(n-1)` after the n-th attempt, capped.
@@ -413,8 +551,7 @@ impl Reconciler {
 
     /// Stops the live attempt of a CANCELLING job; CANCELLED once nothing of it runs. An attempt
     /// that already ended keeps its true outcome.
-    async fn finish_cancel(&self, mut job: Job) -> Result<(), PassError> {
-        let attempt = self.current_attempt(&job).await?;
+    async fn finish_cancel(&self, mut job: Job, attempt: Option<Attempt>) -> Result<(), PassError> {
         let backend_ref = attempt.as_ref().and_then(|a| a.backend_ref.clone());
         if let (Some(attempt), Some(backend_ref)) = (attempt.clone(), backend_ref) {
             match self.backend.status(&backend_ref).await? {
@@ -456,9 +593,7 @@ impl Reconciler {
             JobState::Cancelled,
             "cancelled; nothing of it runs any more".into(),
         );
-        self.store
-            .job_save(&mut job, attempt.as_ref(), Some(&e))
-            .await?;
+        self.save(&mut job, attempt.as_ref(), Some(&e)).await?;
         metrics::counter!("sk8_jobs_finished_total", "state" => "CANCELLED").increment(1);
         Ok(())
     }
@@ -483,4 +618,7 @@ enum PassError {
     Backend(#[from] BackendError),
     #[error("the backend is at capacity")]
     AtCapacity,
+    /// Someone else wrote the job first; it is read again.
+    #[error("the job changed concurrently")]
+    Changed,
 }

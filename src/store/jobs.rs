@@ -33,12 +33,12 @@ pub struct JobFilter {
 }
 
 /// A value bound to a dynamically built statement.
-enum Arg {
+pub(super) enum Arg {
     Text(String),
     Int(i64),
 }
 
-fn bind_all<'q>(
+pub(super) fn bind_all<'q>(
     mut query: Query<'q, Any, AnyArguments>,
     args: Vec<Arg>,
 ) -> Query<'q, Any, AnyArguments> {
@@ -51,7 +51,7 @@ fn bind_all<'q>(
     query
 }
 
-const LIVE_STATES: &str = "('QUEUED', 'SUBMITTED', 'RUNNING', 'RETRYING', 'CANCELLING')";
+pub(super) const LIVE_STATES: &str = "('QUEUED', 'SUBMITTED', 'RUNNING', 'RETRYING', 'CANCELLING')";
 
 impl Store {
     /// Stores a new job with its labels and first event; with an idempotency key, returns the
@@ -150,19 +150,6 @@ impl Store {
         .await
     }
 
-    /// Every job that is not finished: what the reconciler works on.
-    pub async fn job_list_live(&self) -> Result<Vec<Job>, StoreError> {
-        timed("job_list_live", async {
-            let sql =
-                format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state IN {LIVE_STATES} ORDER BY id");
-            let rows = sqlx::query(AssertSqlSafe(sql))
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter().map(rows::job).collect()
-        })
-        .await
-    }
-
     /// Writes a job's changed fields if nobody else wrote it since it was read (its version),
     /// together with the attempt it touched and the event that explains the change. Returns
     /// false, writing nothing, when the job was changed concurrently: re-read and decide again.
@@ -223,25 +210,6 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
             rows.iter().map(rows::attempt).collect()
-        })
-        .await
-    }
-
-    pub async fn attempt_get(
-        &self,
-        job_id: &JobId,
-        attempt: u32,
-    ) -> Result<Option<Attempt>, StoreError> {
-        timed("attempt_get", async {
-            let sql = format!(
-                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = $1 AND attempt = $2"
-            );
-            let row = sqlx::query(AssertSqlSafe(sql))
-                .bind(job_id.as_str())
-                .bind(i64::from(attempt))
-                .fetch_optional(&self.pool)
-                .await?;
-            row.as_ref().map(rows::attempt).transpose()
         })
         .await
     }

@@ -8,6 +8,7 @@
 //! migrations folder, embedded and run at startup.
 
 mod jobs;
+mod live;
 mod rows;
 
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use jobs::{InsertOutcome, JobFilter};
+pub use live::{LiveJob, LiveScope};
 
 /// Which database engine backs the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

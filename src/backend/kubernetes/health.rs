@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::wake::Wake;
+
 const PROBE_FIRST: Duration = Duration::from_millis(500);
 const PROBE_MAX: Duration = Duration::from_secs(10);
 
@@ -63,7 +65,7 @@ pub fn is_outage(err: &kube::Error) -> bool {
 pub async fn probe(
     client: kube::Client,
     health: Arc<Health>,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     stop: CancellationToken,
 ) {
     metrics::gauge!("sk8_kube_api_up").set(1.0);
@@ -81,7 +83,9 @@ pub async fn probe(
             match client.apiserver_version().await {
                 Ok(_) => {
                     if health.mark_up() {
-                        wake.notify_one();
+                        // Whatever waited on the outage may proceed, and whatever changed
+                        // meanwhile is read again.
+                        wake.all();
                     }
                 }
                 Err(err) => {

@@ -26,7 +26,6 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use self::health::Health;
@@ -39,6 +38,7 @@ use super::{
 };
 use crate::config::KubernetesConfig;
 use crate::domain::{FailureClass, JobId};
+use crate::wake::Wake;
 
 /// The field manager of every object sk8 applies.
 pub const FIELD_MANAGER: &str = "sk8";
@@ -75,7 +75,7 @@ pub struct KubernetesBackend {
 
 impl KubernetesBackend {
     /// Connects (kubeconfig or in-cluster) and starts the SparkApplication watch.
-    pub async fn connect(config: &KubernetesConfig, wake: Arc<Notify>) -> anyhow::Result<Self> {
+    pub async fn connect(config: &KubernetesConfig, wake: Arc<Wake>) -> anyhow::Result<Self> {
         let mut client_config = client_config(config).await?;
         // kube retries 429/503/504 itself, for up to minutes; here the next reconcile pass is
         // the retry, and a pass must not stall on one request while the API server is down.
@@ -246,6 +246,11 @@ async fn client_config(config: &KubernetesConfig) -> anyhow::Result<kube::Config
 impl Backend for KubernetesBackend {
     fn name(&self) -> &'static str {
         "kubernetes"
+    }
+
+    /// The watch names the job of every application whose status changes.
+    fn announces_changes(&self) -> bool {
+        true
     }
 
     fn capacity(&self) -> Result<(), String> {

@@ -14,11 +14,12 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
 use super::render::{LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_MANAGED_BY, MANAGED_BY};
+use crate::domain::JobId;
+use crate::wake::Wake;
 
 /// (namespace, name) of a SparkApplication.
 pub type AppKey = (String, String);
@@ -65,16 +66,16 @@ impl StatusCache {
         let Some(key) = key_of(object) else {
             return false;
         };
-        let label = |name: &str| object.metadata.labels.as_ref()?.get(name).cloned();
         let seen = Seen {
             status: object.data.get("status").cloned().unwrap_or(Value::Null),
-            job_id: label(LABEL_JOB_ID),
-            attempt: label(LABEL_ATTEMPT).and_then(|a| a.parse().ok()),
+            job_id: label(object, LABEL_JOB_ID),
+            attempt: label(object, LABEL_ATTEMPT).and_then(|a| a.parse().ok()),
         };
         let before = self.write().insert(key, seen.clone());
         before.is_none_or(|before| before.status != seen.status)
     }
 
+    /// Forgets an application; true when it was known.
     fn delete(&self, object: &DynamicObject) -> bool {
         key_of(object).is_some_and(|key| self.write().remove(&key).is_some())
     }
@@ -83,6 +84,15 @@ impl StatusCache {
     fn retain(&self, seen: &HashSet<AppKey>) {
         self.write().retain(|key, _| seen.contains(key));
     }
+}
+
+fn label(object: &DynamicObject, name: &str) -> Option<String> {
+    object.metadata.labels.as_ref()?.get(name).cloned()
+}
+
+/// The job an application runs, from sk8's label.
+fn job_of(object: &DynamicObject) -> Option<JobId> {
+    JobId::parse(&label(object, LABEL_JOB_ID)?)
 }
 
 fn key_of(object: &DynamicObject) -> Option<AppKey> {
@@ -96,8 +106,8 @@ fn key_of(object: &DynamicObject) -> Option<AppKey> {
 pub struct Watched {
     pub cache: Arc<StatusCache>,
     pub health: Arc<Health>,
-    /// Woken whenever an application's status changes (or the API comes back).
-    pub wake: Arc<Notify>,
+    /// Told which job's application changed, or to look at every job after a relist.
+    pub wake: Arc<Wake>,
 }
 
 /// Runs the watch until `stop`.
@@ -111,41 +121,38 @@ pub async fn run(api: Api<DynamicObject>, watched: Watched, stop: CancellationTo
             _ = stop.cancelled() => break,
             event = events.next() => event,
         };
-        let changed = match event {
+        match event {
             None => break,
             Some(Ok(event)) => {
-                let came_back = watched.health.mark_up();
-                handle(&watched.cache, event, &mut relisted) || came_back
+                if watched.health.mark_up() {
+                    watched.wake.all();
+                }
+                handle(&watched, event, &mut relisted);
             }
             Some(Err(err)) => {
                 metrics::counter!("sk8_kube_watch_errors_total").increment(1);
                 tracing::warn!(error = %err, "SparkApplication watch failed; resuming with backoff");
                 watched.health.mark_down(format!("watch: {err}"));
-                false
             }
-        };
-        if changed {
-            watched.wake.notify_one();
         }
     }
     tracing::info!("SparkApplication watch stopped");
 }
 
-fn handle(
-    cache: &StatusCache,
-    event: Event<DynamicObject>,
-    relisted: &mut HashSet<AppKey>,
-) -> bool {
-    match event {
-        Event::Apply(object) => cache.apply(&object),
-        Event::Delete(object) => cache.delete(&object),
+/// Updates the cache and names the job of every application whose status changed.
+fn handle(watched: &Watched, event: Event<DynamicObject>, relisted: &mut HashSet<AppKey>) {
+    let cache = &watched.cache;
+    let changed = match event {
+        Event::Apply(object) => cache.apply(&object).then_some(object),
+        Event::Delete(object) => cache.delete(&object).then_some(object),
         Event::Init => {
             relisted.clear();
-            false
+            None
         }
         Event::InitApply(object) => {
             relisted.extend(key_of(&object));
-            cache.apply(&object)
+            cache.apply(&object);
+            None
         }
         Event::InitDone => {
             cache.retain(relisted);
@@ -153,7 +160,12 @@ fn handle(
                 applications = relisted.len(),
                 "SparkApplication watch (re)listed"
             );
-            true
+            // What changed while the watch was away is not named one by one.
+            watched.wake.all();
+            None
         }
+    };
+    if let Some(job) = changed.as_ref().and_then(job_of) {
+        watched.wake.job(job);
     }
 }

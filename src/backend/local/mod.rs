@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 
 use self::process::ProcessId;
 use super::{
@@ -27,6 +26,7 @@ use super::{
 };
 use crate::config::LocalConfig;
 use crate::domain::FailureClass;
+use crate::wake::Wake;
 
 pub use spark::INSTALL_HINT;
 
@@ -62,13 +62,13 @@ pub struct LocalBackend {
     config: LocalConfig,
     root: PathBuf,
     /// Told whenever a process exits, so the reconciler records it without waiting a tick.
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     /// Processes running now, by attempt name: for the capacity limit and for shutdown.
     live: Arc<Mutex<HashMap<String, LocalRef>>>,
 }
 
 impl LocalBackend {
-    pub fn new(config: LocalConfig, data_dir: &Path, wake: Arc<Notify>) -> Self {
+    pub fn new(config: LocalConfig, data_dir: &Path, wake: Arc<Wake>) -> Self {
         LocalBackend {
             config,
             root: data_dir.join("attempts"),
@@ -170,10 +170,13 @@ impl LocalBackend {
             .expect("live map lock")
             .insert(name.clone(), local.clone());
         let (live, wake, reaped) = (self.live.clone(), self.wake.clone(), name.clone());
+        let job_id = request.job_id.clone();
         tokio::spawn(async move {
             let _ = child.wait().await;
             live.lock().expect("live map lock").remove(&reaped);
-            wake.notify_one();
+            // The job has an outcome now, and its slot may start a waiting one.
+            wake.job(job_id);
+            wake.queue();
         });
         tracing::info!(attempt = %name, pid, "started spark-submit");
         Ok(local)
