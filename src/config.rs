@@ -80,13 +80,93 @@ pub struct BackendConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct KubernetesConfig {
     /// A kubeconfig file; unset means in-cluster config, else `KUBECONFIG` / `~/.kube/config`.
+    /// For one cluster; several are listed in `clusters` instead.
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context; unset means its current context.
     pub context: Option<String>,
+    /// Several clusters, each serving the teams it lists; replaces `kubeconfig`/`context`.
+    pub clusters: Vec<ClusterConfig>,
+    /// The cluster of teams no cluster lists; unset means the first.
+    pub default_cluster: Option<String>,
     /// The ServiceAccount Spark drivers run as in every team namespace.
     pub driver_service_account: String,
     /// How long the operator keeps a failed application's driver pod (for its log).
     pub failed_retain_seconds: u64,
+}
+
+/// One cluster sk8 runs SparkApplications on.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// A DNS label, recorded on every attempt that runs there.
+    pub name: String,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// Teams (`payments`) or team environments (`payments/prod`) routed here; a
+    /// `team/env` entry beats a `team` entry elsewhere.
+    #[serde(default)]
+    pub teams: Vec<String>,
+}
+
+impl KubernetesConfig {
+    /// The clusters to connect to: `clusters`, or the one cluster `kubeconfig`/`context` name.
+    pub fn clusters(&self) -> Vec<ClusterConfig> {
+        if !self.clusters.is_empty() {
+            return self.clusters.clone();
+        }
+        vec![ClusterConfig {
+            name: "default".into(),
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            teams: Vec::new(),
+        }]
+    }
+
+    /// Cluster names unique DNS labels, every route listed once and naming a valid team (and
+    /// env), the default cluster one of them.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid { field, message };
+        let field = |i: usize, part: &str| format!("backend.kubernetes.clusters[{i}].{part}");
+        if !self.clusters.is_empty() && (self.kubeconfig.is_some() || self.context.is_some()) {
+            return Err(invalid(
+                "backend.kubernetes.clusters".into(),
+                "set either clusters or kubeconfig/context, not both (move them into a cluster entry)"
+                    .into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut routes = std::collections::HashMap::new();
+        for (i, cluster) in self.clusters.iter().enumerate() {
+            crate::domain::names::dns_label_rule(&cluster.name)
+                .map_err(|m| invalid(field(i, "name"), m))?;
+            if !names.insert(cluster.name.as_str()) {
+                return Err(invalid(
+                    field(i, "name"),
+                    format!("{} is listed twice", cluster.name),
+                ));
+            }
+            for (j, route) in cluster.teams.iter().enumerate() {
+                let at = field(i, &format!("teams[{j}]"));
+                for part in route.splitn(2, '/') {
+                    crate::domain::names::dns_label_rule(part).map_err(|m| {
+                        invalid(at.clone(), format!("must be team or team/env: {m}"))
+                    })?;
+                }
+                if let Some(other) = routes.insert(route.as_str(), cluster.name.as_str()) {
+                    return Err(invalid(at, format!("{route} is routed to {other} already")));
+                }
+            }
+        }
+        if let Some(default) = &self.default_cluster
+            && !self.clusters.iter().any(|c| &c.name == default)
+        {
+            return Err(invalid(
+                "backend.kubernetes.defaultCluster".into(),
+                format!("names no cluster in backend.kubernetes.clusters: {default}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -205,6 +285,8 @@ impl Default for KubernetesConfig {
         KubernetesConfig {
             kubeconfig: None,
             context: None,
+            clusters: Vec::new(),
+            default_cluster: None,
             driver_service_account: "sk8-spark-driver".into(),
             failed_retain_seconds: 3600,
         }
@@ -276,10 +358,7 @@ pub enum ConfigError {
         message: String,
     },
     #[error("invalid config: {field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: String, message: String },
 }
 
 impl Config {
@@ -366,8 +445,8 @@ impl Config {
 
     /// Rejects settings that cannot work, naming the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| ConfigError::Invalid {
-            field,
+        let invalid = |field: &str, message: &str| ConfigError::Invalid {
+            field: field.into(),
             message: message.into(),
         };
         if !self.store.url.is_empty() && crate::store::Engine::from_url(&self.store.url).is_none() {
@@ -405,6 +484,7 @@ impl Config {
         }
         crate::domain::names::dns_label_rule(&self.backend.kubernetes.driver_service_account)
             .map_err(|m| invalid("backend.kubernetes.driverServiceAccount", &m))?;
+        self.backend.kubernetes.validate()?;
         let defaults = self.spec_defaults();
         let probe = serde_json::json!({
             "team": "t", "env": "e", "name": "n", "mainApplicationFile": "/x.py",
@@ -473,6 +553,8 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -505,6 +587,47 @@ mod tests {
             .apply_env(|n| (n == "SK8_HTTP_ADDR").then(|| "nope".to_string()))
             .unwrap_err();
         assert!(err.to_string().contains("SK8_HTTP_ADDR"), "{err}");
+    }
+
+    #[test]
+    fn cluster_lists_are_checked_field_by_field() {
+        let check = |clusters: serde_json::Value| {
+            let mut config = Config::default();
+            config.backend.kubernetes = serde_json::from_value(clusters).unwrap();
+            config.validate().map_err(|e| e.to_string())
+        };
+        let east = |teams: serde_json::Value| json!({"name": "east", "teams": teams});
+        assert!(check(json!({"clusters": [east(json!(["a", "b/prod"]))]})).is_ok());
+        let cases = [
+            (
+                json!({"clusters": [east(json!([]))], "kubeconfig": "/k"}),
+                "backend.kubernetes.clusters: set either",
+            ),
+            (
+                json!({"clusters": [{"name": "East_1"}]}),
+                "backend.kubernetes.clusters[0].name",
+            ),
+            (
+                json!({"clusters": [east(json!([])), east(json!([]))]}),
+                "clusters[1].name: east is listed twice",
+            ),
+            (
+                json!({"clusters": [east(json!(["a/b/c"]))]}),
+                "clusters[0].teams[0]: must be team or team/env",
+            ),
+            (
+                json!({"clusters": [east(json!(["a"])), {"name": "west", "teams": ["a"]}]}),
+                "clusters[1].teams[0]: a is routed to east already",
+            ),
+            (
+                json!({"clusters": [east(json!([]))], "defaultCluster": "west"}),
+                "backend.kubernetes.defaultCluster: names no cluster",
+            ),
+        ];
+        for (clusters, expected) in cases {
+            let err = check(clusters.clone()).expect_err(&clusters.to_string());
+            assert!(err.contains(expected), "{err} (expected {expected})");
+        }
     }
 
     #[test]

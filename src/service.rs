@@ -131,7 +131,10 @@ impl JobService {
             logs: format!("/v1/jobs/{}/logs", job.id),
         };
         let waiting = matches!(job.state, JobState::Queued | JobState::Retrying);
-        let waiting_reason = waiting.then(|| self.backend.capacity().err()).flatten();
+        let waiting_reason = waiting
+            .then(|| self.backend.capacity(&job.spec).err())
+            .flatten()
+            .map(|full| full.reason);
         Ok(JobDetail {
             job,
             attempts,

@@ -37,6 +37,19 @@ async fn cluster_and_sk8(engine: Engine) -> (Cluster, TestApp) {
 
 /// The same, with `extra` merged into sk8's config.
 async fn cluster_and_sk8_with(engine: Engine, extra: Value) -> (Cluster, TestApp) {
+    let cluster = fake_cluster().await;
+    let mut options = Options::new(engine);
+    options.extra = json!({
+        "backend": {"kind": "kubernetes", "kubernetes": {"kubeconfig": &*cluster._kubeconfig}},
+    });
+    common::merge(&mut options.extra, &extra);
+    let app = TestApp::spawn(options).await;
+    create_namespace(&cluster, NAMESPACE).await;
+    (cluster, app)
+}
+
+/// A fake API server with its operator, and a kubeconfig for it.
+async fn fake_cluster() -> Cluster {
     let kube = FakeKube::start_with(sk8_fake_kube::Options {
         operator: Some(OperatorOptions {
             step: Duration::from_millis(100),
@@ -48,18 +61,10 @@ async fn cluster_and_sk8_with(engine: Engine, extra: Value) -> (Cluster, TestApp
     .expect("start the fake API server");
     let kubeconfig = tempfile::NamedTempFile::new().unwrap().into_temp_path();
     kube.write_kubeconfig(&kubeconfig).unwrap();
-    let mut options = Options::new(engine);
-    options.extra = json!({
-        "backend": {"kind": "kubernetes", "kubernetes": {"kubeconfig": &*kubeconfig}},
-    });
-    common::merge(&mut options.extra, &extra);
-    let app = TestApp::spawn(options).await;
-    create_namespace(&kube, NAMESPACE).await;
-    let cluster = Cluster {
+    Cluster {
         kube,
         _kubeconfig: kubeconfig,
-    };
-    (cluster, app)
+    }
 }
 
 async fn create_namespace(kube: &FakeKube, name: &str) {
@@ -349,7 +354,7 @@ async fn jobs_wait_out_an_api_outage_and_run_once_it_ends() {
             j["state"] == "QUEUED"
                 && j["waitingReason"]
                     .as_str()
-                    .is_some_and(|r| r.contains("Kubernetes API is unavailable"))
+                    .is_some_and(|r| r.contains("Kubernetes API of cluster default is unavailable"))
         };
         if waiting(&a) && waiting(&b) {
             break;
@@ -424,4 +429,81 @@ async fn a_cut_watch_and_410_gone_lose_no_transition() {
         logs.contains("SparkApplication watch (re)listed"),
         "relisted after 410"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_are_routed_to_their_clusters_and_one_outage_holds_up_only_its_own() {
+    let (east, west) = (fake_cluster().await, fake_cluster().await);
+    let mut options = Options::new(Engine::Sqlite);
+    options.extra = json!({"backend": {"kind": "kubernetes", "kubernetes": {
+        "clusters": [
+            {"name": "east", "kubeconfig": &*east._kubeconfig, "teams": ["payments"]},
+            {"name": "west", "kubeconfig": &*west._kubeconfig, "teams": ["payments/prod"]},
+        ],
+        "defaultCluster": "west",
+    }}});
+    let app = TestApp::spawn(options).await;
+    for (cluster, namespace) in [
+        (&east, NAMESPACE),
+        (&west, "sjns-payments-prod"),
+        (&west, "sjns-growth-dev"),
+    ] {
+        create_namespace(cluster, namespace).await;
+    }
+    let team_job = |team: &str, env: &str, name: &str| {
+        let mut body = job(name, "Succeeded");
+        body["team"] = json!(team);
+        body["env"] = json!(env);
+        body
+    };
+    // payments/dev → east (team route); payments/prod → west (team/env route beats it);
+    // growth → west (the default).
+    let routed = [
+        ("payments", "dev", &east, "east"),
+        ("payments", "prod", &west, "west"),
+        ("growth", "dev", &west, "west"),
+    ];
+    for (team, env, cluster, name) in routed {
+        let id = submit(&app, &team_job(team, env, "routed")).await;
+        let done = app.wait_finished(&id, WAIT).await;
+        assert_eq!(done["state"], "SUCCEEDED", "{done}");
+        assert_eq!(done["attempts"][0]["backendRef"]["cluster"], name, "{done}");
+        assert_eq!(
+            applications_of(cluster, &id).await,
+            1,
+            "{team}/{env} on {name}"
+        );
+    }
+
+    // East goes down: its job waits and says which cluster; west's jobs go on meanwhile.
+    east.set_reachable(false);
+    let held = submit(&app, &team_job("payments", "dev", "held")).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let job = app.job(&held).await;
+        let reason = job["waitingReason"].as_str().unwrap_or_default();
+        if job["state"] == "QUEUED" && reason.contains("cluster east is unavailable") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not waiting on east: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let meanwhile = submit(&app, &team_job("growth", "dev", "meanwhile")).await;
+    let done = app.wait_finished(&meanwhile, WAIT).await;
+    assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    assert_eq!(app.job(&held).await["state"], "QUEUED");
+    east.set_reachable(true);
+    let done = app.wait_finished(&held, WAIT).await;
+    assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    assert_eq!(applications_of(&east, &held).await, 1, "submitted once");
+    let (_, metrics) = app.text("/metrics").await;
+    for cluster in ["east", "west"] {
+        assert!(
+            metrics.contains(&format!("sk8_kube_api_up{{cluster=\"{cluster}\"}} 1")),
+            "{metrics}"
+        );
+    }
 }

@@ -347,10 +347,22 @@ async fn live_jobs_and_counts_by_state(engine: Engine) {
     // Waiting: queued, and retrying once the backoff is over.
     let waiting = fx
         .store
-        .job_live_batch(LiveScope::Waiting(Utc::now()), 100)
+        .job_live_batch(
+            LiveScope::Waiting {
+                now: Utc::now(),
+                after: None,
+            },
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(ids(&waiting), [queued.id.clone(), due.id.clone()]);
+    let after_queued = LiveScope::Waiting {
+        now: Utc::now(),
+        after: Some(&queued.id),
+    };
+    let rest = fx.store.job_live_batch(after_queued, 100).await.unwrap();
+    assert_eq!(ids(&rest), [due.id.clone()]);
 
     let mut counts = fx.store.job_count_by_state().await.unwrap();
     counts.sort_by_key(|(state, _)| state.as_str());

@@ -71,6 +71,15 @@ pub struct Managed {
     pub finished: bool,
 }
 
+/// Why an attempt cannot start now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoCapacity {
+    pub reason: String,
+    /// No other attempt can start either (the whole backend is full or unreachable), so the
+    /// reconciler stops trying for this turn; otherwise it goes on with other jobs.
+    pub everywhere: bool,
+}
+
 /// Why sk8 stops an attempt; recorded beside it so the outcome can be explained later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
@@ -121,9 +130,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Short name recorded on attempts (`local`, `noop`, `kubernetes`).
     fn name(&self) -> &'static str;
 
-    /// Whether a new attempt could start now; while it cannot, jobs wait QUEUED and the
-    /// error says why (shown on waiting jobs).
-    fn capacity(&self) -> Result<(), String> {
+    /// Whether an attempt of this spec could start now; while it cannot, the job waits QUEUED
+    /// and the error says why (shown on waiting jobs).
+    fn capacity(&self, _spec: &JobSpec) -> Result<(), NoCapacity> {
         Ok(())
     }
 

@@ -34,10 +34,13 @@ use crate::wake::Wake;
 const OBSERVE_CONCURRENCY: usize = 16;
 /// How many live jobs one read brings in (a page of the resync, a batch of announced jobs).
 const READ_BATCH: u32 = 500;
-/// How many waiting jobs one turn may try to start. Starting is sequential (capacity is handed
-/// out in order), so without a bound a burst of thousands of submits makes one turn take
-/// minutes, and no running job is observed meanwhile; the next turn starts the rest at once.
+/// How many waiting jobs one turn may start. Starting is sequential (capacity is handed out in
+/// order), so without a bound a burst of thousands of submits makes one turn take minutes, and
+/// no running job is observed meanwhile; the next turn starts the rest at once.
 const STARTS_PER_TURN: u32 = 64;
+/// How many waiting jobs one turn reads at most while looking for ones that can start (jobs
+/// bound for an unreachable cluster are passed over, and the turn reads further).
+const WAITING_SCAN_PER_TURN: usize = 2_000;
 
 pub use orphans::{OrphanPolicy, OrphanSettings};
 
@@ -74,7 +77,7 @@ impl TurnReport {
     fn record(&mut self, id: JobId, result: Result<(), PassError>) {
         self.looked_at += 1;
         match result {
-            Ok(()) | Err(PassError::AtCapacity) => {}
+            Ok(()) | Err(PassError::AtCapacity { .. }) => {}
             Err(PassError::Changed) => {
                 self.again.insert(id);
             }
@@ -212,35 +215,49 @@ impl Reconciler {
         }
     }
 
-    /// Starts waiting jobs in order, oldest first, until the backend is at capacity. When the
-    /// batch was full, the next turn follows at once for the rest.
+    /// Starts waiting jobs in order, oldest first, up to [`STARTS_PER_TURN`]; a job whose
+    /// target has no capacity is passed over, and the turn ends when nothing can start anywhere.
+    /// When the turn started its fill, the next follows at once for the rest.
     async fn start_waiting(&self, report: &mut TurnReport) {
-        let waiting = match self
-            .store
-            .job_live_batch(LiveScope::Waiting(Utc::now()), STARTS_PER_TURN)
-            .await
-        {
-            Ok(waiting) => waiting,
-            Err(err) => {
-                tracing::warn!(error = %err, "reconciler cannot read waiting jobs");
-                report.errors += 1;
+        let mut started = 0;
+        let mut scanned = 0;
+        let mut after: Option<JobId> = None;
+        while scanned < WAITING_SCAN_PER_TURN {
+            let scope = LiveScope::Waiting {
+                now: Utc::now(),
+                after: after.as_ref(),
+            };
+            let batch = match self.store.job_live_batch(scope, STARTS_PER_TURN).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(error = %err, "reconciler cannot read waiting jobs");
+                    report.errors += 1;
+                    return;
+                }
+            };
+            let full = batch.len() == STARTS_PER_TURN as usize;
+            scanned += batch.len();
+            after = batch.last().map(|live| live.job.id.clone());
+            for live in batch {
+                let id = live.job.id.clone();
+                match self.reconcile(live).await {
+                    // Waiting for capacity is normal, not an error (and no immediate next
+                    // turn: capacity frees up on its own schedule).
+                    Err(PassError::AtCapacity { everywhere: true }) => return,
+                    Err(PassError::AtCapacity { everywhere: false }) => {}
+                    result => {
+                        started += usize::from(result.is_ok());
+                        report.record(id, result);
+                    }
+                }
+                if started == STARTS_PER_TURN as usize {
+                    self.wake.queue();
+                    return;
+                }
+            }
+            if !full {
                 return;
             }
-        };
-        let mut more = waiting.len() == STARTS_PER_TURN as usize;
-        for live in waiting {
-            let id = live.job.id.clone();
-            let result = self.reconcile(live).await;
-            // Waiting for capacity is normal, not an error: the rest wait too (and no
-            // immediate next turn: capacity frees up on its own schedule).
-            if matches!(result, Err(PassError::AtCapacity)) {
-                more = false;
-                break;
-            }
-            report.record(id, result);
-        }
-        if more {
-            self.wake.queue();
         }
     }
 
@@ -318,8 +335,10 @@ impl Reconciler {
     /// Records the next attempt first, then hands it to the backend, so a crash in between
     /// leaves an attempt the next pass finds and submits (idempotently) again.
     async fn start_attempt(&self, mut job: Job) -> Result<(), PassError> {
-        if self.backend.capacity().is_err() {
-            return Err(PassError::AtCapacity);
+        if let Err(full) = self.backend.capacity(&job.spec) {
+            return Err(PassError::AtCapacity {
+                everywhere: full.everywhere,
+            });
         }
         let number = job.attempts + 1;
         let now = Utc::now();
@@ -387,7 +406,7 @@ impl Reconciler {
                     format!("waiting: {reason}"),
                 );
                 self.save(&mut job, Some(&attempt), Some(&event)).await?;
-                Err(PassError::AtCapacity)
+                Err(PassError::AtCapacity { everywhere: false })
             }
             Err(BackendError::NotFound(reason)) => {
                 tracing::warn!(%reason, "submit failed; retrying next pass");
@@ -617,7 +636,7 @@ enum PassError {
     #[error(transparent)]
     Backend(#[from] BackendError),
     #[error("the backend is at capacity")]
-    AtCapacity,
+    AtCapacity { everywhere: bool },
     /// Someone else wrote the job first; it is read again.
     #[error("the job changed concurrently")]
     Changed,

@@ -25,8 +25,12 @@ pub enum LiveScope<'a> {
     Ids(&'a [JobId]),
     /// Live jobs after this id: pages through all of them.
     After(Option<&'a JobId>),
-    /// Jobs waiting to start: QUEUED, or RETRYING with their backoff over at this time.
-    Waiting(DateTime<Utc>),
+    /// Jobs waiting to start at `now`, after this id: QUEUED, or RETRYING with their backoff
+    /// over.
+    Waiting {
+        now: DateTime<Utc>,
+        after: Option<&'a JobId>,
+    },
 }
 
 impl Store {
@@ -108,12 +112,19 @@ fn live_condition(scope: LiveScope<'_>) -> (String, Vec<Arg>) {
             format!("state IN {LIVE_STATES} AND id > $1"),
             vec![Arg::Text(after.as_str().to_owned())],
         ),
-        LiveScope::Waiting(now) => (
-            "(state = 'QUEUED' OR (state = 'RETRYING' AND \
-             (next_attempt_at IS NULL OR next_attempt_at <= $1)))"
-                .into(),
-            vec![Arg::Int(millis(now))],
-        ),
+        LiveScope::Waiting { now, after } => {
+            let waiting = "(state = 'QUEUED' OR (state = 'RETRYING' AND \
+                 (next_attempt_at IS NULL OR next_attempt_at <= $1)))";
+            let mut args = vec![Arg::Int(millis(now))];
+            let condition = match after {
+                None => waiting.to_owned(),
+                Some(after) => {
+                    args.push(Arg::Text(after.as_str().to_owned()));
+                    format!("{waiting} AND id > $2")
+                }
+            };
+            (condition, args)
+        }
     }
 }
 

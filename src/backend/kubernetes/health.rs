@@ -1,6 +1,6 @@
-//! Whether the API server answers. Any outage-like error (no connection, timeout, 5xx, 429)
-//! marks the backend down; while it is down, `capacity()` says why and jobs wait QUEUED instead
-//! of being submitted into the void. A probe (`GET /version`, with backoff) and any successful
+//! Whether a cluster's API server answers. Any outage-like error (no connection, timeout, 5xx,
+//! 429) marks the cluster down; while it is down, `capacity()` says why and its jobs wait QUEUED
+//! instead of being submitted into the void. A probe (`GET /version`, with backoff) and any successful
 //! watch event mark it up again and wake the reconciler.
 
 use std::sync::{Arc, RwLock};
@@ -14,13 +14,23 @@ use crate::wake::Wake;
 const PROBE_FIRST: Duration = Duration::from_millis(500);
 const PROBE_MAX: Duration = Duration::from_secs(10);
 
-#[derive(Default)]
 pub struct Health {
+    cluster: String,
     down: RwLock<Option<String>>,
     went_down: Notify,
 }
 
 impl Health {
+    /// A cluster's health, up until an error says otherwise.
+    pub fn new(cluster: &str) -> Self {
+        metrics::gauge!("sk8_kube_api_up", "cluster" => cluster.to_owned()).set(1.0);
+        Health {
+            cluster: cluster.to_owned(),
+            down: RwLock::default(),
+            went_down: Notify::new(),
+        }
+    }
+
     /// Why the API server is considered unreachable, if it is.
     pub fn down(&self) -> Option<String> {
         self.down.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -29,8 +39,8 @@ impl Health {
     pub fn mark_down(&self, reason: String) {
         let mut down = self.down.write().unwrap_or_else(|p| p.into_inner());
         if down.is_none() {
-            tracing::warn!(%reason, "Kubernetes API unavailable: jobs wait QUEUED until it answers");
-            metrics::gauge!("sk8_kube_api_up").set(0.0);
+            tracing::warn!(cluster = %self.cluster, %reason, "Kubernetes API unavailable: jobs wait QUEUED until it answers");
+            metrics::gauge!("sk8_kube_api_up", "cluster" => self.cluster.clone()).set(0.0);
             self.went_down.notify_one();
         }
         *down = Some(reason);
@@ -45,8 +55,8 @@ impl Health {
             .take()
             .is_some();
         if was_down {
-            tracing::info!("Kubernetes API answers again");
-            metrics::gauge!("sk8_kube_api_up").set(1.0);
+            tracing::info!(cluster = %self.cluster, "Kubernetes API answers again");
+            metrics::gauge!("sk8_kube_api_up", "cluster" => self.cluster.clone()).set(1.0);
         }
         was_down
     }
@@ -68,7 +78,6 @@ pub async fn probe(
     wake: Arc<Wake>,
     stop: CancellationToken,
 ) {
-    metrics::gauge!("sk8_kube_api_up").set(1.0);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

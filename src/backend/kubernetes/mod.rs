@@ -1,53 +1,53 @@
 //! The Kubernetes backend: each attempt becomes a `spark.apache.org/v1` SparkApplication for the
-//! Apache Spark Kubernetes Operator in the team's namespace `sjns-<team>-<env>`.
+//! Apache Spark Kubernetes Operator in the team's namespace `sjns-<team>-<env>`, on the cluster
+//! the team is routed to.
 //!
+//! - routing: `backend.kubernetes.clusters` lists clusters with the teams (or `team/env`) they
+//!   serve; the rest go to the default cluster ([`Routes`]). One cluster is the usual case;
 //! - submit: server-side apply of the rendered manifest ([`render`]) under sk8's field manager,
 //!   so submitting the same attempt twice changes nothing;
-//! - status: read from a cache fed by one watch over all sk8-managed applications ([`watch`]),
-//!   mapped to sk8's view by [`status`]; an application the watch has not seen yet is read once;
+//! - status: read from a cache fed by one watch per cluster over all sk8-managed applications
+//!   ([`watch`]), mapped to sk8's view by [`status`]; an application the watch has not seen yet
+//!   is read once;
 //! - stop: delete the application; it is gone when the API server no longer has it;
 //! - logs: the driver pod's log, found by the operator's labels, streamed from the API server.
 //!
-//! No state of its own: the attempt's [`BackendRef`] names the application.
+//! No state of its own: the attempt's [`BackendRef`] names the cluster and the application.
 
+mod cluster;
 mod health;
 mod pods;
 pub mod render;
 pub mod status;
 mod watch;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::AsyncBufReadExt;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
-};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use self::health::Health;
-use self::pods::DriverPods;
+use self::cluster::Cluster;
 use self::render::RenderSettings;
-use self::watch::StatusCache;
 use super::{
     AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, Managed,
-    StopProgress, StopReason,
+    NoCapacity, StopProgress, StopReason,
 };
 use crate::config::KubernetesConfig;
-use crate::domain::{FailureClass, JobId};
+use crate::domain::{FailureClass, JobSpec};
 use crate::wake::Wake;
 
 /// The field manager of every object sk8 applies.
 pub const FIELD_MANAGER: &str = "sk8";
-const SPARK_UI_PORT: u16 = 4040;
 
 /// The backend's handle on an attempt.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct KubeRef {
+    /// Absent in references written before sk8 knew several clusters: the default cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cluster: Option<String>,
     namespace: String,
     name: String,
 }
@@ -63,182 +63,84 @@ impl KubeRef {
     }
 }
 
+/// Which cluster serves a team (and env).
+#[derive(Debug)]
+struct Routes {
+    /// `team/env` or `team` → index into the clusters.
+    by_key: HashMap<String, usize>,
+    default: usize,
+}
+
+impl Routes {
+    fn of(config: &KubernetesConfig) -> Self {
+        let clusters = config.clusters();
+        let by_key = clusters
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.teams.iter().map(move |key| (key.clone(), i)))
+            .collect();
+        let default = config
+            .default_cluster
+            .as_ref()
+            .and_then(|name| clusters.iter().position(|c| &c.name == name))
+            .unwrap_or(0);
+        Routes { by_key, default }
+    }
+
+    /// The most specific route: `team/env`, then `team`, then the default cluster.
+    fn cluster_for(&self, spec: &JobSpec) -> usize {
+        let exact = format!("{}/{}", spec.team, spec.env);
+        self.by_key
+            .get(&exact)
+            .or_else(|| self.by_key.get(spec.team.as_str()))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
 pub struct KubernetesBackend {
-    client: kube::Client,
-    resource: ApiResource,
-    settings: RenderSettings,
-    cache: Arc<StatusCache>,
-    drivers: Arc<DriverPods>,
-    health: Arc<Health>,
+    clusters: Vec<Cluster>,
+    routes: Routes,
     stop_watch: CancellationToken,
 }
 
 impl KubernetesBackend {
-    /// Connects (kubeconfig or in-cluster) and starts the SparkApplication watch.
+    /// Connects to every configured cluster and starts their watches.
     pub async fn connect(config: &KubernetesConfig, wake: Arc<Wake>) -> anyhow::Result<Self> {
-        let mut client_config = client_config(config).await?;
-        // kube retries 429/503/504 itself, for up to minutes; here the next reconcile pass is
-        // the retry, and a pass must not stall on one request while the API server is down.
-        client_config.default_retry = false;
-        let client = kube::Client::try_from(client_config)?;
-        let resource = ApiResource {
-            group: "spark.apache.org".into(),
-            version: "v1".into(),
-            api_version: render::API_VERSION.into(),
-            kind: render::KIND.into(),
-            plural: "sparkapplications".into(),
-        };
-        let cache = Arc::new(StatusCache::default());
-        let health = Arc::new(Health::default());
         let stop_watch = CancellationToken::new();
-        let all = Api::<DynamicObject>::all_with(client.clone(), &resource);
-        let watched = watch::Watched {
-            cache: cache.clone(),
-            health: health.clone(),
-            wake: wake.clone(),
+        let settings = RenderSettings {
+            driver_service_account: config.driver_service_account.clone(),
+            failed_retain_seconds: config.failed_retain_seconds,
         };
-        tokio::spawn(watch::run(all, watched, stop_watch.clone()));
-        let drivers = Arc::new(DriverPods::default());
-        tokio::spawn(pods::run(
-            Api::all(client.clone()),
-            drivers.clone(),
-            stop_watch.clone(),
-        ));
-        tokio::spawn(health::probe(
-            client.clone(),
-            health.clone(),
-            wake,
-            stop_watch.clone(),
-        ));
+        let mut clusters = Vec::new();
+        for cluster in config.clusters() {
+            clusters.push(
+                Cluster::connect(&cluster, settings.clone(), wake.clone(), &stop_watch).await?,
+            );
+        }
         Ok(KubernetesBackend {
-            client,
-            resource,
-            settings: RenderSettings {
-                driver_service_account: config.driver_service_account.clone(),
-                failed_retain_seconds: config.failed_retain_seconds,
-            },
-            cache,
-            drivers,
-            health,
+            clusters,
+            routes: Routes::of(config),
             stop_watch,
         })
     }
 
-    /// Submission failures the job can do nothing about fail the attempt; the rest are retried by
-    /// the next reconcile pass.
-    fn submit_error(&self, err: kube::Error, namespace: &str) -> BackendError {
-        let rejected = |reason: String| BackendError::Rejected {
-            class: FailureClass::Configuration,
-            reason,
-        };
-        match api_code(&err) {
-            Some(404) => rejected(format!(
-                "namespace {namespace} does not exist on the cluster: a platform admin must create it \
-                 (with its Spark driver ServiceAccount) and have the Spark operator watch it"
-            )),
-            Some(403) => rejected(format!(
-                "sk8 may not create SparkApplications in {namespace}: check its RBAC ({err})"
-            )),
-            Some(400 | 409 | 415 | 422) => rejected(format!(
-                "the API server rejected the SparkApplication: {err}"
-            )),
-            _ => self.transient(err),
+    /// The cluster an attempt lives on; `None` when its cluster is no longer configured.
+    fn cluster_of(&self, app: &KubeRef) -> Option<&Cluster> {
+        match &app.cluster {
+            None => self.clusters.get(self.routes.default),
+            Some(name) => self.clusters.iter().find(|c| &c.name == name),
         }
     }
 
-    /// A running attempt's Spark UI (once the operator reports the driver's IP) and its driver
-    /// pod's name (once the pod watch has seen it), in what the history records.
-    fn with_driver(
-        &self,
-        observed: AttemptStatus,
-        status: &serde_json::Value,
-        app: &KubeRef,
-    ) -> AttemptStatus {
-        let AttemptStatus::Running { detail, .. } = observed else {
-            return observed;
-        };
-        let ip = status["currentState"]["lastObservedDriverStatus"]["podIP"].as_str();
-        let detail = match self.drivers.get(&app.key()) {
-            Some(pod) => format!("{detail} (driver pod {pod})"),
-            None => detail,
-        };
-        AttemptStatus::Running {
-            spark_ui_url: ip.map(|ip| format!("http://{ip}:{SPARK_UI_PORT}")),
-            detail,
-        }
-    }
-
-    /// An application's driver pod: from the pod watch, else found once by the operator's
-    /// labels (the watch may not have seen a brand-new pod yet).
-    async fn driver_pod(
-        &self,
-        pods: &Api<Pod>,
-        app: &KubeRef,
-    ) -> Result<Option<String>, BackendError> {
-        if let Some(name) = self.drivers.get(&app.key()) {
-            return Ok(Some(name));
-        }
-        let selector = format!("spark-role=driver,{}={}", pods::APP_NAME_LABEL, app.name);
-        let found = pods
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| self.transient(e))?;
-        Ok(found
-            .items
-            .into_iter()
-            .filter_map(|p| p.metadata.name)
-            .next_back())
-    }
-
-    /// A failure the next pass retries; an outage also marks the API down.
-    fn transient(&self, err: kube::Error) -> BackendError {
-        if health::is_outage(&err) {
-            self.health.mark_down(err.to_string());
-        }
-        BackendError::Transient(format!("Kubernetes API: {err}"))
-    }
-
-    fn apps(&self, namespace: &str) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), namespace, &self.resource)
-    }
-
-    /// The application's status from the watch, or read once when the watch has not seen it.
-    async fn current_status(
-        &self,
-        app: &KubeRef,
-    ) -> Result<Option<serde_json::Value>, BackendError> {
-        if let Some(status) = self.cache.get(&app.key()) {
-            return Ok(Some(status));
-        }
-        let found = self
-            .apps(&app.namespace)
-            .get_opt(&app.name)
-            .await
-            .map_err(|e| self.transient(e))?;
-        Ok(found.map(|object| object.data.get("status").cloned().unwrap_or_default()))
-    }
-}
-
-async fn client_config(config: &KubernetesConfig) -> anyhow::Result<kube::Config> {
-    use anyhow::Context;
-    let options = kube::config::KubeConfigOptions {
-        context: config.context.clone(),
-        ..Default::default()
-    };
-    match &config.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("read kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .with_context(|| format!("use kubeconfig {}", path.display()))
-        }
-        None if config.context.is_some() => kube::Config::from_kubeconfig(&options)
-            .await
-            .context("use the default kubeconfig"),
-        None => kube::Config::infer()
-            .await
-            .context("find a cluster: no in-cluster config and no kubeconfig"),
+    fn gone_cluster(app: &KubeRef) -> String {
+        format!(
+            "the SparkApplication {}/{} is on cluster {}, which is no longer in \
+             backend.kubernetes.clusters",
+            app.namespace,
+            app.name,
+            app.cluster.as_deref().unwrap_or("?")
+        )
     }
 }
 
@@ -248,45 +150,42 @@ impl Backend for KubernetesBackend {
         "kubernetes"
     }
 
+    /// A job waits while its own cluster's API server is unreachable; jobs of other clusters
+    /// go on.
+    fn capacity(&self, spec: &JobSpec) -> Result<(), NoCapacity> {
+        let cluster = &self.clusters[self.routes.cluster_for(spec)];
+        match cluster.health.down() {
+            Some(reason) => Err(NoCapacity {
+                reason: format!(
+                    "the Kubernetes API of cluster {} is unavailable ({reason})",
+                    cluster.name
+                ),
+                everywhere: self.clusters.iter().all(|c| c.health.down().is_some()),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The watch names the job of every application whose status changes.
     fn announces_changes(&self) -> bool {
         true
     }
 
-    fn capacity(&self) -> Result<(), String> {
-        match self.health.down() {
-            Some(reason) => Err(format!("the Kubernetes API is unavailable ({reason})")),
-            None => Ok(()),
-        }
-    }
-
     async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError> {
-        let manifest = render::spark_application(request, &self.settings);
-        let app = KubeRef {
-            namespace: request.spec.namespace(),
-            name: request.name(),
-        };
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.apps(&app.namespace)
-            .patch(&app.name, &params, &Patch::Apply(&manifest))
-            .await
-            .map_err(|err| self.submit_error(err, &app.namespace))?;
-        tracing::info!(namespace = %app.namespace, name = %app.name, "applied SparkApplication");
+        let cluster = &self.clusters[self.routes.cluster_for(&request.spec)];
+        let app = cluster.submit(request).await?;
         Ok(serde_json::to_value(app).expect("a KubeRef serializes"))
     }
 
     async fn status(&self, attempt: &BackendRef) -> Result<AttemptStatus, BackendError> {
         let app = KubeRef::parse(attempt)?;
-        let Some(status) = self.current_status(&app).await? else {
-            return Ok(AttemptStatus::Failed {
+        match self.cluster_of(&app) {
+            Some(cluster) => cluster.status(&app).await,
+            None => Ok(AttemptStatus::Failed {
                 class: FailureClass::Infrastructure,
-                reason: format!(
-                    "the SparkApplication {}/{} was deleted outside sk8",
-                    app.namespace, app.name
-                ),
-            });
-        };
-        Ok(self.with_driver(status::attempt_status(&status), &status, &app))
+                reason: Self::gone_cluster(&app),
+            }),
+        }
     }
 
     async fn stop(
@@ -295,68 +194,23 @@ impl Backend for KubernetesBackend {
         why: StopReason,
     ) -> Result<StopProgress, BackendError> {
         let app = KubeRef::parse(attempt)?;
-        let apps = self.apps(&app.namespace);
-        match apps
-            .get_opt(&app.name)
-            .await
-            .map_err(|e| self.transient(e))?
-        {
+        match self.cluster_of(&app) {
+            Some(cluster) => cluster.stop(&app, why).await,
+            // Nothing sk8 can reach is left running.
             None => Ok(StopProgress::Gone),
-            Some(object) if object.metadata.deletion_timestamp.is_some() => {
-                Ok(StopProgress::Stopping)
-            }
-            Some(_) => {
-                tracing::info!(namespace = %app.namespace, name = %app.name, why = why.as_str(), "deleting SparkApplication");
-                match apps.delete(&app.name, &DeleteParams::background()).await {
-                    Ok(_) => Ok(StopProgress::Stopping),
-                    Err(err) if api_code(&err) == Some(404) => Ok(StopProgress::Gone),
-                    Err(err) => Err(self.transient(err)),
-                }
-            }
         }
     }
 
     async fn logs(&self, attempt: &BackendRef, follow: bool) -> Result<LogStream, BackendError> {
         let app = KubeRef::parse(attempt)?;
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &app.namespace);
-        let Some(pod) = self.driver_pod(&pods, &app).await? else {
-            return Err(BackendError::NotFound(format!(
-                "the driver pod of {}/{} is gone: the operator removes it once the application \
-                 ends (failed ones are kept for backend.kubernetes.failedRetainSeconds)",
-                app.namespace, app.name
-            )));
-        };
-        let params = LogParams {
-            follow,
-            ..LogParams::default()
-        };
-        let reader = pods
-            .log_stream(&pod, &params)
-            .await
-            .map_err(|e| self.transient(e))?;
-        Ok(bytes_of(reader))
+        match self.cluster_of(&app) {
+            Some(cluster) => cluster.logs(&app, follow).await,
+            None => Err(BackendError::NotFound(Self::gone_cluster(&app))),
+        }
     }
 
     async fn managed(&self) -> Result<Vec<Managed>, BackendError> {
-        Ok(self
-            .cache
-            .all()
-            .into_iter()
-            .filter_map(|((namespace, name), seen)| {
-                let job_id = JobId::parse(seen.job_id.as_deref()?)?;
-                let finished = !matches!(
-                    status::attempt_status(&seen.status),
-                    AttemptStatus::Pending { .. } | AttemptStatus::Running { .. }
-                );
-                Some(Managed {
-                    job_id,
-                    attempt: seen.attempt?,
-                    backend_ref: serde_json::to_value(KubeRef { namespace, name })
-                        .expect("a KubeRef serializes"),
-                    finished,
-                })
-            })
-            .collect())
+        Ok(self.clusters.iter().flat_map(Cluster::managed).collect())
     }
 
     async fn shutdown(&self) {
@@ -364,24 +218,40 @@ impl Backend for KubernetesBackend {
     }
 }
 
-/// A byte stream over a buffered reader, chunk by chunk as the API server sends them.
-fn bytes_of(reader: impl futures::AsyncBufRead + Send + Unpin + 'static) -> LogStream {
-    Box::pin(futures::stream::unfold(reader, |mut reader| async move {
-        match reader.fill_buf().await {
-            Ok([]) => None,
-            Ok(chunk) => {
-                let bytes = Bytes::copy_from_slice(chunk);
-                reader.consume_unpin(bytes.len());
-                Some((Ok(bytes), reader))
-            }
-            Err(err) => Some((Err(err), reader)),
-        }
-    }))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::jobspec::Format;
 
-fn api_code(err: &kube::Error) -> Option<u16> {
-    match err {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
+    fn spec(team: &str, env: &str) -> JobSpec {
+        let body = format!(
+            r#"{{"team": "{team}", "env": "{env}", "name": "j",
+                "mainApplicationFile": "local:///opt/job.py"}}"#
+        );
+        let defaults = crate::config::Config::default().spec_defaults();
+        JobSpec::parse(body.as_bytes(), Format::Json, &defaults).expect("a spec")
+    }
+
+    #[test]
+    fn routes_prefer_team_env_then_team_then_the_default() {
+        let config: KubernetesConfig = serde_json::from_value(serde_json::json!({
+            "clusters": [
+                {"name": "east", "kubeconfig": "/k/east", "teams": ["payments"]},
+                {"name": "west", "kubeconfig": "/k/west", "teams": ["payments/prod", "risk"]},
+                {"name": "central", "kubeconfig": "/k/central"},
+            ],
+            "defaultCluster": "central",
+        }))
+        .expect("a config");
+        let routes = Routes::of(&config);
+        let name = |team, env| {
+            config.clusters()[routes.cluster_for(&spec(team, env))]
+                .name
+                .clone()
+        };
+        assert_eq!(name("payments", "dev"), "east");
+        assert_eq!(name("payments", "prod"), "west");
+        assert_eq!(name("risk", "dev"), "west");
+        assert_eq!(name("growth", "dev"), "central");
     }
 }

@@ -104,6 +104,8 @@ fn key_of(object: &DynamicObject) -> Option<AppKey> {
 
 /// What the watch feeds.
 pub struct Watched {
+    /// The cluster watched, for logs and metrics.
+    pub cluster: String,
     pub cache: Arc<StatusCache>,
     pub health: Arc<Health>,
     /// Told which job's application changed, or to look at every job after a relist.
@@ -130,8 +132,9 @@ pub async fn run(api: Api<DynamicObject>, watched: Watched, stop: CancellationTo
                 handle(&watched, event, &mut relisted);
             }
             Some(Err(err)) => {
-                metrics::counter!("sk8_kube_watch_errors_total").increment(1);
-                tracing::warn!(error = %err, "SparkApplication watch failed; resuming with backoff");
+                metrics::counter!("sk8_kube_watch_errors_total", "cluster" => watched.cluster.clone())
+                    .increment(1);
+                tracing::warn!(cluster = %watched.cluster, error = %err, "SparkApplication watch failed; resuming with backoff");
                 watched.health.mark_down(format!("watch: {err}"));
             }
         }
@@ -157,6 +160,7 @@ fn handle(watched: &Watched, event: Event<DynamicObject>, relisted: &mut HashSet
         Event::InitDone => {
             cache.retain(relisted);
             tracing::info!(
+                cluster = %watched.cluster,
                 applications = relisted.len(),
                 "SparkApplication watch (re)listed"
             );

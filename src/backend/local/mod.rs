@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use self::process::ProcessId;
 use super::{
-    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, StopProgress,
-    StopReason,
+    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, NoCapacity,
+    StopProgress, StopReason,
 };
 use crate::config::LocalConfig;
-use crate::domain::FailureClass;
+use crate::domain::{FailureClass, JobSpec};
 use crate::wake::Wake;
 
 pub use spark::INSTALL_HINT;
@@ -242,14 +242,17 @@ impl Backend for LocalBackend {
         "local"
     }
 
-    fn capacity(&self) -> Result<(), String> {
+    fn capacity(&self, _spec: &JobSpec) -> Result<(), NoCapacity> {
         if self.running_count() < self.config.max_running {
             Ok(())
         } else {
-            Err(format!(
-                "{} local jobs are running (backend.local.maxRunning)",
-                self.config.max_running
-            ))
+            Err(NoCapacity {
+                reason: format!(
+                    "{} local jobs are running (backend.local.maxRunning)",
+                    self.config.max_running
+                ),
+                everywhere: true,
+            })
         }
     }
 
@@ -258,7 +261,8 @@ impl Backend for LocalBackend {
         let local = match self.adopt(&request.name(), &dir) {
             Some(found) => found,
             None => {
-                self.capacity().map_err(BackendError::AtCapacity)?;
+                self.capacity(&request.spec)
+                    .map_err(|full| BackendError::AtCapacity(full.reason))?;
                 self.spawn(request, &dir).await?
             }
         };
