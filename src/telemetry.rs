@@ -85,11 +85,11 @@ fn describe() {
     );
     describe_histogram!(
         "sk8_reconcile_pass_seconds",
-        "Duration of one reconciler pass"
+        "Duration of one reconciler turn"
     );
     describe_gauge!(
         "sk8_reconcile_live_jobs",
-        "Jobs not yet finished, as seen by the last pass"
+        "Jobs not yet finished, as seen by the last resync"
     );
     describe_gauge!(
         "sk8_orphans",

@@ -337,6 +337,11 @@ async fn live_jobs_and_counts_by_state(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(ids(&by_id), [running.id.clone()]);
+    // Any state, by id: what the orphan sweep reads.
+    let found = fx.store.job_get_many(&named).await.unwrap();
+    let mut found: Vec<_> = found.into_iter().map(|j| j.id).collect();
+    found.sort();
+    assert_eq!(found, [done.id.clone(), running.id.clone()]);
     assert!(
         fx.store
             .job_live_batch(LiveScope::Ids(&[]), 100)

@@ -7,15 +7,18 @@
 //! `keep_finished` has passed since their job ended (the backend keeps a failed driver's log
 //! until then). Under `report`, orphans are only logged and counted.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::backend::{Backend, BackendError, Managed, StopReason};
-use crate::domain::Job;
+use crate::domain::{Job, JobId};
 use crate::store::{Store, StoreError};
+
+/// How many held attempts' jobs one store read brings in.
+const JOB_READ_BATCH: usize = 500;
 
 /// What to do with an orphan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -66,14 +69,23 @@ impl OrphanSweep {
     ) -> Result<usize, SweepError> {
         let now = Utc::now();
         let mut found = 0;
-        for held in backend.managed().await? {
-            let job = store.job_get(&held.job_id).await?;
-            let Some(why) = orphan_reason(&held, job.as_ref(), self.settings.keep_finished, now)
-            else {
-                continue;
-            };
-            found += 1;
-            self.act(backend, &held, &why).await?;
+        let held = backend.managed().await?;
+        for chunk in held.chunks(JOB_READ_BATCH) {
+            let ids: Vec<JobId> = chunk.iter().map(|h| h.job_id.clone()).collect();
+            let jobs: HashMap<JobId, Job> = store
+                .job_get_many(&ids)
+                .await?
+                .into_iter()
+                .map(|job| (job.id.clone(), job))
+                .collect();
+            for held in chunk {
+                let job = jobs.get(&held.job_id);
+                let Some(why) = orphan_reason(held, job, self.settings.keep_finished, now) else {
+                    continue;
+                };
+                found += 1;
+                self.act(backend, held, &why).await?;
+            }
         }
         metrics::gauge!("sk8_orphans").set(found as f64);
         Ok(found)

@@ -51,6 +51,14 @@ pub(super) fn bind_all<'q>(
     query
 }
 
+/// `$first, $first+1, …` for `count` values.
+pub(super) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) const LIVE_STATES: &str = "('QUEUED', 'SUBMITTED', 'RUNNING', 'RETRYING', 'CANCELLING')";
 
 impl Store {
@@ -135,6 +143,28 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
             row.as_ref().map(rows::job).transpose()
+        })
+        .await
+    }
+
+    /// The jobs with these ids, those that exist, in one query.
+    pub async fn job_get_many(&self, ids: &[JobId]) -> Result<Vec<Job>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        timed("job_get_many", async {
+            let sql = format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({})",
+                placeholders(1, ids.len())
+            );
+            let args = ids
+                .iter()
+                .map(|id| Arg::Text(id.as_str().to_owned()))
+                .collect();
+            let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), args)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(rows::job).collect()
         })
         .await
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-use super::jobs::{Arg, LIVE_STATES, bind_all};
+use super::jobs::{Arg, LIVE_STATES, bind_all, placeholders};
 use super::rows::{self, ATTEMPT_COLUMNS, JOB_COLUMNS};
 use super::{Store, StoreError, millis, timed};
 use crate::domain::{Attempt, Job, JobId};
@@ -126,12 +126,4 @@ fn live_condition(scope: LiveScope<'_>) -> (String, Vec<Arg>) {
             (condition, args)
         }
     }
-}
-
-/// `$first, $first+1, …` for `count` values.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
