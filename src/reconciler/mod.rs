@@ -34,10 +34,12 @@ use crate::wake::Wake;
 const OBSERVE_CONCURRENCY: usize = 16;
 /// How many live jobs one read brings in (a page of the resync, a batch of announced jobs).
 const READ_BATCH: u32 = 500;
-/// How many waiting jobs one turn may start. Starting is sequential (capacity is handed out in
-/// order), so without a bound a burst of thousands of submits makes one turn take minutes, and
-/// no running job is observed meanwhile; the next turn starts the rest at once.
+/// How many waiting jobs one turn may start, and for how long it may keep starting. Starting is
+/// sequential (capacity is handed out in order), so without a bound a burst of thousands of
+/// submits makes one turn take minutes, and no change of a running job is noticed meanwhile;
+/// the next turn starts the rest at once.
 const STARTS_PER_TURN: u32 = 64;
+const START_BUDGET: Duration = Duration::from_millis(200);
 /// How many waiting jobs one turn reads at most while looking for ones that can start (jobs
 /// bound for an unreachable cluster are passed over, and the turn reads further).
 const WAITING_SCAN_PER_TURN: usize = 2_000;
@@ -215,10 +217,12 @@ impl Reconciler {
         }
     }
 
-    /// Starts waiting jobs in order, oldest first, up to [`STARTS_PER_TURN`]; a job whose
-    /// target has no capacity is passed over, and the turn ends when nothing can start anywhere.
-    /// When the turn started its fill, the next follows at once for the rest.
+    /// Starts waiting jobs in order, oldest first, up to [`STARTS_PER_TURN`] or for
+    /// [`START_BUDGET`]; a job whose target has no capacity is passed over, and the turn ends
+    /// when nothing can start anywhere. When the turn used up its share, the next follows at
+    /// once for the rest.
     async fn start_waiting(&self, report: &mut TurnReport) {
+        let budget = Instant::now() + START_BUDGET;
         let mut started = 0;
         let mut scanned = 0;
         let mut after: Option<JobId> = None;
@@ -250,7 +254,7 @@ impl Reconciler {
                         report.record(id, result);
                     }
                 }
-                if started == STARTS_PER_TURN as usize {
+                if started == STARTS_PER_TURN as usize || Instant::now() >= budget {
                     self.wake.queue();
                     return;
                 }
