@@ -142,6 +142,12 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 
+    /// How many attempts the reconciler may start at once. One where capacity is handed out
+    /// in order (a slot count checked before each start).
+    fn start_concurrency(&self) -> usize {
+        1
+    }
+
     /// Starts an attempt, or finds it already started under its deterministic name.
     async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError>;
 

@@ -17,6 +17,10 @@ impl Backend for NoopBackend {
         "noop"
     }
 
+    fn start_concurrency(&self) -> usize {
+        16
+    }
+
     /// An attempt ends the moment it is submitted, and the reconciler looks right after.
     fn announces_changes(&self) -> bool {
         true

@@ -242,19 +242,32 @@ impl Reconciler {
             let full = batch.len() == STARTS_PER_TURN as usize;
             scanned += batch.len();
             after = batch.last().map(|live| live.job.id.clone());
-            for live in batch {
-                let id = live.job.id.clone();
-                match self.reconcile(live).await {
-                    // Waiting for capacity is normal, not an error (and no immediate next
-                    // turn: capacity frees up on its own schedule).
-                    Err(PassError::AtCapacity { everywhere: true }) => return,
-                    Err(PassError::AtCapacity { everywhere: false }) => {}
-                    result => {
-                        started += usize::from(result.is_ok());
-                        report.record(id, result);
+            let mut batch = batch.into_iter().peekable();
+            while batch.peek().is_some() {
+                // A few at once where the backend allows it; each group is finished before the
+                // next, so nothing is left half-started when the turn stops.
+                let group = batch.by_ref().take(self.backend.start_concurrency().max(1));
+                let results =
+                    futures::future::join_all(group.map(|live| async move {
+                        (live.job.id.clone(), self.reconcile(live).await)
+                    }))
+                    .await;
+                let mut full_everywhere = false;
+                for (id, result) in results {
+                    match result {
+                        // Waiting for capacity is normal, not an error (and no immediate next
+                        // turn: capacity frees up on its own schedule).
+                        Err(PassError::AtCapacity { everywhere }) => full_everywhere |= everywhere,
+                        result => {
+                            started += usize::from(result.is_ok());
+                            report.record(id, result);
+                        }
                     }
                 }
-                if started == STARTS_PER_TURN as usize || Instant::now() >= budget {
+                if full_everywhere {
+                    return;
+                }
+                if started >= STARTS_PER_TURN as usize || Instant::now() >= budget {
                     self.wake.queue();
                     return;
                 }

@@ -166,6 +166,11 @@ impl Backend for KubernetesBackend {
         }
     }
 
+    /// Starting is a server-side apply each, and the API server takes many at once.
+    fn start_concurrency(&self) -> usize {
+        16
+    }
+
     /// The watch names the job of every application whose status changes.
     fn announces_changes(&self) -> bool {
         true
