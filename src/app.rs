@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
@@ -17,14 +18,20 @@ use crate::backend::kubernetes::KubernetesBackend;
 use crate::backend::local::LocalBackend;
 use crate::backend::noop::NoopBackend;
 use crate::config::{BackendKind, Config, redact_url};
+use crate::gateway::activity::Activity;
+use crate::gateway::{Gateway, GatewaySettings};
+use crate::reconciler::sessions::{SessionReconciler, SessionSettings};
 use crate::reconciler::{OrphanSettings, Reconciler, ReconcilerSettings};
 use crate::service::JobService;
+use crate::service::sessions::SessionService;
 use crate::store::{Store, StoreOptions};
 use crate::wake::Wake;
 
 /// The sockets the daemon serves on, bound by the caller (so tests can use port 0).
 pub struct Listeners {
     pub http: TcpListener,
+    /// The Spark Connect gateway.
+    pub grpc: TcpListener,
 }
 
 /// Runs the daemon until `shutdown` is cancelled, then shuts down in order.
@@ -54,12 +61,48 @@ pub async fn run(
     );
     let mut reconciler_task = tokio::spawn(reconciler.run(reconciler_stop.clone()));
 
+    let grpc_addr = listeners
+        .grpc
+        .local_addr()
+        .context("read the gateway listener's address")?;
+    let gateway_address = public_gateway_address(&config, grpc_addr);
+    let sessions_wake = Arc::new(Notify::new());
+    let activity = Arc::new(Activity::default());
+    let sessions = SessionService::new(
+        store.clone(),
+        config.spec_defaults(),
+        gateway_address.clone(),
+        sessions_wake.clone(),
+    );
+    let session_reconciler = SessionReconciler::new(
+        store.clone(),
+        backend.clone(),
+        SessionSettings {
+            interval: Duration::from_millis(config.reconciler.interval_ms),
+            start_timeout: Duration::from_secs(config.gateway.start_timeout_seconds),
+        },
+        sessions_wake,
+        activity.clone(),
+    );
+    let session_task = tokio::spawn(session_reconciler.run(reconciler_stop.clone()));
+    let gateway = Gateway::new(sessions.clone(), gateway_settings(&config), activity);
+    let grpc_drain = shutdown.clone();
+    let mut grpc_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(gateway)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
+                async move { grpc_drain.cancelled().await },
+            ),
+    );
+
     tokio::spawn(crate::telemetry::metrics_upkeep(
         metrics.clone(),
         shutdown.clone(),
     ));
     let state = AppState {
         jobs,
+        sessions,
         metrics: Arc::new(metrics),
     };
     let router = api::router(state, config.http.max_body_bytes);
@@ -76,8 +119,10 @@ pub async fn run(
     tracing::info!(
         addr = %addr,
         url = format!("http://{addr}"),
+        grpc_addr = %grpc_addr,
+        connect = format!("sc://{gateway_address}"),
         startup_ms = started.elapsed().as_millis() as u64,
-        "sk8 is ready: listening for HTTP"
+        "sk8 is ready: listening for HTTP and for Spark Connect"
     );
 
     // `biased`: on SIGTERM the server's graceful shutdown ends it too, and that is not the
@@ -86,6 +131,7 @@ pub async fn run(
         biased;
         _ = shutdown.cancelled() => Ended::Signal,
         result = &mut server => Ended::Server(format!("{result:?}")),
+        result = &mut grpc_server => Ended::Gateway(format!("{result:?}")),
         result = &mut reconciler_task => Ended::Reconciler(format!("{result:?}")),
     };
     let outcome = match &ended {
@@ -95,6 +141,9 @@ pub async fn run(
         )),
         Ended::Reconciler(result) => Err(anyhow::anyhow!(
             "the reconciler stopped unexpectedly: {result}"
+        )),
+        Ended::Gateway(result) => Err(anyhow::anyhow!(
+            "the Spark Connect gateway stopped unexpectedly: {result}"
         )),
     };
     if let Err(err) = &outcome {
@@ -115,10 +164,20 @@ pub async fn run(
             server.abort();
         }
     }
+    if !matches!(ended, Ended::Gateway(_)) {
+        // RPC streams end when their upstream does; no longer than the HTTP grace.
+        if tokio::time::timeout(config.shutdown_grace(), &mut grpc_server)
+            .await
+            .is_err()
+        {
+            grpc_server.abort();
+        }
+    }
     reconciler_stop.cancel();
     if !matches!(ended, Ended::Reconciler(_)) {
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut reconciler_task).await;
     }
+    let _ = tokio::time::timeout(Duration::from_secs(10), session_task).await;
     backend.shutdown().await;
     store.close().await;
     tracing::info!("sk8 stopped");
@@ -130,6 +189,28 @@ enum Ended {
     Signal,
     Server(String),
     Reconciler(String),
+    Gateway(String),
+}
+
+/// The `host:port` notebooks use: `gateway.publicAddress`, else the bound address (loopback
+/// for a wildcard bind).
+fn public_gateway_address(config: &Config, bound: std::net::SocketAddr) -> String {
+    if let Some(public) = &config.gateway.public_address {
+        return public.clone();
+    }
+    if bound.ip().is_unspecified() {
+        format!("127.0.0.1:{}", bound.port())
+    } else {
+        bound.to_string()
+    }
+}
+
+fn gateway_settings(config: &Config) -> GatewaySettings {
+    GatewaySettings {
+        default_user: config.gateway.default_user.clone(),
+        resume_timeout: Duration::from_secs(config.gateway.resume_timeout_seconds),
+        max_request_message: config.gateway.max_request_message_bytes,
+    }
 }
 
 async fn connect_store(config: &Config) -> anyhow::Result<Store> {

@@ -22,8 +22,28 @@ pub struct Config {
     pub store: StoreConfig,
     pub backend: BackendConfig,
     pub reconciler: ReconcilerConfig,
+    pub gateway: GatewayConfig,
     pub defaults: DefaultsConfig,
     pub log: LogConfig,
+}
+
+/// The Spark Connect gateway (gRPC) and the sessions behind it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Where notebooks connect (`sc://HOST:PORT/;x-sk8-session=<id>`).
+    pub addr: SocketAddr,
+    /// The host:port put in connection strings; unset: `addr` (with 127.0.0.1 for 0.0.0.0).
+    pub public_address: Option<String>,
+    /// The identity written into every request's `user_context.user_id` until authentication
+    /// says who is calling.
+    pub default_user: String,
+    /// How long an RPC for a stopped (auto-resuming) or starting session waits for READY.
+    pub resume_timeout_seconds: u64,
+    /// How long a session's server may take to start serving before it is FAILED.
+    pub start_timeout_seconds: u64,
+    /// Largest request message the gateway reads (responses stream through unbounded).
+    pub max_request_message_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -182,6 +202,18 @@ pub struct LocalConfig {
     pub max_running: usize,
     /// How long a cancelled or shut-down job gets after SIGTERM before SIGKILL.
     pub kill_grace_seconds: u64,
+    /// Which Spark Connect server a session runs: `spark` (Apache Spark's own, from the Spark
+    /// installation jobs use) or `sail` (Sail's `sail spark server`, much faster to start).
+    pub connect_server: ConnectServer,
+    /// The `sail` command; unset: `sail` on PATH.
+    pub sail: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectServer {
+    Spark,
+    Sail,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -232,8 +264,22 @@ impl Default for Config {
             store: StoreConfig::default(),
             backend: BackendConfig::default(),
             reconciler: ReconcilerConfig::default(),
+            gateway: GatewayConfig::default(),
             defaults: DefaultsConfig::default(),
             log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 15002)),
+            public_address: None,
+            default_user: "sk8-dev".into(),
+            resume_timeout_seconds: 120,
+            start_timeout_seconds: 300,
+            max_request_message_bytes: 256 << 20,
         }
     }
 }
@@ -276,6 +322,8 @@ impl Default for LocalConfig {
             master: "local[*]".into(),
             max_running: std::thread::available_parallelism().map_or(2, |n| n.get()),
             kill_grace_seconds: 10,
+            connect_server: ConnectServer::Spark,
+            sail: None,
         }
     }
 }
@@ -401,6 +449,9 @@ impl Config {
         if let Some((var, v)) = get("SK8_HTTP_ADDR") {
             self.http.addr = parse_env(var, &v)?;
         }
+        if let Some((var, v)) = get("SK8_GATEWAY_ADDR") {
+            self.gateway.addr = parse_env(var, &v)?;
+        }
         if let Some((_, v)) = get("SK8_DATABASE_URL").or_else(|| get("DATABASE_URL")) {
             self.store.url = v;
         }
@@ -460,6 +511,29 @@ impl Config {
         }
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.maxBodyBytes", "must be at least 1024"));
+        }
+        if self.gateway.max_request_message_bytes < 1024 {
+            return Err(invalid(
+                "gateway.maxRequestMessageBytes",
+                "must be at least 1024",
+            ));
+        }
+        for (field, value) in [
+            (
+                "gateway.resumeTimeoutSeconds",
+                self.gateway.resume_timeout_seconds,
+            ),
+            (
+                "gateway.startTimeoutSeconds",
+                self.gateway.start_timeout_seconds,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
+        }
+        if self.gateway.default_user.trim().is_empty() {
+            return Err(invalid("gateway.defaultUser", "must not be empty"));
         }
         if self.reconciler.orphan_sweep_seconds == 0 {
             return Err(invalid(

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod gateway;
 pub mod reconciler;
 pub mod service;
 pub mod store;

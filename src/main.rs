@@ -61,9 +61,18 @@ async fn serve(config_file: Option<&std::path::Path>) -> anyhow::Result<()> {
                 config.http.addr
             )
         })?;
+    let grpc = tokio::net::TcpListener::bind(config.gateway.addr)
+        .await
+        .with_context(|| {
+            format!(
+                "bind the Spark Connect gateway to {} (set gateway.addr or SK8_GATEWAY_ADDR)",
+                config.gateway.addr
+            )
+        })?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    sk8::app::run(config, sk8::app::Listeners { http }, metrics, shutdown).await
+    let listeners = sk8::app::Listeners { http, grpc };
+    sk8::app::run(config, listeners, metrics, shutdown).await
 }
 
 /// Cancels `token` on SIGTERM or SIGINT (Ctrl-C).

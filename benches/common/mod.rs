@@ -27,7 +27,11 @@ impl Daemon {
         let data = tempfile::tempdir()?;
         let config = data.path().join("sk8.yaml");
         // JSON is YAML; it also quotes the paths and URL correctly.
-        let mut text = json!({ "dataDir": data.path(), "http": { "addr": "127.0.0.1:0" } });
+        let mut text = json!({
+            "dataDir": data.path(),
+            "http": { "addr": "127.0.0.1:0" },
+            "gateway": { "addr": "127.0.0.1:0" },
+        });
         if let (Value::Object(text), Value::Object(settings)) = (&mut text, settings) {
             text.extend(settings);
         }

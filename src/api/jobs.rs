@@ -120,7 +120,7 @@ pub async fn logs(
     Ok((headers, Body::from_stream(stream)).into_response())
 }
 
-fn body_format(headers: &HeaderMap) -> Result<Format, Error> {
+pub(super) fn body_format(headers: &HeaderMap) -> Result<Format, Error> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(Format::Json);
     };
@@ -151,7 +151,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Error> {
         .transpose()
 }
 
-fn body_error(rejection: BytesRejection) -> Error {
+pub(super) fn body_error(rejection: BytesRejection) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::PayloadTooLarge("the request body is larger than http.maxBodyBytes allows".into())
     } else {

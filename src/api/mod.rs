@@ -3,6 +3,7 @@
 pub mod error;
 mod health;
 mod jobs;
+mod sessions;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,11 +18,13 @@ use utoipa::OpenApi;
 
 use crate::error::Error;
 use crate::service::JobService;
+use crate::service::sessions::SessionService;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub jobs: JobService,
+    pub sessions: SessionService,
     pub metrics: Arc<PrometheusHandle>,
 }
 
@@ -30,10 +33,12 @@ pub struct AppState {
     info(title = "sk8", description = "Control plane for running Apache Spark on Kubernetes."),
     paths(
         jobs::submit, jobs::list, jobs::get, jobs::cancel, jobs::events, jobs::logs,
+        sessions::create, sessions::list, sessions::get, sessions::delete, sessions::events,
         health::healthz, health::readyz, health::metrics, health::openapi,
     ),
     tags(
         (name = "jobs", description = "Batch Spark jobs and their history"),
+        (name = "sessions", description = "Interactive Spark Connect sessions behind the gateway"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -47,6 +52,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
+        .route("/v1/sessions", post(sessions::create).get(sessions::list))
+        .route(
+            "/v1/sessions/{id}",
+            get(sessions::get).delete(sessions::delete),
+        )
+        .route("/v1/sessions/{id}/events", get(sessions::events))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
-use crate::domain::{FailureClass, JobId, JobSpec};
+use crate::domain::{FailureClass, JobId, JobSpec, SessionId, SessionSpec};
 
 /// A backend's own handle on an attempt (process id, or cluster/namespace/name), stored as JSON.
 pub type BackendRef = serde_json::Value;
@@ -38,6 +38,33 @@ impl AttemptRequest {
     pub fn name(&self) -> String {
         format!("sk8-{}-{}", self.job_id, self.attempt)
     }
+}
+
+/// Everything a backend needs to start a session's Spark Connect server.
+#[derive(Clone, Debug)]
+pub struct SessionRequest {
+    pub session_id: SessionId,
+    /// 1 for the first server, then one more per resume.
+    pub start: u32,
+    pub spec: SessionSpec,
+}
+
+impl SessionRequest {
+    /// The deterministic name of the server's backend object (`sk8-s-<session-id>-<start>`).
+    pub fn name(&self) -> String {
+        format!("sk8-s-{}-{}", self.session_id, self.start)
+    }
+}
+
+/// What a backend observes of a session's server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerStatus {
+    /// Started, not serving Spark Connect yet.
+    Starting { detail: String },
+    /// Serving Spark Connect at `endpoint` (`host:port`).
+    Ready { endpoint: String },
+    /// Not running any more.
+    Ended { reason: String },
 }
 
 /// What a backend observes of an attempt.
@@ -163,6 +190,29 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The driver log; with `follow`, the stream ends only when the attempt has ended.
     async fn logs(&self, attempt: &BackendRef, follow: bool) -> Result<LogStream, BackendError>;
+
+    /// Starts a session's Spark Connect server, or finds it started under its name.
+    async fn server_start(&self, _request: &SessionRequest) -> Result<BackendRef, BackendError> {
+        Err(BackendError::Rejected {
+            class: FailureClass::Configuration,
+            reason: format!(
+                "the {} backend does not run sessions yet; use backend.kind local",
+                self.name()
+            ),
+        })
+    }
+
+    /// Observes a session's server.
+    async fn server_status(&self, _server: &BackendRef) -> Result<ServerStatus, BackendError> {
+        Ok(ServerStatus::Ended {
+            reason: format!("the {} backend does not run sessions", self.name()),
+        })
+    }
+
+    /// Stops a session's server; call again until it reports [`StopProgress::Gone`].
+    async fn server_stop(&self, _server: &BackendRef) -> Result<StopProgress, BackendError> {
+        Ok(StopProgress::Gone)
+    }
 
     /// Every attempt this backend holds, for the orphan sweep. Backends whose attempts cannot
     /// outlive their record (local processes are adopted from the data directory) hold none.

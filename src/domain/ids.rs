@@ -1,4 +1,4 @@
-//! Job identifiers: 18 lowercase base32 characters, time-ordered so that sorting by id is
+//! Job and session identifiers: 18 lowercase base32 characters, time-ordered so that sorting by id is
 //! sorting by creation time (newest-first listing and pagination need nothing else), and safe
 //! inside Kubernetes object names (`sk8-<id>-<attempt>`).
 
@@ -14,42 +14,64 @@ const RANDOM_CHARS: usize = 8; // 40 bits: random, then counting up within a mil
 const RANDOM_MAX: u64 = (1 << 40) - 1;
 pub const JOB_ID_LEN: usize = TIME_CHARS + RANDOM_CHARS;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-#[serde(transparent)]
-#[schema(value_type = String, example = "01kb2r5q3h7m9x4c2d")]
-pub struct JobId(String);
+/// An 18-character time-ordered identifier type: `generate`, `parse`, `as_str`, `Display`.
+macro_rules! time_ordered_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        #[serde(transparent)]
+        #[schema(value_type = String, example = "01kb2r5q3h7m9x4c2d")]
+        pub struct $name(String);
 
-impl JobId {
-    /// A new id for a job created now, greater than every id this process made before: within
-    /// one millisecond the random part counts up instead of being drawn again, so jobs submitted
-    /// in quick succession still list in the order they were accepted.
-    pub fn generate() -> Self {
-        static LAST: Mutex<(u64, u64)> = Mutex::new((0, 0));
-        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
-        let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (millis, random) = next_id_parts(&mut last, now, fresh_random);
-        drop(last);
-        let mut id = String::with_capacity(JOB_ID_LEN);
-        push_base32(&mut id, millis, TIME_CHARS);
-        push_base32(&mut id, random, RANDOM_CHARS);
-        JobId(id)
-    }
+        impl $name {
+            /// A new id, greater than every id of this type this process made before.
+            pub fn generate() -> Self {
+                $name(generate_id())
+            }
 
-    /// Parses an id from a URL or a page token; `None` when it cannot be one of ours.
-    pub fn parse(s: &str) -> Option<Self> {
-        let valid = s.len() == JOB_ID_LEN && s.bytes().all(|b| ALPHABET.contains(&b));
-        valid.then(|| JobId(s.to_owned()))
-    }
+            /// Parses an id from a URL or a page token; `None` when it cannot be one of ours.
+            pub fn parse(s: &str) -> Option<Self> {
+                is_id(s).then(|| $name(s.to_owned()))
+            }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for JobId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+time_ordered_id!(
+    /// A batch job.
+    JobId
+);
+time_ordered_id!(
+    /// An interactive Spark Connect session.
+    SessionId
+);
+
+/// A new id made now. Within one millisecond the random part counts up instead of being drawn
+/// again, so things created in quick succession still list in the order they were accepted.
+fn generate_id() -> String {
+    static LAST: Mutex<(u64, u64)> = Mutex::new((0, 0));
+    let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (millis, random) = next_id_parts(&mut last, now, fresh_random);
+    drop(last);
+    let mut id = String::with_capacity(JOB_ID_LEN);
+    push_base32(&mut id, millis, TIME_CHARS);
+    push_base32(&mut id, random, RANDOM_CHARS);
+    id
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == JOB_ID_LEN && s.bytes().all(|b| ALPHABET.contains(&b))
 }
 
 /// The (millisecond, random) pair after `last`, which it then becomes.

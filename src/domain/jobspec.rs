@@ -215,7 +215,7 @@ pub enum Format {
 impl JobSpec {
     /// Parses and validates a body, then fills in the defaults.
     pub fn parse(body: &[u8], format: Format, defaults: &SpecDefaults) -> Result<Self, Error> {
-        let mut spec: JobSpec = decode(body, format)?;
+        let mut spec: JobSpec = decode(body, format, "JobSpec")?;
         spec.validate()?;
         spec.spark_version
             .get_or_insert_with(|| defaults.spark_version.clone());
@@ -284,40 +284,11 @@ impl JobSpec {
     }
 
     fn check_resources(&self) -> Result<(), Error> {
-        check_cores("driver.cores", self.driver.cores)?;
-        check_memory("driver.memory", &self.driver.memory)?;
-        check_cores("executor.cores", self.executor.cores)?;
-        check_memory("executor.memory", &self.executor.memory)?;
-        check_at_most("executor.instances", self.executor.instances, MAX_INSTANCES)?;
-        let Some(dynamic) = &self.dynamic_allocation else {
-            return Ok(());
-        };
-        check_at_most(
-            "dynamicAllocation.maxExecutors",
-            dynamic.max_executors,
-            MAX_INSTANCES,
-        )?;
-        if dynamic.min_executors > dynamic.max_executors {
-            return Err(Error::invalid(
-                "dynamicAllocation.minExecutors",
-                format!(
-                    "must not exceed maxExecutors ({} > {})",
-                    dynamic.min_executors, dynamic.max_executors
-                ),
-            ));
-        }
-        match dynamic.initial_executors {
-            Some(n) if n < dynamic.min_executors || n > dynamic.max_executors => {
-                Err(Error::invalid(
-                    "dynamicAllocation.initialExecutors",
-                    format!(
-                        "must be between minExecutors and maxExecutors ({}..={}), got {n}",
-                        dynamic.min_executors, dynamic.max_executors
-                    ),
-                ))
-            }
-            _ => Ok(()),
-        }
+        check_resources(
+            &self.driver,
+            &self.executor,
+            self.dynamic_allocation.as_ref(),
+        )
     }
 
     fn check_policies(&self) -> Result<(), Error> {
@@ -337,12 +308,58 @@ impl JobSpec {
     }
 }
 
-/// Decodes a body into the spec's shape, naming the field on failure.
-fn decode(body: &[u8], format: Format) -> Result<JobSpec, Error> {
+/// Driver and executor sizes, and dynamic allocation bounds (jobs and sessions alike).
+pub(crate) fn check_resources(
+    driver: &DriverSpec,
+    executor: &ExecutorSpec,
+    dynamic: Option<&DynamicAllocation>,
+) -> Result<(), Error> {
+    check_cores("driver.cores", driver.cores)?;
+    check_memory("driver.memory", &driver.memory)?;
+    check_cores("executor.cores", executor.cores)?;
+    check_memory("executor.memory", &executor.memory)?;
+    check_at_most("executor.instances", executor.instances, MAX_INSTANCES)?;
+    let Some(dynamic) = dynamic else {
+        return Ok(());
+    };
+    check_at_most(
+        "dynamicAllocation.maxExecutors",
+        dynamic.max_executors,
+        MAX_INSTANCES,
+    )?;
+    if dynamic.min_executors > dynamic.max_executors {
+        return Err(Error::invalid(
+            "dynamicAllocation.minExecutors",
+            format!(
+                "must not exceed maxExecutors ({} > {})",
+                dynamic.min_executors, dynamic.max_executors
+            ),
+        ));
+    }
+    match dynamic.initial_executors {
+        Some(n) if n < dynamic.min_executors || n > dynamic.max_executors => Err(Error::invalid(
+            "dynamicAllocation.initialExecutors",
+            format!(
+                "must be between minExecutors and maxExecutors ({}..={}), got {n}",
+                dynamic.min_executors, dynamic.max_executors
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Decodes a body into a spec's shape (`kind` names it in messages), naming the field on
+/// failure.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    format: Format,
+    kind: &str,
+) -> Result<T, Error> {
     match format {
         Format::Json => {
             let mut de = serde_json::Deserializer::from_slice(body);
-            serde_path_to_error::deserialize(&mut de).map_err(|e| shape_error(e, "JSON"))
+            serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| shape_error(e, &format!("JSON {kind}")))
         }
         Format::Yaml => {
             let text = std::str::from_utf8(body).map_err(|e| Error::InvalidRequest {
@@ -350,7 +367,8 @@ fn decode(body: &[u8], format: Format) -> Result<JobSpec, Error> {
                 message: format!("the YAML body is not valid UTF-8: {e}"),
             })?;
             let value = yaml_value(text)?;
-            serde_path_to_error::deserialize(value).map_err(|e| shape_error(e, "YAML"))
+            serde_path_to_error::deserialize(value)
+                .map_err(|e| shape_error(e, &format!("YAML {kind}")))
         }
     }
 }
@@ -393,12 +411,12 @@ fn shape_error<E: std::fmt::Display>(err: serde_path_to_error::Error<E>, what: &
     };
     let message = match &field {
         Some(field) => format!("{field}: {message}"),
-        None => format!("the body is not a valid {what} JobSpec: {message}"),
+        None => format!("the body is not a valid {what}: {message}"),
     };
     Error::InvalidRequest { field, message }
 }
 
-fn check_name(name: &str) -> Result<(), Error> {
+pub(crate) fn check_name(name: &str) -> Result<(), Error> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     let valid = !name.is_empty()
         && name.len() <= 128
@@ -415,7 +433,7 @@ fn check_name(name: &str) -> Result<(), Error> {
     }
 }
 
-fn check_spark_version(version: &str) -> Result<(), Error> {
+pub(crate) fn check_spark_version(version: &str) -> Result<(), Error> {
     let mut parts = version.splitn(2, '-');
     let numbers = parts.next().unwrap_or_default();
     let dotted: Vec<&str> = numbers.split('.').collect();
@@ -436,7 +454,7 @@ fn check_spark_version(version: &str) -> Result<(), Error> {
     }
 }
 
-fn check_image(image: &str) -> Result<(), Error> {
+pub(crate) fn check_image(image: &str) -> Result<(), Error> {
     let valid =
         !image.is_empty() && image.len() <= 512 && image.bytes().all(|b| b.is_ascii_graphic());
     if valid {
@@ -511,7 +529,7 @@ fn check_args(args: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_spark_conf(conf: &BTreeMap<String, ConfValue>) -> Result<(), Error> {
+pub(crate) fn check_spark_conf(conf: &BTreeMap<String, ConfValue>) -> Result<(), Error> {
     if conf.len() > MAX_CONF_ENTRIES {
         return Err(Error::invalid(
             "sparkConf",
@@ -558,7 +576,7 @@ fn check_at_most(field: &str, value: u32, max: u32) -> Result<(), Error> {
     check_between(field, u64::from(value), 0, u64::from(max))
 }
 
-fn check_between(field: &str, value: u64, min: u64, max: u64) -> Result<(), Error> {
+pub(crate) fn check_between(field: &str, value: u64, min: u64, max: u64) -> Result<(), Error> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
@@ -650,7 +668,7 @@ fn check_env_vars(vars: &BTreeMap<String, String>) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Error> {
+pub(crate) fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Error> {
     if labels.len() > MAX_LABELS {
         return Err(Error::invalid(
             "labels",

@@ -1,4 +1,5 @@
-//! Domain types: identifiers, the JobSpec and its validation, and the job state machine.
+//! Domain types: identifiers, the JobSpec and its validation, the job state machine, and
+//! sessions.
 //!
 //! Nothing here does I/O; everything is plain data with the rules that make it valid.
 
@@ -6,9 +7,11 @@ pub mod ids;
 pub mod job;
 pub mod jobspec;
 pub mod names;
+pub mod session;
 pub mod state;
 
-pub use ids::JobId;
+pub use ids::{JobId, SessionId};
 pub use job::{Attempt, Event, Job, NewEvent};
 pub use jobspec::{JobSpec, SpecDefaults};
+pub use session::{Session, SessionEvent, SessionSpec, SessionState};
 pub use state::{FailureClass, JobState};

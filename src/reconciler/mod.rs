@@ -13,6 +13,7 @@
 //! job is re-read and decided again.
 
 mod orphans;
+pub mod sessions;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};

@@ -10,6 +10,7 @@
 mod jobs;
 mod live;
 mod rows;
+mod sessions;
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use jobs::{InsertOutcome, JobFilter};
 pub use live::{LiveJob, LiveScope};
+pub use sessions::{SessionChange, SessionFilter, SessionInsert};
 
 /// Which database engine backs the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

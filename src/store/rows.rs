@@ -6,7 +6,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::StoreError;
-use crate::domain::{Attempt, Event, FailureClass, Job, JobId, JobState};
+use crate::domain::{
+    Attempt, Event, FailureClass, Job, JobId, JobState, Session, SessionEvent, SessionId,
+    SessionState,
+};
 
 pub const JOB_COLUMNS: &str = "id, team, env, name, namespace, state, spec, attempts, \
     failure_reason, failure_class, spark_ui_url, idempotency_key, created_at, updated_at, \
@@ -16,6 +19,11 @@ pub const ATTEMPT_COLUMNS: &str = "job_id, attempt, backend, backend_ref, state,
     ended_at, failure_reason, failure_class";
 
 pub const EVENT_COLUMNS: &str = "id, job_id, attempt, from_state, to_state, at, reason, detail";
+
+pub const SESSION_COLUMNS: &str = "id, team, env, name, namespace, state, spec, starts, \
+    backend_ref, endpoint, reason, created_at, updated_at, last_active_at, deleted_at, version";
+
+pub const SESSION_EVENT_COLUMNS: &str = "id, session_id, from_state, to_state, at, reason";
 
 pub fn job(row: &AnyRow) -> Result<Job, StoreError> {
     let spec: String = row.try_get("spec")?;
@@ -72,6 +80,54 @@ pub fn event(row: &AnyRow) -> Result<Event, StoreError> {
         reason: row.try_get("reason")?,
         detail: row.try_get("detail")?,
     })
+}
+
+pub fn session(row: &AnyRow) -> Result<Session, StoreError> {
+    let spec: String = row.try_get("spec")?;
+    let id: String = row.try_get("id")?;
+    let backend_ref: Option<String> = row.try_get("backend_ref")?;
+    Ok(Session {
+        id: session_id(id)?,
+        team: row.try_get("team")?,
+        env: row.try_get("env")?,
+        name: row.try_get("name")?,
+        namespace: row.try_get("namespace")?,
+        state: session_state(&row.try_get::<String, _>("state")?)?,
+        spec: serde_json::from_str(&spec)
+            .map_err(|e| StoreError::Corrupt(format!("session spec: {e}")))?,
+        starts: count(row.try_get("starts")?),
+        backend_ref: backend_ref
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("session backend_ref: {e}")))?,
+        endpoint: row.try_get("endpoint")?,
+        reason: row.try_get("reason")?,
+        created_at: time(row.try_get("created_at")?),
+        updated_at: time(row.try_get("updated_at")?),
+        last_active_at: time(row.try_get("last_active_at")?),
+        deleted_at: row.try_get::<Option<i64>, _>("deleted_at")?.map(time),
+        version: row.try_get("version")?,
+    })
+}
+
+pub fn session_event(row: &AnyRow) -> Result<SessionEvent, StoreError> {
+    let from: Option<String> = row.try_get("from_state")?;
+    Ok(SessionEvent {
+        id: row.try_get("id")?,
+        session_id: session_id(row.try_get("session_id")?)?,
+        from: from.as_deref().map(session_state).transpose()?,
+        to: session_state(&row.try_get::<String, _>("to_state")?)?,
+        at: time(row.try_get("at")?),
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn session_id(raw: String) -> Result<SessionId, StoreError> {
+    SessionId::parse(&raw).ok_or_else(|| StoreError::Corrupt(format!("session id {raw:?}")))
+}
+
+fn session_state(raw: &str) -> Result<SessionState, StoreError> {
+    SessionState::parse(raw).ok_or_else(|| StoreError::Corrupt(format!("session state {raw:?}")))
 }
 
 fn job_id(raw: String) -> Result<JobId, StoreError> {

@@ -163,6 +163,8 @@ impl Options {
 /// A running `sk8 serve` and what it needs (data dir, database); stopped on drop.
 pub struct TestApp {
     pub base: String,
+    /// The Spark Connect gateway's `host:port`.
+    pub grpc: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
@@ -182,9 +184,10 @@ impl TestApp {
         let config_path = dir.path().join("sk8.yaml");
         std::fs::write(&config_path, config.to_string()).expect("write the config");
         let logs = Arc::new(Mutex::new(String::new()));
-        let (child, addr) = start(&config_path, logs.clone()).await;
+        let (child, ready) = start(&config_path, logs.clone()).await;
         TestApp {
-            base: format!("http://{addr}"),
+            base: format!("http://{}", ready.http),
+            grpc: ready.grpc,
             http: reqwest::Client::new(),
             dir,
             child: Some(child),
@@ -234,9 +237,10 @@ impl TestApp {
     /// `terminate`).
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "stop sk8 before restarting it");
-        let (child, addr) = start(&self.config_path, self.logs.clone()).await;
+        let (child, ready) = start(&self.config_path, self.logs.clone()).await;
         self.child = Some(child);
-        self.base = format!("http://{addr}");
+        self.base = format!("http://{}", ready.http);
+        self.grpc = ready.grpc;
     }
 
     pub async fn post_job(&self, body: &Value) -> reqwest::Response {
@@ -357,6 +361,7 @@ fn config_for(options: &Options, dir: &Path, db: Option<&TestDb>) -> Value {
     let mut config = json!({
         "dataDir": dir,
         "http": { "addr": "127.0.0.1:0", "shutdownGraceSeconds": 5 },
+        "gateway": { "addr": "127.0.0.1:0" },
         "store": { "url": db.map(|db| db.url.clone()).unwrap_or_default() },
         "backend": { "kind": "local", "local": local },
         "reconciler": { "intervalMs": 200, "retryBackoffSeconds": 0 },
@@ -403,7 +408,7 @@ pub fn spark_home() -> PathBuf {
 }
 
 /// Starts `sk8 serve --config PATH` and waits for its "ready" log line.
-async fn start(config: &Path, logs: Arc<Mutex<String>>) -> (Child, String) {
+async fn start(config: &Path, logs: Arc<Mutex<String>>) -> (Child, Ready) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sk8"))
         .arg("serve")
         .arg("--config")
@@ -440,13 +445,21 @@ async fn start(config: &Path, logs: Arc<Mutex<String>>) -> (Child, String) {
     }
 }
 
-fn ready_addr(line: &str) -> Option<String> {
+/// Where a started daemon listens.
+struct Ready {
+    http: String,
+    grpc: String,
+}
+
+fn ready_addr(line: &str) -> Option<Ready> {
     let event: Value = serde_json::from_str(line).ok()?;
-    let message = event["message"].as_str()?;
-    message
-        .starts_with("sk8 is ready")
-        .then(|| event["addr"].as_str().map(str::to_owned))
-        .flatten()
+    if !event["message"].as_str()?.starts_with("sk8 is ready") {
+        return None;
+    }
+    Some(Ready {
+        http: event["addr"].as_str()?.to_owned(),
+        grpc: event["grpc_addr"].as_str()?.to_owned(),
+    })
 }
 
 pub fn signal(pid: u32, signal: i32) {

@@ -6,6 +6,7 @@
 //! memory, are the truth: after a restart (even `kill -9`) sk8 finds each attempt again by its
 //! folder, adopts processes that still run, and reads the outcome of those that ended.
 
+mod connect;
 mod logfile;
 mod process;
 mod spark;
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use self::process::ProcessId;
 use super::{
     AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, NoCapacity,
-    StopProgress, StopReason,
+    ServerStatus, SessionRequest, StopProgress, StopReason,
 };
 use crate::config::LocalConfig;
 use crate::domain::{FailureClass, JobSpec};
@@ -60,20 +61,25 @@ impl LocalRef {
 
 pub struct LocalBackend {
     config: LocalConfig,
+    data_dir: PathBuf,
     root: PathBuf,
     /// Told whenever a process exits, so the reconciler records it without waiting a tick.
     wake: Arc<Wake>,
     /// Processes running now, by attempt name: for the capacity limit and for shutdown.
     live: Arc<Mutex<HashMap<String, LocalRef>>>,
+    /// Session servers started by this process, by name: stopped at shutdown too.
+    servers: Arc<Mutex<HashMap<String, (ProcessId, PathBuf)>>>,
 }
 
 impl LocalBackend {
     pub fn new(config: LocalConfig, data_dir: &Path, wake: Arc<Wake>) -> Self {
         LocalBackend {
             config,
+            data_dir: data_dir.to_owned(),
             root: data_dir.join("attempts"),
             wake,
             live: Arc::default(),
+            servers: Arc::default(),
         }
     }
 
@@ -122,38 +128,13 @@ impl LocalBackend {
             reason,
         })?;
         let app = local_file(&request.spec.main_application_file)?;
-        std::fs::create_dir_all(dir).map_err(|e| transient("create attempt folder", dir, e))?;
-        let log = std::fs::File::create(dir.join("driver.log"))
-            .map_err(|e| transient("create driver log", dir, e))?;
-        let stderr = log
-            .try_clone()
-            .map_err(|e| transient("open driver log", dir, e))?;
         let name = request.name();
-        let mut command = tokio::process::Command::new("/bin/sh");
+        let mut command = wrapped(dir, &name, &install.spark_submit, "driver.log")?;
         command
-            .arg("-c")
-            .arg(WRAPPER)
-            .arg(&name)
-            .arg(&install.spark_submit)
             .args(submit_args(request, &self.config.master, &app))
-            .env("SK8_ATTEMPT_DIR", dir)
             .env("SK8_JOB_ID", request.job_id.as_str())
-            .env("SK8_ATTEMPT", request.attempt.to_string())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(stderr)
-            // Its own process group: a cancel can stop the whole tree (JVM, Python workers), and
-            // a signal to sk8 is not delivered to the job.
-            .process_group(0);
-        if std::env::var_os("SPARK_LOCAL_IP").is_none() {
-            command.env("SPARK_LOCAL_IP", "127.0.0.1");
-        }
-        if let Some(home) = &install.spark_home {
-            command.env("SPARK_HOME", home);
-        }
-        if let Some(python) = &install.python {
-            command.env("PYSPARK_PYTHON", python);
-        }
+            .env("SK8_ATTEMPT", request.attempt.to_string());
+        install.export(&mut command);
         command.envs(&request.spec.env_vars);
         let mut child = command
             .spawn()
@@ -182,17 +163,19 @@ impl LocalBackend {
         Ok(local)
     }
 
-    /// Signals the group and makes sure it is killed if it ignores SIGTERM.
     fn terminate(&self, local: &LocalRef, why: StopReason) {
-        let marker = local.dir.join("stop");
+        self.terminate_group(local.process, &local.dir, why.as_str());
+    }
+
+    /// Records why in `dir/stop`, signals the group, and makes sure it is killed if it
+    /// ignores SIGTERM.
+    fn terminate_group(&self, process: ProcessId, dir: &Path, why: &str) {
+        let marker = dir.join("stop");
         if !marker.exists() {
-            let _ = std::fs::write(&marker, why.as_str());
+            let _ = std::fs::write(&marker, why);
         }
-        local.process.signal_group(libc::SIGTERM);
-        let (process, grace) = (
-            local.process,
-            Duration::from_secs(self.config.kill_grace_seconds),
-        );
+        process.signal_group(libc::SIGTERM);
+        let grace = Duration::from_secs(self.config.kill_grace_seconds);
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             process.signal_group(libc::SIGKILL);
@@ -317,31 +300,77 @@ impl Backend for LocalBackend {
         Ok(logfile::stream(path, follow, move || process.is_alive()))
     }
 
+    async fn server_start(&self, request: &SessionRequest) -> Result<BackendRef, BackendError> {
+        self.start_server(request).await
+    }
+
+    async fn server_status(&self, server: &BackendRef) -> Result<ServerStatus, BackendError> {
+        self.server_status_of(server).await
+    }
+
+    async fn server_stop(&self, server: &BackendRef) -> Result<StopProgress, BackendError> {
+        self.stop_server(server).await
+    }
+
     async fn shutdown(&self) {
-        let running: Vec<LocalRef> = self
+        let mut running: Vec<(ProcessId, PathBuf)> = self
             .live
             .lock()
             .expect("live map lock")
             .values()
-            .cloned()
+            .map(|local| (local.process, local.dir.clone()))
             .collect();
+        running.extend(self.servers.lock().expect("servers lock").values().cloned());
         if running.is_empty() {
             return;
         }
-        tracing::info!(count = running.len(), "stopping local Spark jobs");
-        for local in &running {
-            self.terminate(local, StopReason::Shutdown);
+        tracing::info!(
+            count = running.len(),
+            "stopping local Spark jobs and servers"
+        );
+        for (process, dir) in &running {
+            self.terminate_group(*process, dir, StopReason::Shutdown.as_str());
         }
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.config.kill_grace_seconds);
-        let any_alive = || running.iter().any(|local| local.process.group_alive());
+        let any_alive = || running.iter().any(|(process, _)| process.group_alive());
         while any_alive() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        for local in &running {
-            local.process.signal_group(libc::SIGKILL);
+        for (process, _) in &running {
+            process.signal_group(libc::SIGKILL);
         }
     }
+}
+
+/// A command that runs `program` under [`WRAPPER`] in its own process group, with its output
+/// in `dir/<log>`: its pid and exit status land in `dir`, so it can be found after a restart.
+fn wrapped(
+    dir: &Path,
+    name: &str,
+    program: &Path,
+    log: &str,
+) -> Result<tokio::process::Command, BackendError> {
+    std::fs::create_dir_all(dir).map_err(|e| transient("create folder", dir, e))?;
+    let out = std::fs::File::create(dir.join(log)).map_err(|e| transient("create log", dir, e))?;
+    let err = out.try_clone().map_err(|e| transient("open log", dir, e))?;
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(WRAPPER)
+        .arg(name)
+        .arg(program)
+        .env("SK8_ATTEMPT_DIR", dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        // Its own process group: a cancel can stop the whole tree (JVM, Python workers), and
+        // a signal to sk8 is not delivered to it.
+        .process_group(0);
+    if std::env::var_os("SPARK_LOCAL_IP").is_none() {
+        command.env("SPARK_LOCAL_IP", "127.0.0.1");
+    }
+    Ok(command)
 }
 
 /// The arguments after `spark-submit`.

@@ -15,6 +15,18 @@ pub struct SparkInstall {
     pub python: Option<PathBuf>,
 }
 
+impl SparkInstall {
+    /// The environment Spark needs to find itself (and its Python).
+    pub fn export(&self, command: &mut tokio::process::Command) {
+        if let Some(home) = &self.spark_home {
+            command.env("SPARK_HOME", home);
+        }
+        if let Some(python) = &self.python {
+            command.env("PYSPARK_PYTHON", python);
+        }
+    }
+}
+
 /// What to tell a user who has no Spark.
 pub const INSTALL_HINT: &str = "no Spark installation found for the local backend. Install one \
     and point sk8 at it: `python3 -m venv ~/.sk8/spark && ~/.sk8/spark/bin/pip install pyspark`, \

@@ -1,5 +1,7 @@
 //! The service layer: what sk8 does for a caller, independent of transport. HTTP handlers and
-//! (later) gRPC services are thin wrappers over these functions.
+//! gRPC services are thin wrappers over these functions.
+
+pub mod sessions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,7 +147,7 @@ impl JobService {
 
     pub async fn list(&self, mut filter: JobFilter, page_token: Option<&str>) -> Result<JobPage> {
         if let Some(token) = page_token {
-            filter.before = Some(decode_page_token(token)?);
+            filter.before = Some(decode_page_token(token, JobId::parse)?);
         }
         filter.limit = filter.limit.clamp(1, MAX_PAGE);
         let jobs = self.store.job_list(&filter).await?;
@@ -279,21 +281,21 @@ fn check_idempotency_key(key: &str) -> Result<()> {
 
 /// Page tokens are opaque to clients: the last id seen, base64url-encoded so that nobody builds
 /// on the format.
-fn encode_page_token(id: &JobId) -> String {
+/// An opaque token for the page after the item with this id.
+fn encode_page_token(id: &impl std::fmt::Display) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{id}"))
 }
 
-fn decode_page_token(token: &str) -> Result<JobId> {
+/// The id a page token continues after.
+fn decode_page_token<T>(token: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T> {
     use base64::Engine;
     let invalid = || Error::invalid("page_token", "is not a token returned by a previous page");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    text.strip_prefix("v1:")
-        .and_then(JobId::parse)
-        .ok_or_else(invalid)
+    text.strip_prefix("v1:").and_then(parse).ok_or_else(invalid)
 }
 
 #[cfg(test)]
@@ -303,10 +305,13 @@ mod tests {
     #[test]
     fn page_tokens_round_trip_and_reject_forgeries() {
         let id = JobId::generate();
-        assert_eq!(decode_page_token(&encode_page_token(&id)).unwrap(), id);
+        assert_eq!(
+            decode_page_token(&encode_page_token(&id), JobId::parse).unwrap(),
+            id
+        );
         for bad in ["", "!!", "djE6", "bm9wZQ"] {
             assert_eq!(
-                decode_page_token(bad).unwrap_err().field(),
+                decode_page_token(bad, JobId::parse).unwrap_err().field(),
                 Some("page_token")
             );
         }

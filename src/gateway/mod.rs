@@ -1,0 +1,435 @@
+//! The Spark Connect gateway: a gRPC server (tonic) that forwards every method of
+//! `spark.connect.SparkConnectService` to the Spark Connect server of the session the caller
+//! names, streaming both ways without buffering whole streams.
+//!
+//! - Routing: the `x-sk8-session` metadata names the session (pyspark sends connection-string
+//!   parameters as metadata on every call); a READY session's endpoint is cached, a STARTING
+//!   one or a STOPPED one that auto-resumes is waited for, anything else is a clear error.
+//!   ReattachExecute, ReleaseExecute and Interrupt go to the server that ran the operation.
+//! - Requests are decoded only as far as routing needs ([`wire`]); every request message gets
+//!   the caller's identity as `user_context.user_id`. The client's credentials never go
+//!   upstream.
+//! - Unknown methods are forwarded like the others.
+
+pub mod activity;
+mod body;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use http::{HeaderMap, Request, Response};
+use http_body_util::BodyStream;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tonic::Status;
+use tonic::server::NamedService;
+
+use self::activity::Activity;
+use self::body::{ResponseBody, UpstreamBody};
+use self::wire::FrameReader;
+use crate::domain::{Session, SessionId, SessionState};
+use crate::error::Error;
+use crate::service::sessions::SessionService;
+
+/// The gRPC service proxied.
+pub const SERVICE: &str = "spark.connect.SparkConnectService";
+/// The metadata key naming the session.
+pub const SESSION_HEADER: &str = "x-sk8-session";
+/// How often a waiting RPC looks at its session's state again.
+const WAIT_POLL: Duration = Duration::from_millis(200);
+/// How long a READY session's endpoint is used without reading the session again.
+const ENDPOINT_TTL: Duration = Duration::from_secs(1);
+/// At most this many operation ids are remembered (older ones are forgotten wholesale).
+const MAX_OPERATIONS: usize = 100_000;
+
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    pub default_user: String,
+    pub resume_timeout: Duration,
+    pub max_request_message: usize,
+}
+
+/// The gateway service; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sessions: SessionService,
+    settings: GatewaySettings,
+    user: Arc<str>,
+    client: Client<HttpConnector, UpstreamBody>,
+    activity: Arc<Activity>,
+    /// READY sessions' endpoints, as read at that time.
+    endpoints: RwLock<HashMap<SessionId, (String, Instant)>>,
+    /// Operation id → the endpoint of the server that runs it.
+    operations: RwLock<HashMap<String, String>>,
+}
+
+impl Gateway {
+    pub fn new(
+        sessions: SessionService,
+        settings: GatewaySettings,
+        activity: Arc<Activity>,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        // One HTTP/2 connection per server, multiplexing every RPC, kept alive between them.
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .http2_only(true)
+            .http2_adaptive_window(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(300))
+            .build(connector);
+        Gateway {
+            inner: Arc::new(Inner {
+                user: settings.default_user.as_str().into(),
+                sessions,
+                settings,
+                client,
+                activity,
+                endpoints: RwLock::default(),
+                operations: RwLock::default(),
+            }),
+        }
+    }
+
+    async fn proxy(
+        &self,
+        request: Request<tonic::body::Body>,
+    ) -> Result<Response<tonic::body::Body>, Status> {
+        let started = Instant::now();
+        let method = method_of(request.uri().path());
+        let (parts, body) = request.into_parts();
+        let session = session_of(&parts.headers)?;
+        let mut reader = FrameReader::new(self.inner.settings.max_request_message);
+        let mut rest = BodyStream::new(body);
+        let first = first_message(&mut reader, &mut rest).await?;
+        let operation = first
+            .as_ref()
+            .and_then(|m| wire::routing(&m.message, operation_field(method)).ok())
+            .and_then(|r| r.operation_id);
+        let first = first
+            .map(|frame| body::rewrite(frame, &self.inner.user))
+            .transpose()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let endpoint = self
+            .endpoint(&session, method, operation.as_deref())
+            .await?;
+        if let (Some(operation), "ExecutePlan") = (&operation, method) {
+            self.remember(operation, &endpoint);
+        }
+        let busy = self.inner.activity.begin(&session);
+        if let Err(err) = self.inner.sessions.touch(&session).await {
+            tracing::debug!(error = %err, "could not record session activity");
+        }
+        let upstream = upstream_request(
+            &parts,
+            &endpoint,
+            body::rewritten_request(first, reader, rest, self.inner.user.clone()),
+        )?;
+        let connect = Instant::now();
+        let response = self.inner.client.request(upstream).await.map_err(|err| {
+            self.forget(&session);
+            Status::unavailable(format!(
+                "the Spark Connect server of session {session} at {endpoint} did not answer: {err}; \
+                 the session may be restarting, retry in a moment"
+            ))
+        })?;
+        metrics::histogram!("sk8_gateway_upstream_seconds").record(connect.elapsed().as_secs_f64());
+        let (parts, incoming) = response.into_parts();
+        let trailers_only = parts
+            .headers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = ResponseBody::new(incoming, method, started, busy, trailers_only);
+        Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
+    }
+
+    /// The endpoint to send the RPC to, waiting for the session when it is starting.
+    async fn endpoint(
+        &self,
+        session: &SessionId,
+        method: &str,
+        operation: Option<&str>,
+    ) -> Result<String, Status> {
+        let follows_operation =
+            matches!(method, "ReattachExecute" | "ReleaseExecute" | "Interrupt");
+        if let Some(endpoint) = operation
+            .filter(|_| follows_operation)
+            .and_then(|op| self.operation(op))
+        {
+            return Ok(endpoint);
+        }
+        if let Some(endpoint) = self.cached(session) {
+            return Ok(endpoint);
+        }
+        let deadline = Instant::now() + self.inner.settings.resume_timeout;
+        loop {
+            let found = self
+                .inner
+                .sessions
+                .find(session.as_str())
+                .await
+                .map_err(to_status)?;
+            if let Some(endpoint) = self.ready_endpoint(&found).await? {
+                return Ok(endpoint);
+            }
+            if Instant::now() >= deadline {
+                return Err(Status::unavailable(format!(
+                    "session {session} is {} and did not become READY within \
+                     gateway.resumeTimeoutSeconds; retry, or see `sk8 session get {session}`",
+                    found.state
+                )));
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
+    /// A READY session's endpoint; `None` while it is worth waiting (starting, or resumed
+    /// now); an error when it will not serve.
+    async fn ready_endpoint(&self, session: &Session) -> Result<Option<String>, Status> {
+        match session.state {
+            SessionState::Ready => {
+                let endpoint = session.endpoint.clone().ok_or_else(|| {
+                    Status::unavailable(format!("session {} has no endpoint yet", session.id))
+                })?;
+                self.inner
+                    .endpoints
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(session.id.clone(), (endpoint.clone(), Instant::now()));
+                Ok(Some(endpoint))
+            }
+            SessionState::Starting => Ok(None),
+            SessionState::Stopped if session.resumable() => {
+                tracing::info!(session = %session.id, "resuming a stopped session for an RPC");
+                self.inner
+                    .sessions
+                    .resume(&session.id)
+                    .await
+                    .map_err(to_status)?;
+                Ok(None)
+            }
+            state => Err(not_serving(session, state)),
+        }
+    }
+
+    /// A READY session's endpoint read less than [`ENDPOINT_TTL`] ago: a session stopped
+    /// for idleness is noticed (and resumed) by the next RPC after that.
+    fn cached(&self, session: &SessionId) -> Option<String> {
+        let endpoints = self
+            .inner
+            .endpoints
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let (endpoint, read) = endpoints.get(session)?;
+        (read.elapsed() < ENDPOINT_TTL).then(|| endpoint.clone())
+    }
+
+    /// Forgets a session's endpoint (it stopped, or did not answer).
+    pub fn forget(&self, session: &SessionId) {
+        let mut endpoints = self
+            .inner
+            .endpoints
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        endpoints.remove(session);
+    }
+
+    fn operation(&self, operation: &str) -> Option<String> {
+        let operations = self
+            .inner
+            .operations
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        operations.get(operation).cloned()
+    }
+
+    fn remember(&self, operation: &str, endpoint: &str) {
+        let mut operations = self
+            .inner
+            .operations
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if operations.len() >= MAX_OPERATIONS {
+            operations.clear();
+        }
+        operations.insert(operation.to_owned(), endpoint.to_owned());
+    }
+}
+
+impl NamedService for Gateway {
+    const NAME: &'static str = SERVICE;
+}
+
+impl tower::Service<Request<tonic::body::Body>> for Gateway {
+    type Response = Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
+        let gateway = self.clone();
+        Box::pin(async move {
+            let method = method_of(request.uri().path());
+            Ok(gateway.proxy(request).await.unwrap_or_else(|status| {
+                metrics::counter!(
+                    "sk8_gateway_rpcs_total",
+                    "method" => method,
+                    "code" => body::grpc_code_name(&(status.code() as i32).to_string())
+                )
+                .increment(1);
+                status.into_http()
+            }))
+        })
+    }
+}
+
+/// The method name, as a static label for the known ones.
+fn method_of(path: &str) -> &'static str {
+    const KNOWN: [&str; 12] = [
+        "ExecutePlan",
+        "AnalyzePlan",
+        "Config",
+        "AddArtifacts",
+        "ArtifactStatus",
+        "Interrupt",
+        "ReattachExecute",
+        "ReleaseExecute",
+        "ReleaseSession",
+        "FetchErrorDetails",
+        "CloneSession",
+        "GetStatus",
+    ];
+    let name = path.rsplit('/').next().unwrap_or_default();
+    KNOWN
+        .into_iter()
+        .find(|known| *known == name)
+        .unwrap_or("other")
+}
+
+/// The field holding the operation id, for the methods that name one.
+fn operation_field(method: &str) -> Option<u32> {
+    match method {
+        "ExecutePlan" | "Interrupt" => Some(6),
+        "ReattachExecute" | "ReleaseExecute" => Some(3),
+        _ => None,
+    }
+}
+
+fn session_of(headers: &HeaderMap) -> Result<SessionId, Status> {
+    let value = headers.get(SESSION_HEADER).ok_or_else(|| {
+        Status::not_found(format!(
+            "no session named: connect with sc://<sk8>:15002/;{SESSION_HEADER}=<id> \
+             (`sk8 session connect NAME` prints it; `sk8 session list` shows your sessions)"
+        ))
+    })?;
+    let text = value.to_str().unwrap_or_default();
+    SessionId::parse(text).ok_or_else(|| {
+        Status::not_found(format!(
+            "session {text:?} not found; `sk8 session list` shows the sessions you can see"
+        ))
+    })
+}
+
+/// Reads the request's first message (every Spark Connect RPC sends one at once).
+async fn first_message(
+    reader: &mut FrameReader,
+    body: &mut BodyStream<tonic::body::Body>,
+) -> Result<Option<wire::Frame>, Status> {
+    use futures::StreamExt;
+    loop {
+        if let Some(frame) = reader
+            .next_frame()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?
+        {
+            return Ok(Some(frame));
+        }
+        match body.next().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    reader.push(&data);
+                }
+            }
+            Some(Err(err)) => {
+                return Err(Status::cancelled(format!("the client went away: {err}")));
+            }
+            None if reader.has_partial() => {
+                return Err(Status::invalid_argument(
+                    "the request ended in the middle of a message",
+                ));
+            }
+            None => return Ok(None),
+        }
+    }
+}
+
+/// The request to the session's server: the client's metadata minus its credentials and
+/// sk8's own routing keys.
+fn upstream_request(
+    parts: &http::request::Parts,
+    endpoint: &str,
+    body: UpstreamBody,
+) -> Result<Request<UpstreamBody>, Status> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri: http::Uri = format!("http://{endpoint}{path}")
+        .parse()
+        .map_err(|e| Status::internal(format!("bad upstream address {endpoint}: {e}")))?;
+    let mut request = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .version(http::Version::HTTP_2)
+        .body(body)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let headers = request.headers_mut();
+    for (name, value) in &parts.headers {
+        let key = name.as_str();
+        let private = key == "authorization"
+            || key == "authentication"
+            || key.starts_with("x-sk8-")
+            || key == "host"
+            || key == "content-length";
+        if !private {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    Ok(request)
+}
+
+fn not_serving(session: &Session, state: SessionState) -> Status {
+    let id = &session.id;
+    let why = session.reason.as_deref().unwrap_or("no reason recorded");
+    if session.deleted_at.is_some() {
+        return Status::not_found(format!(
+            "session {id} was deleted; create a new one with `sk8 session create`"
+        ));
+    }
+    Status::failed_precondition(format!(
+        "session {id} is {state} ({why}); start it again with `sk8 session create` using the \
+         same team, env and name"
+    ))
+}
+
+fn to_status(err: Error) -> Status {
+    match err {
+        Error::NotFound(message) => Status::not_found(message),
+        Error::InvalidRequest { message, .. } => Status::invalid_argument(message),
+        Error::Unavailable(message) => Status::unavailable(message),
+        other => Status::internal(other.to_string()),
+    }
+}

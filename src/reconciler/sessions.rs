@@ -1,0 +1,214 @@
+//! The session reconciler: moves sessions along `STARTING → READY → STOPPING → STOPPED |
+//! FAILED` by asking the backend about their servers, stops idle ones, and keeps the gateway's
+//! activity marks in the store. Sessions are few, so each pass reads every live one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, BackendError, ServerStatus, SessionRequest, StopProgress};
+use crate::domain::{Session, SessionState};
+use crate::gateway::activity::Activity;
+use crate::store::{SessionChange, Store, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    pub interval: Duration,
+    /// A server that does not serve within this long after its start is FAILED.
+    pub start_timeout: Duration,
+}
+
+pub struct SessionReconciler {
+    store: Store,
+    backend: Arc<dyn Backend>,
+    settings: SessionSettings,
+    wake: Arc<Notify>,
+    activity: Arc<Activity>,
+}
+
+impl SessionReconciler {
+    pub fn new(
+        store: Store,
+        backend: Arc<dyn Backend>,
+        settings: SessionSettings,
+        wake: Arc<Notify>,
+        activity: Arc<Activity>,
+    ) -> Self {
+        SessionReconciler {
+            store,
+            backend,
+            settings,
+            wake,
+            activity,
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            if let Err(err) = self.pass().await {
+                tracing::warn!(error = %err, "session pass failed; the next pass retries");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.settings.interval) => {}
+            }
+        }
+        tracing::info!("session reconciler stopped");
+    }
+
+    async fn pass(&self) -> Result<(), StoreError> {
+        // In-flight RPCs count as activity (one long query is one RPC).
+        let now = Utc::now();
+        for busy in self.activity.busy_sessions() {
+            self.store.session_touch(&busy, now).await?;
+        }
+        for session in self.store.session_list_live().await? {
+            let id = session.id.clone();
+            if let Err(err) = self.reconcile(session).await {
+                tracing::warn!(session = %id, error = %err, "session step failed; retrying next pass");
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile(&self, session: Session) -> Result<(), StepError> {
+        match (session.state, session.backend_ref.clone()) {
+            (SessionState::Starting, None) => self.start(session).await,
+            (SessionState::Starting, Some(server)) => {
+                let status = self.backend.server_status(&server).await?;
+                self.starting(session, status).await
+            }
+            (SessionState::Ready, Some(server)) => {
+                let status = self.backend.server_status(&server).await?;
+                self.ready(session, status).await
+            }
+            (SessionState::Stopping, Some(server)) => {
+                if self.backend.server_stop(&server).await? == StopProgress::Gone {
+                    let reason = session.reason.clone().unwrap_or_else(|| "stopped".into());
+                    self.save(session, SessionState::Stopped, reason).await?;
+                }
+                Ok(())
+            }
+            (SessionState::Stopping | SessionState::Ready, None) => {
+                let reason = session.reason.clone().unwrap_or_else(|| "stopped".into());
+                self.save(session, SessionState::Stopped, reason).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the next server first, then has the backend start it (a crash in between
+    /// leaves a start the next pass repeats; the backend finds a server by its name).
+    async fn start(&self, mut session: Session) -> Result<(), StepError> {
+        session.starts += 1;
+        session.last_active_at = Utc::now();
+        if !self.store.session_save(&mut session, None).await? {
+            return Ok(());
+        }
+        let request = SessionRequest {
+            session_id: session.id.clone(),
+            start: session.starts,
+            spec: session.spec.clone(),
+        };
+        match self.backend.server_start(&request).await {
+            Ok(server) => {
+                session.backend_ref = Some(server);
+                self.store.session_save(&mut session, None).await?;
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(BackendError::Rejected { reason, .. }) => {
+                self.save(session, SessionState::Failed, reason).await
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn starting(&self, session: Session, status: ServerStatus) -> Result<(), StepError> {
+        match status {
+            ServerStatus::Ready { endpoint } => {
+                let mut session = session;
+                session.endpoint = Some(endpoint.clone());
+                session.last_active_at = Utc::now();
+                let reason = format!("serving Spark Connect at {endpoint}");
+                self.save(session, SessionState::Ready, reason).await
+            }
+            ServerStatus::Ended { reason } => {
+                self.save(session, SessionState::Failed, reason).await
+            }
+            ServerStatus::Starting { detail } => {
+                let waited = (Utc::now() - session.last_active_at)
+                    .to_std()
+                    .unwrap_or_default();
+                if waited < self.settings.start_timeout {
+                    return Ok(());
+                }
+                let reason = format!(
+                    "did not serve within gateway.startTimeoutSeconds ({}s): {detail}",
+                    self.settings.start_timeout.as_secs()
+                );
+                self.save(session, SessionState::Stopping, reason).await
+            }
+        }
+    }
+
+    async fn ready(&self, session: Session, status: ServerStatus) -> Result<(), StepError> {
+        if let ServerStatus::Ended { reason } = status {
+            // Stopped along with sk8: resumable like an idle stop. Anything else is a failure.
+            let to = if reason.contains("shut down") {
+                SessionState::Stopped
+            } else {
+                SessionState::Failed
+            };
+            let mut session = session;
+            session.endpoint = None;
+            return self.save(session, to, reason).await;
+        }
+        let idle = (Utc::now() - session.last_active_at)
+            .to_std()
+            .unwrap_or_default();
+        let limit = Duration::from_secs(session.spec.idle_timeout_seconds);
+        if idle >= limit && !self.activity.busy(&session.id) {
+            let reason = format!("idle for {}s (idleTimeoutSeconds)", limit.as_secs());
+            let mut session = session;
+            session.endpoint = None;
+            return self.save(session, SessionState::Stopping, reason).await;
+        }
+        Ok(())
+    }
+
+    async fn save(
+        &self,
+        mut session: Session,
+        to: SessionState,
+        reason: String,
+    ) -> Result<(), StepError> {
+        let change = SessionChange {
+            from: session.state,
+            to,
+            reason: reason.clone(),
+        };
+        tracing::info!(session = %session.id, from = %session.state, to = %to, %reason, "session state");
+        session.state = to;
+        session.reason = (to != SessionState::Ready).then_some(reason);
+        if self.store.session_save(&mut session, Some(&change)).await? {
+            // The next step (stop a STOPPING server) need not wait for the interval.
+            if to == SessionState::Stopping {
+                self.wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}

@@ -1,0 +1,209 @@
+//! Sessions as callers see them: create (or find) one, read, list, delete, and what the gateway
+//! needs (resume a stopped session, mark activity). The session reconciler does the rest.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::Notify;
+use utoipa::ToSchema;
+
+use super::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token};
+use crate::domain::jobspec::Format;
+use crate::domain::{Session, SessionEvent, SessionId, SessionSpec, SessionState, SpecDefaults};
+use crate::error::{Error, Result};
+use crate::store::{SessionChange, SessionFilter, SessionInsert, Store};
+
+/// How many times a write re-reads a session that changed under it before giving up.
+const WRITE_TRIES: usize = 5;
+
+#[derive(Clone)]
+pub struct SessionService {
+    store: Store,
+    defaults: SpecDefaults,
+    /// `host:port` of the gateway, for connection strings.
+    gateway: String,
+    /// Wakes the session reconciler.
+    wake: Arc<Notify>,
+}
+
+/// A session with how to connect to it: the answer to `GET /v1/sessions/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub session: Session,
+    /// `sc://…` for `SparkSession.builder.remote(…)`.
+    pub connection_string: String,
+}
+
+/// One page of a session listing.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionPage {
+    pub sessions: Vec<SessionDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// What a create found.
+pub enum Created {
+    New(SessionDetail),
+    /// The session of that team, env and name, (re)started if it was not running.
+    Existing(SessionDetail),
+}
+
+impl SessionService {
+    pub fn new(store: Store, defaults: SpecDefaults, gateway: String, wake: Arc<Notify>) -> Self {
+        SessionService {
+            store,
+            defaults,
+            gateway,
+            wake,
+        }
+    }
+
+    /// Creates a session, or returns the one of that team, env and name (starting it again
+    /// when it was stopped or had failed).
+    pub async fn create(&self, body: &[u8], format: Format) -> Result<Created> {
+        let spec = SessionSpec::parse(body, format, &self.defaults)?;
+        let session = Session::new(spec, Utc::now());
+        match self.store.session_insert(&session).await? {
+            SessionInsert::Created(session) => {
+                tracing::info!(session = %session.id, team = %session.team, name = %session.name, "session created");
+                self.wake.notify_one();
+                Ok(Created::New(self.detail(session)))
+            }
+            SessionInsert::Existing(existing) => {
+                let session = self.start_again(existing, "created again").await?;
+                Ok(Created::Existing(self.detail(session)))
+            }
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<SessionDetail> {
+        Ok(self.detail(self.find(id).await?))
+    }
+
+    pub async fn list(
+        &self,
+        mut filter: SessionFilter,
+        page_token: Option<&str>,
+    ) -> Result<SessionPage> {
+        if let Some(token) = page_token {
+            filter.before = Some(decode_page_token(token, SessionId::parse)?);
+        }
+        if filter.limit == 0 {
+            filter.limit = DEFAULT_PAGE;
+        }
+        filter.limit = filter.limit.clamp(1, MAX_PAGE);
+        let sessions = self.store.session_list(&filter).await?;
+        let next_page_token = (sessions.len() == filter.limit as usize)
+            .then(|| sessions.last().map(|s| encode_page_token(&s.id)))
+            .flatten();
+        Ok(SessionPage {
+            sessions: sessions.into_iter().map(|s| self.detail(s)).collect(),
+            next_page_token,
+        })
+    }
+
+    pub async fn events(&self, id: &str) -> Result<Vec<SessionEvent>> {
+        let session = self.find(id).await?;
+        Ok(self.store.session_event_list(&session.id).await?)
+    }
+
+    /// Deletes a session: its server is stopped and it never resumes. Deleting twice is a
+    /// no-op.
+    pub async fn delete(&self, id: &str) -> Result<SessionDetail> {
+        for _ in 0..WRITE_TRIES {
+            let mut session = self.find(id).await?;
+            if session.deleted_at.is_some() {
+                return Ok(self.detail(session));
+            }
+            let from = session.state;
+            let to = match from {
+                SessionState::Starting | SessionState::Ready | SessionState::Stopping => {
+                    SessionState::Stopping
+                }
+                SessionState::Stopped | SessionState::Failed => from,
+            };
+            session.state = to;
+            session.deleted_at = Some(Utc::now());
+            session.reason = Some("deleted".into());
+            let change = SessionChange {
+                from,
+                to,
+                reason: "deleted".into(),
+            };
+            if self.store.session_save(&mut session, Some(&change)).await? {
+                self.wake.notify_one();
+                return Ok(self.detail(session));
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "session {id} is changing state rapidly; retry the delete"
+        )))
+    }
+
+    /// Asks for a stopped session to be started again (the gateway, on an RPC for it).
+    pub async fn resume(&self, id: &SessionId) -> Result<Session> {
+        let session = self.find(id.as_str()).await?;
+        if !session.resumable() {
+            return Ok(session);
+        }
+        self.start_again(session, "resumed by an RPC through the gateway")
+            .await
+    }
+
+    /// Records RPC activity, for the idle timeout.
+    pub async fn touch(&self, id: &SessionId) -> Result<()> {
+        Ok(self.store.session_touch(id, Utc::now()).await?)
+    }
+
+    pub async fn find(&self, id: &str) -> Result<Session> {
+        let not_found = || {
+            Error::NotFound(format!(
+                "session {id:?} not found; `sk8 session list` shows the sessions you can see"
+            ))
+        };
+        let id = SessionId::parse(id).ok_or_else(not_found)?;
+        self.store.session_get(&id).await?.ok_or_else(not_found)
+    }
+
+    /// STARTING again for a stopped or failed (not deleted) session; as it is otherwise.
+    async fn start_again(&self, mut session: Session, why: &str) -> Result<Session> {
+        for _ in 0..WRITE_TRIES {
+            if session.deleted_at.is_some()
+                || !matches!(session.state, SessionState::Stopped | SessionState::Failed)
+            {
+                return Ok(session);
+            }
+            let change = SessionChange {
+                from: session.state,
+                to: SessionState::Starting,
+                reason: why.into(),
+            };
+            session.state = SessionState::Starting;
+            session.reason = None;
+            session.backend_ref = None;
+            session.endpoint = None;
+            session.last_active_at = Utc::now();
+            if self.store.session_save(&mut session, Some(&change)).await? {
+                self.wake.notify_one();
+                return Ok(session);
+            }
+            session = self.find(session.id.as_str()).await?;
+        }
+        Err(Error::Unavailable(format!(
+            "session {} is changing state rapidly; retry",
+            session.id
+        )))
+    }
+
+    fn detail(&self, session: Session) -> SessionDetail {
+        SessionDetail {
+            connection_string: format!("sc://{}/;x-sk8-session={}", self.gateway, session.id),
+            session,
+        }
+    }
+}
