@@ -26,14 +26,16 @@ ensure_java() {
 
 ensure_pyspark() {
   local python="$VENV/bin/python"
-  if [ -x "$python" ] && [ "$("$python" -c 'import pyspark; print(pyspark.__version__)' 2>/dev/null)" = "$PYSPARK_VERSION" ]; then
+  # pyarrow and pandas: Python UDFs of Spark Connect sessions run in this Python.
+  if [ -x "$python" ] && [ "$("$python" -c 'import pyarrow, pandas, pyspark; print(pyspark.__version__)' 2>/dev/null)" = "$PYSPARK_VERSION" ]; then
     say "pyspark $PYSPARK_VERSION already in $VENV"
     return
   fi
   command -v python3 >/dev/null 2>&1 || { say "python3 is needed to install pyspark"; exit 1; }
-  say "creating $VENV with pyspark $PYSPARK_VERSION (about 450 MB; the first time takes a minute or two)"
+  say "creating $VENV with pyspark $PYSPARK_VERSION, pyarrow and pandas (about 600 MB; the first time takes a minute or two)"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --disable-pip-version-check --progress-bar on "pyspark==$PYSPARK_VERSION" >&2
+  "$VENV/bin/pip" install --disable-pip-version-check --progress-bar on \
+    "pyspark==$PYSPARK_VERSION" pyarrow 'pandas<3' >&2
 }
 
 ensure_java

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of sk8: unit tests, the store suite on SQLite and Postgres, the HTTP, CLI and
-# restart suites against the real daemon on both engines, and the real-PySpark suite. It
-# prepares what they need first: a pyspark venv (scripts/setup-spark.sh) and a reachable
-# Postgres (the local cluster is started if it is down).
+# restart suites against the real daemon on both engines, the real-PySpark suite, and the
+# Spark Connect suite (real Sail and Apache Spark servers, the real pyspark-client). It
+# prepares what they need first: a pyspark venv (scripts/setup-spark.sh), a Sail and
+# pyspark-client venv (scripts/setup-connect.sh) and a reachable Postgres (the local cluster is
+# started if it is down).
 #
 #   scripts/test.sh [nextest or cargo-test filters...]
 # Postgres: SK8_TEST_DATABASE_URL or DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres);
@@ -32,8 +34,12 @@ if [ -z "${SK8_TEST_SPARK_HOME:-}" ]; then
   SK8_TEST_SPARK_HOME="$(scripts/setup-spark.sh)"
   export SK8_TEST_SPARK_HOME
 fi
+if [ -z "${SK8_TEST_CONNECT_VENV:-}" ]; then
+  SK8_TEST_CONNECT_VENV="$(scripts/setup-connect.sh)"
+  export SK8_TEST_CONNECT_VENV
+fi
 ensure_postgres
-say "Spark: $SK8_TEST_SPARK_HOME; Postgres: $pg_url"
+say "Spark: $SK8_TEST_SPARK_HOME; Spark Connect client and Sail: $SK8_TEST_CONNECT_VENV; Postgres: $pg_url"
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace "$@"

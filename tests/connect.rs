@@ -1,0 +1,302 @@
+//! Sessions and the Spark Connect gateway end to end: `sk8 serve` starts real Spark Connect
+//! servers (Sail, and Apache Spark's own) for sessions, and the real `pyspark-client` reaches
+//! them only through sk8's gateway (`tests/connect/checks.py` runs the workload).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Engine, Options, TestApp};
+use serde_json::{Value, json};
+
+const READY_WAIT: Duration = Duration::from_secs(60);
+/// The identity the gateway writes into every request (no authentication yet).
+const GATEWAY_USER: &str = "gateway-user@sk8";
+
+/// The venv with `sail` and `pyspark-client`: `SK8_TEST_CONNECT_VENV` (scripts/test.sh sets it).
+fn connect_venv() -> PathBuf {
+    std::env::var_os("SK8_TEST_CONNECT_VENV")
+        .map(PathBuf::from)
+        .filter(|venv| venv.join("bin/sail").is_file() && venv.join("bin/python").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the Spark Connect tests need Sail and pyspark-client: run scripts/test.sh (it \
+                 runs scripts/setup-connect.sh), or set SK8_TEST_CONNECT_VENV to that venv"
+            )
+        })
+}
+
+/// sk8 with sessions served by `server` (`sail` or `spark`).
+async fn sk8_with(server: &str) -> TestApp {
+    let mut options = Options::new(Engine::Sqlite);
+    options.spark = common::Spark::Real;
+    options.extra = json!({
+        "backend": {"local": {
+            "connectServer": server,
+            "sail": connect_venv().join("bin/sail"),
+        }},
+        "gateway": {"defaultUser": GATEWAY_USER, "resumeTimeoutSeconds": 90},
+    });
+    TestApp::spawn(options).await
+}
+
+async fn create_session(app: &TestApp, team: &str, extra: Value) -> Value {
+    let mut body = json!({"team": team, "env": "dev", "name": "notebook"});
+    common::merge(&mut body, &extra);
+    let response = app
+        .http
+        .post(app.url("/v1/sessions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    response.json().await.unwrap()
+}
+
+async fn session(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/v1/sessions/{id}")).await.1
+}
+
+async fn wait_state(app: &TestApp, id: &str, state: &str) -> Value {
+    let deadline = Instant::now() + READY_WAIT;
+    loop {
+        let found = session(app, id).await;
+        if found["state"] == state {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "session never {state}: {found}\n{}",
+            app.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs checks.py against `url`; returns each check's JSON line by name.
+async fn run_checks(url: &str, checks: &[&str]) -> serde_json::Map<String, Value> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/connect/checks.py");
+    let output = tokio::process::Command::new(connect_venv().join("bin/python"))
+        .arg(script)
+        .arg(url)
+        .args(checks)
+        .env_remove("SPARK_HOME")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(240), output)
+        .await
+        .expect("checks.py finished in 4 minutes")
+        .expect("run checks.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let results: serde_json::Map<String, Value> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|r| Some((r["check"].as_str()?.to_owned(), r)))
+        .collect();
+    assert_eq!(
+        results.len(),
+        checks.len(),
+        "one line per check; stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    results
+}
+
+fn assert_passed(results: &serde_json::Map<String, Value>) {
+    for (name, result) in results {
+        assert_eq!(result["ok"], true, "{name}: {result}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_teams_reach_their_own_sail_servers_through_the_gateway() {
+    let app = sk8_with("sail").await;
+    let payments = create_session(&app, "payments", json!({})).await;
+    let risk = create_session(&app, "risk", json!({})).await;
+    let ids = [&payments, &risk].map(|s| s["id"].as_str().unwrap().to_owned());
+    let ready = [
+        wait_state(&app, &ids[0], "READY").await,
+        wait_state(&app, &ids[1], "READY").await,
+    ];
+    assert_ne!(
+        ready[0]["endpoint"], ready[1]["endpoint"],
+        "one server each"
+    );
+    // The client claims to be someone else: the server must see the gateway's identity.
+    let url = |s: &Value| {
+        format!(
+            "{};user_id=mallory",
+            s["connectionString"].as_str().unwrap()
+        )
+    };
+    let workload = [
+        "range_count",
+        "sql",
+        "pandas_roundtrip",
+        "arrow_1m",
+        "pandas_1m",
+        "udf",
+        "failing_query",
+        "whoami",
+    ];
+    let (url_a, url_b) = (url(&payments), url(&risk));
+    let (a, b) = tokio::join!(
+        run_checks(&url_a, &workload),
+        run_checks(&url_b, &["range_count", "sql", "whoami"]),
+    );
+    assert_passed(&a);
+    assert_passed(&b);
+    for results in [&a, &b] {
+        assert_eq!(
+            results["whoami"]["detail"]["user"], GATEWAY_USER,
+            "{results:?}"
+        );
+    }
+    let failing = a["failing_query"]["detail"]["first_line"].as_str().unwrap();
+    assert!(
+        failing.contains("sk8_no_such_column"),
+        "the server's error reaches the client: {failing}"
+    );
+    let (_, metrics) = app.text("/metrics").await;
+    assert!(
+        metrics.contains(r#"sk8_gateway_rpcs_total{method="ExecutePlan",code="ok"}"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_stops_and_the_next_query_resumes_it() {
+    let app = sk8_with("sail").await;
+    let created = create_session(&app, "payments", json!({"idleTimeoutSeconds": 2})).await;
+    let id = created["id"].as_str().unwrap();
+    wait_state(&app, id, "READY").await;
+    let stopped = wait_state(&app, id, "STOPPED").await;
+    assert!(
+        stopped["reason"].as_str().unwrap().contains("idle for 2s"),
+        "{stopped}"
+    );
+    let url = created["connectionString"].as_str().unwrap();
+    assert_passed(&run_checks(url, &["range_count"]).await);
+    let resumed = session(&app, id).await;
+    assert_eq!(resumed["starts"], 2, "{resumed}");
+    let (_, events) = app.get(&format!("/v1/sessions/{id}/events")).await;
+    let path: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        path,
+        [
+            "STARTING", "READY", "STOPPING", "STOPPED", "STARTING", "READY"
+        ],
+        "{events}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_spark_sessions_take_artifacts_and_interrupts_through_the_gateway() {
+    let app = sk8_with("spark").await;
+    let created = create_session(&app, "payments", json!({})).await;
+    let id = created["id"].as_str().unwrap();
+    wait_state(&app, id, "READY").await;
+    let url = created["connectionString"].as_str().unwrap();
+    let results = run_checks(
+        url,
+        &["range_count", "udf", "artifact", "interrupt", "whoami"],
+    )
+    .await;
+    assert_passed(&results);
+    assert_eq!(results["whoami"]["detail"]["user"], GATEWAY_USER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_deleted_and_unnamed_sessions_get_clear_grpc_errors() {
+    let app = sk8_with("sail").await;
+    let unknown = format!("sc://{}/;x-sk8-session=00000000000000000a", app.grpc);
+    let results = run_checks(&unknown, &["range_count"]).await;
+    let message = results["range_count"].to_string();
+    assert!(
+        message.contains("not found") && message.contains("sk8 session list"),
+        "{message}"
+    );
+    let unnamed = format!("sc://{}", app.grpc);
+    let message = run_checks(&unnamed, &["range_count"]).await["range_count"].to_string();
+    assert!(message.contains("x-sk8-session"), "{message}");
+
+    let created = create_session(&app, "payments", json!({})).await;
+    let id = created["id"].as_str().unwrap();
+    wait_state(&app, id, "READY").await;
+    let response = app
+        .http
+        .delete(app.url(&format!("/v1/sessions/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let stopped = wait_state(&app, id, "STOPPED").await;
+    assert!(stopped["deletedAt"].is_string(), "{stopped}");
+    let url = created["connectionString"].as_str().unwrap();
+    let message = run_checks(url, &["range_count"]).await["range_count"].to_string();
+    assert!(message.contains("was deleted"), "not resumed: {message}");
+    assert_eq!(session(&app, id).await["starts"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_requests_are_validated_field_by_field() {
+    let app = sk8_with("sail").await;
+    let cases = [
+        (
+            json!({"team": "payments", "env": "dev", "name": "Not_A_Label"}),
+            "name",
+        ),
+        (
+            json!({"team": "payments", "env": "dev", "name": "x", "idleTimeoutSeconds": 0}),
+            "idleTimeoutSeconds",
+        ),
+        (
+            json!({"team": "payments", "env": "dev", "name": "x", "executor": {"memory": "1 TB"}}),
+            "executor.memory",
+        ),
+        (
+            json!({"team": "payments", "env": "dev", "name": "x", "autoResume": "yes"}),
+            "autoResume",
+        ),
+        (json!({"team": "payments", "env": "dev"}), "name"),
+    ];
+    for (body, field) in cases {
+        let response = app
+            .http
+            .post(app.url("/v1/sessions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["field"], field, "{body}: {error}");
+    }
+    let (status, _) = app.get("/v1/sessions/nope").await;
+    assert_eq!(status, 404);
+    let (status, error) = app.get("/v1/sessions?state=SLEEPING").await;
+    assert_eq!(status, 400, "{error}");
+    // The same team, env and name twice: one session.
+    let first = create_session(&app, "growth", json!({})).await;
+    let again = app
+        .http
+        .post(app.url("/v1/sessions"))
+        .json(&json!({"team": "growth", "env": "dev", "name": "notebook"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    let (_, listed) = app.get("/v1/sessions?team=growth").await;
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 1, "{listed}");
+}
