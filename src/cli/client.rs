@@ -101,6 +101,21 @@ impl Client {
         Ok(())
     }
 
+    /// `GET path` with a query, as JSON.
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
+        self.json(self.http.get(self.url(path)).query(query)).await
+    }
+
+    /// `POST path` with a JSON body, as JSON.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.json(self.http.post(self.url(path)).json(body)).await
+    }
+
+    /// `DELETE path`, as JSON.
+    pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
+        self.json(self.http.delete(self.url(path))).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -140,7 +155,7 @@ impl Client {
     }
 }
 
-/// A job id as one URL path segment, whatever the user typed.
-fn segment(id: &str) -> String {
+/// An id as one URL path segment, whatever the user typed.
+pub fn segment(id: &str) -> String {
     form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }

@@ -4,6 +4,7 @@
 mod client;
 mod manifest;
 mod output;
+mod session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,6 +95,9 @@ pub enum Command {
     },
     /// Show a job's state transitions.
     Events { id: String },
+    /// Interactive Spark Connect sessions (notebooks connect through sk8's gateway).
+    #[command(subcommand)]
+    Session(session::SessionCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
 }
@@ -138,6 +142,7 @@ pub async fn run_client(cli: Cli) -> ExitCode {
         }
         Command::Logs { id, follow } => client.logs(&id, follow).await.map(|()| ExitCode::SUCCESS),
         Command::Events { id } => client.events(&id).await.map(|events| out.events(&events)),
+        Command::Session(command) => session::run(&client, &out, command).await,
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {err}");

@@ -121,6 +121,67 @@ impl Printer {
         ExitCode::SUCCESS
     }
 
+    pub fn session(&self, session: &Value) -> ExitCode {
+        if self.format == OutputFormat::Json {
+            return self.json(session);
+        }
+        let reason = session["reason"]
+            .as_str()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        println!(
+            "session {} ({}/{}/{}) is {}{reason}",
+            s(&session["id"]),
+            s(&session["team"]),
+            s(&session["env"]),
+            s(&session["name"]),
+            s(&session["state"])
+        );
+        println!("  connect: {}", s(&session["connectionString"]));
+        ExitCode::SUCCESS
+    }
+
+    pub fn session_page(&self, page: &Value) -> ExitCode {
+        if self.format == OutputFormat::Json {
+            return self.json(page);
+        }
+        println!(
+            "{:<18}  {:<16}  {:<8}  {:<20}  {:<8}  CONNECT",
+            "ID", "TEAM", "ENV", "NAME", "STATE"
+        );
+        for session in page["sessions"].as_array().into_iter().flatten() {
+            println!(
+                "{:<18}  {:<16}  {:<8}  {:<20}  {:<8}  {}",
+                s(&session["id"]),
+                s(&session["team"]),
+                s(&session["env"]),
+                s(&session["name"]),
+                s(&session["state"]),
+                s(&session["connectionString"])
+            );
+        }
+        if let Some(token) = page["nextPageToken"].as_str() {
+            println!("more: --page-token {token}");
+        }
+        ExitCode::SUCCESS
+    }
+
+    /// The connection string, and the lines to paste into a notebook.
+    pub fn connect(&self, session: &Value) -> ExitCode {
+        if self.format == OutputFormat::Json {
+            return self.json(&serde_json::json!({
+                "connectionString": session["connectionString"],
+            }));
+        }
+        let url = s(&session["connectionString"]);
+        println!("{url}");
+        println!();
+        println!("from pyspark.sql import SparkSession");
+        println!("spark = SparkSession.builder.remote(\"{url}\").getOrCreate()");
+        println!("spark.range(10).show()");
+        ExitCode::SUCCESS
+    }
+
     /// A progress line, on stderr so that `-o json` output stays parseable.
     pub fn progress(&self, line: &str) {
         eprintln!("{line}");
@@ -185,7 +246,8 @@ pub async fn wait(client: &Client, out: &Printer, id: &str) -> Result<Value, Cli
     }
 }
 
-fn s(value: &Value) -> String {
+/// A JSON value as plain text (strings unquoted, null empty).
+pub fn s(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
