@@ -87,6 +87,26 @@ fn describe() {
         "sk8_reconcile_pass_seconds",
         "Duration of one reconciler turn"
     );
+    describe_counter!(
+        "sk8_gateway_rpcs_total",
+        "Spark Connect RPCs through the gateway, by method and gRPC code"
+    );
+    describe_counter!(
+        "sk8_gateway_bytes_total",
+        "Bytes through the gateway: in (requests) and out (responses)"
+    );
+    describe_gauge!(
+        "sk8_gateway_active_streams",
+        "RPCs in flight through the gateway"
+    );
+    describe_histogram!(
+        "sk8_gateway_rpc_seconds",
+        "Gateway RPC duration, from the request to the end of the response stream"
+    );
+    describe_histogram!(
+        "sk8_gateway_upstream_seconds",
+        "Time until a session's server answered the forwarded request (headers)"
+    );
     describe_gauge!(
         "sk8_reconcile_live_jobs",
         "Jobs not yet finished, as seen by the last resync"

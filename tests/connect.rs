@@ -181,6 +181,29 @@ async fn two_teams_reach_their_own_sail_servers_through_the_gateway() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // So does the notebook: its code cells, run in order against the session.
+    let notebook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/notebook.ipynb");
+    let runner = format!(
+        "import json\nnb = json.load(open({notebook:?}))\n\
+         for cell in nb['cells']:\n    if cell['cell_type'] == 'code':\n        \
+         exec(''.join(cell['source']).replace('sc://127.0.0.1:15002/;x-sk8-session=REPLACE-WITH-YOUR-SESSION-ID', {url:?}), globals())\n\
+         print('notebook rows', table.num_rows)\n",
+        url = payments["connectionString"].as_str().unwrap(),
+    );
+    let script = app.dir.path().join("run_notebook.py");
+    std::fs::write(&script, runner).unwrap();
+    let output = tokio::process::Command::new(connect_venv().join("bin/python"))
+        .arg(&script)
+        .env_remove("SPARK_HOME")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("notebook rows 1000000"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

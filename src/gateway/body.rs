@@ -43,6 +43,7 @@ pub fn rewritten_request(
             match body.next().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
+                        count_in(data.len());
                         reader.push(&data);
                     }
                 }
@@ -57,6 +58,11 @@ pub fn rewritten_request(
         }
     });
     StreamBody::new(first.chain(rest)).boxed_unsync()
+}
+
+/// Request bytes received from clients.
+pub fn count_in(bytes: usize) {
+    metrics::counter!("sk8_gateway_bytes_total", "direction" => "in").increment(bytes as u64);
 }
 
 /// The next whole request message, rewritten and framed.

@@ -363,6 +363,7 @@ async fn first_message(
         match body.next().await {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
+                    body::count_in(data.len());
                     reader.push(&data);
                 }
             }
