@@ -17,7 +17,7 @@ use crate::backend::Backend;
 use crate::backend::kubernetes::KubernetesBackend;
 use crate::backend::local::LocalBackend;
 use crate::backend::noop::NoopBackend;
-use crate::config::{BackendKind, Config, redact_url};
+use crate::config::{BackendKind, Config, TlsConfig, redact_url};
 use crate::gateway::activity::Activity;
 use crate::gateway::{Gateway, GatewaySettings};
 use crate::reconciler::sessions::{SessionReconciler, SessionSettings};
@@ -87,8 +87,14 @@ pub async fn run(
     let session_task = tokio::spawn(session_reconciler.run(reconciler_stop.clone()));
     let gateway = Gateway::new(sessions.clone(), gateway_settings(&config), activity);
     let grpc_drain = shutdown.clone();
+    let mut grpc_builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.gateway.tls {
+        grpc_builder = grpc_builder
+            .tls_config(gateway_tls(tls)?)
+            .context("set up TLS on the gateway")?;
+    }
     let mut grpc_server = tokio::spawn(
-        tonic::transport::Server::builder()
+        grpc_builder
             .add_service(gateway)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
@@ -121,6 +127,7 @@ pub async fn run(
         url = format!("http://{addr}"),
         grpc_addr = %grpc_addr,
         connect = format!("sc://{gateway_address}"),
+        tls = config.gateway.tls.is_some(),
         startup_ms = started.elapsed().as_millis() as u64,
         "sk8 is ready: listening for HTTP and for Spark Connect"
     );
@@ -203,6 +210,23 @@ fn public_gateway_address(config: &Config, bound: std::net::SocketAddr) -> Strin
     } else {
         bound.to_string()
     }
+}
+
+/// The gateway's certificate and key, read at startup.
+fn gateway_tls(tls: &TlsConfig) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| {
+            format!(
+                "read the gateway's TLS {what} {} (gateway.tls)",
+                path.display()
+            )
+        })
+    };
+    let identity = tonic::transport::Identity::from_pem(
+        read(&tls.cert_file, "certificate")?,
+        read(&tls.key_file, "key")?,
+    );
+    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
 }
 
 fn gateway_settings(config: &Config) -> GatewaySettings {

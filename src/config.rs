@@ -44,6 +44,17 @@ pub struct GatewayConfig {
     pub start_timeout_seconds: u64,
     /// Largest request message the gateway reads (responses stream through unbounded).
     pub max_request_message_bytes: usize,
+    /// TLS on the gateway port. pyspark uses TLS whenever the connection string has a
+    /// `token`, for every host but `localhost`.
+    pub tls: Option<TlsConfig>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -280,6 +291,7 @@ impl Default for GatewayConfig {
             resume_timeout_seconds: 120,
             start_timeout_seconds: 300,
             max_request_message_bytes: 256 << 20,
+            tls: None,
         }
     }
 }

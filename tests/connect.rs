@@ -30,6 +30,11 @@ fn connect_venv() -> PathBuf {
 
 /// sk8 with sessions served by `server` (`sail` or `spark`).
 async fn sk8_with(server: &str) -> TestApp {
+    sk8_with_extra(server, json!({})).await
+}
+
+/// The same, with `extra` merged into the config.
+async fn sk8_with_extra(server: &str, extra: Value) -> TestApp {
     let mut options = Options::new(Engine::Sqlite);
     options.spark = common::Spark::Real;
     options.extra = json!({
@@ -39,6 +44,7 @@ async fn sk8_with(server: &str) -> TestApp {
         }},
         "gateway": {"defaultUser": GATEWAY_USER, "resumeTimeoutSeconds": 90},
     });
+    common::merge(&mut options.extra, &extra);
     TestApp::spawn(options).await
 }
 
@@ -78,11 +84,21 @@ async fn wait_state(app: &TestApp, id: &str, state: &str) -> Value {
 
 /// Runs checks.py against `url`; returns each check's JSON line by name.
 async fn run_checks(url: &str, checks: &[&str]) -> serde_json::Map<String, Value> {
+    run_checks_with(url, checks, &[]).await
+}
+
+/// The same, with extra environment for the client.
+async fn run_checks_with(
+    url: &str,
+    checks: &[&str],
+    env: &[(&str, &std::path::Path)],
+) -> serde_json::Map<String, Value> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/connect/checks.py");
     let output = tokio::process::Command::new(connect_venv().join("bin/python"))
         .arg(script)
         .arg(url)
         .args(checks)
+        .envs(env.iter().copied())
         .env_remove("SPARK_HOME")
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -395,4 +411,103 @@ async fn the_session_cli_creates_waits_connects_lists_and_deletes() {
     wait_state(&app, &id, "STOPPED").await;
     let (ok, _, stderr) = sk8_cli(&app, &["session", "get", "nope"]);
     assert!(!ok && stderr.contains("sk8 session list"), "{stderr}");
+}
+
+/// A test CA and a certificate for 127.0.0.1 signed by it, made with `openssl`; returns
+/// (CA certificate, server certificate, server key).
+fn test_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let file = |name: &str| dir.join(name);
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is installed");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sk8 test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        file("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+    (file("ca.pem"), file("server.pem"), file("server.key"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyspark_with_a_token_reaches_the_gateway_over_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(certs.path());
+    let app = sk8_with_extra(
+        "sail",
+        json!({"gateway": {"tls": {"certFile": cert, "keyFile": key}}}),
+    )
+    .await;
+    let created = create_session(&app, "payments", json!({})).await;
+    let id = created["id"].as_str().unwrap();
+    wait_state(&app, id, "READY").await;
+    // A token makes pyspark use TLS (the host is not `localhost`); it trusts the test CA.
+    let url = format!("sc://{}/;token=not-forwarded;x-sk8-session={id}", app.grpc);
+    let roots = [("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", ca.as_path())];
+    let results = run_checks_with(&url, &["range_count", "whoami"], &roots).await;
+    assert_passed(&results);
+    assert_eq!(results["whoami"]["detail"]["user"], GATEWAY_USER);
+    // The port speaks TLS with the configured certificate (pyspark's gRPC above needed h2 on
+    // it), and nothing in plaintext.
+    let handshake = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &app.grpc, "-CAfile"])
+        .arg(&ca)
+        .arg("-brief")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&handshake.stderr);
+    assert!(
+        report.contains("Verification: OK") && report.contains("Peer certificate: CN = 127.0.0.1"),
+        "{report}"
+    );
 }
