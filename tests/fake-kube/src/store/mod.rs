@@ -34,9 +34,46 @@ use crate::watch::{Event, EventType, History, WatchFilter, WatchItem, WatchStrea
 
 struct Inner {
     objects: BTreeMap<Key, Value>,
+    /// How many objects name each uid as an owner: a delete looks for dependents (a scan of
+    /// every object) only when its object owns something.
+    owner_refs: HashMap<String, usize>,
     rv: u64,
     history: History,
     logs: HashMap<(String, String), String>,
+}
+
+impl Inner {
+    /// Stores `object` at `key`, keeping the owner index; returns what was there.
+    fn put(&mut self, key: Key, object: Value) -> Option<Value> {
+        count_owners(&mut self.owner_refs, &object, true);
+        let previous = self.objects.insert(key, object);
+        if let Some(previous) = &previous {
+            count_owners(&mut self.owner_refs, previous, false);
+        }
+        previous
+    }
+
+    fn take(&mut self, key: &Key) -> Option<Value> {
+        let previous = self.objects.remove(key)?;
+        count_owners(&mut self.owner_refs, &previous, false);
+        Some(previous)
+    }
+}
+
+fn count_owners(counts: &mut HashMap<String, usize>, object: &Value, add: bool) {
+    let refs = object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array);
+    for uid in refs.into_iter().flatten().filter_map(|r| r["uid"].as_str()) {
+        if add {
+            *counts.entry(uid.to_owned()).or_default() += 1;
+        } else if let Some(n) = counts.get_mut(uid) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(uid);
+            }
+        }
+    }
 }
 
 pub struct Store {
@@ -54,6 +91,7 @@ impl Store {
         let store = Store {
             inner: Mutex::new(Inner {
                 objects: BTreeMap::new(),
+                owner_refs: HashMap::new(),
                 rv: 0,
                 history: History::new(history_limit),
                 logs: HashMap::new(),
@@ -304,7 +342,7 @@ impl Store {
     }
 
     fn remove_cascade(&self, inner: &mut Inner, key: Key) -> Value {
-        let Some(previous) = inner.objects.remove(&key) else {
+        let Some(previous) = inner.take(&key) else {
             return Value::Null;
         };
         let kind = &KINDS[key.0];
@@ -447,7 +485,7 @@ impl Store {
         if kind.log {
             inner.logs.remove(&(namespace, name));
         }
-        inner.objects.insert(key.clone(), object.clone());
+        inner.put(key.clone(), object.clone());
         self.emit(inner, &key, EventType::Added, object.clone(), None);
         object
     }
@@ -483,7 +521,7 @@ impl Store {
         inner.rv += 1;
         new["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
         let key = target.key();
-        inner.objects.insert(key.clone(), new.clone());
+        inner.put(key.clone(), new.clone());
         self.emit(
             inner,
             &key,
@@ -575,6 +613,9 @@ fn dependents(inner: &Inner, kind: &ResourceKind, key: &Key, owner: &Value) -> V
         .and_then(Value::as_str)
         .unwrap_or_default();
     let is_namespace = kind.group.is_empty() && kind.kind == "Namespace";
+    if !is_namespace && !inner.owner_refs.contains_key(uid) {
+        return Vec::new();
+    }
     inner
         .objects
         .iter()
