@@ -10,6 +10,17 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
 
+/// Extra environment for the daemon under test, for experiments (an allocator setting such
+/// as `MALLOC_ARENA_MAX=2`): `SK8_BENCH_DAEMON_ENV="KEY=VALUE,KEY=VALUE"`.
+fn daemon_env() -> Vec<(String, String)> {
+    std::env::var("SK8_BENCH_DAEMON_ENV")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
 /// A running `sk8 serve`; its temporary data directory goes away with it.
 pub struct Daemon {
     child: Child,
@@ -43,6 +54,7 @@ impl Daemon {
             .arg(&config)
             // Only what is set here: a developer's DATABASE_URL or SK8_* must not redirect it.
             .env_clear()
+            .envs(daemon_env())
             .env("SK8_LOG_FORMAT", "json")
             .env("RUST_LOG", "warn,sk8=info")
             .stdin(Stdio::null())
