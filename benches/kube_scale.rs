@@ -1,5 +1,6 @@
 //! Scale of the Kubernetes backend: `--apps` jobs (default 10,000) submitted to the real
-//! `sk8 serve` (release build, SQLite store) pointed at the project's fake API server, whose
+//! `sk8 serve` (release build, SQLite store unless `--store-url`) pointed at the project's fake
+//! API server, whose
 //! fake operator drives every SparkApplication to Succeeded (`--step-ms` per state, default
 //! 100). Measured: submits/s at the API, jobs finished per second end to end, the delay from a
 //! status change in the API server to the job's state in the store (p50/p99/max), and sk8's
@@ -9,7 +10,8 @@
 //! `Succeeded`; sk8 records `finishedAt` (milliseconds) when it stores SUCCEEDED. Both clocks
 //! are this machine's.
 //!
-//! Run: `cargo bench --bench kube_scale -- [--apps N] [--concurrency C] [--step-ms MS]`.
+//! Run: `cargo bench --bench kube_scale -- [--apps N] [--concurrency C] [--step-ms MS]
+//! [--store-url postgres://…/an-empty-database]`.
 //! Results: docs/benchmarks.md.
 
 mod common;
@@ -30,6 +32,8 @@ struct Args {
     apps: usize,
     concurrency: usize,
     step: Duration,
+    /// sk8's `store.url`; empty: the default SQLite file.
+    store_url: String,
 }
 
 /// When the fake reported each application Succeeded, in Unix milliseconds.
@@ -44,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let seen: Seen = Arc::default();
     tokio::spawn(watch_succeeded(kube.url().to_owned(), seen.clone()));
     let daemon = Daemon::start(json!({
+        "store": { "url": args.store_url },
         "backend": { "kind": "kubernetes", "kubernetes": { "kubeconfig": &*kubeconfig } },
     }))
     .await?;
@@ -58,6 +63,7 @@ fn parse_args() -> anyhow::Result<Args> {
         apps: 10_000,
         concurrency: 16,
         step: Duration::from_millis(100),
+        store_url: String::new(),
     };
     let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(flag) = it.next() {
@@ -66,7 +72,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--apps" => args.apps = value.parse()?,
             "--concurrency" => args.concurrency = value.parse()?,
             "--step-ms" => args.step = Duration::from_millis(value.parse()?),
-            _ => bail!("unknown argument {flag}: use --apps, --concurrency, --step-ms"),
+            "--store-url" => args.store_url = value,
+            _ => {
+                bail!("unknown argument {flag}: use --apps, --concurrency, --step-ms, --store-url")
+            }
         }
     }
     Ok(args)

@@ -21,6 +21,19 @@ fn daemon_env() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The daemon's command line: the sk8 binary, or `SK8_BENCH_WRAPPER` (a profiler such as
+/// `heaptrack`) running it.
+fn daemon_command() -> Command {
+    match std::env::var("SK8_BENCH_WRAPPER") {
+        Ok(wrapper) if !wrapper.is_empty() => {
+            let mut command = Command::new(wrapper);
+            command.arg(env!("CARGO_BIN_EXE_sk8"));
+            command
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_sk8")),
+    }
+}
+
 /// A running `sk8 serve`; its temporary data directory goes away with it.
 pub struct Daemon {
     child: Child,
@@ -48,7 +61,7 @@ impl Daemon {
         }
         std::fs::write(&config, serde_json::to_string_pretty(&text)?)?;
         let spawned = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sk8"))
+        let mut child = daemon_command()
             .arg("serve")
             .arg("--config")
             .arg(&config)
