@@ -162,28 +162,24 @@ impl Cluster {
 
     /// Every sk8 application the watch knows of in this cluster.
     pub fn managed(&self) -> Vec<Managed> {
-        self.cache
-            .all()
-            .into_iter()
-            .filter_map(|((namespace, name), seen)| {
-                let job_id = JobId::parse(seen.job_id.as_deref()?)?;
-                let finished = !matches!(
-                    status::attempt_status(&seen.status),
-                    AttemptStatus::Pending { .. } | AttemptStatus::Running { .. }
-                );
-                let app = KubeRef {
-                    cluster: Some(self.name.clone()),
-                    namespace,
-                    name,
-                };
-                Some(Managed {
-                    job_id,
-                    attempt: seen.attempt?,
-                    backend_ref: serde_json::to_value(app).expect("a KubeRef serializes"),
-                    finished,
-                })
+        self.cache.view_all(|(namespace, name), seen| {
+            let job_id = JobId::parse(seen.job_id.as_deref()?)?;
+            let finished = !matches!(
+                status::attempt_status(&seen.status),
+                AttemptStatus::Pending { .. } | AttemptStatus::Running { .. }
+            );
+            let app = KubeRef {
+                cluster: Some(self.name.clone()),
+                namespace: namespace.clone(),
+                name: name.clone(),
+            };
+            Some(Managed {
+                job_id,
+                attempt: seen.attempt?,
+                backend_ref: serde_json::to_value(app).expect("a KubeRef serializes"),
+                finished,
             })
-            .collect()
+        })
     }
 
     /// Submission failures the job can do nothing about fail the attempt; the rest are retried

@@ -45,11 +45,12 @@ impl StatusCache {
         self.read().get(key).map(|seen| seen.status.clone())
     }
 
-    /// Every application the watch knows of.
-    pub fn all(&self) -> Vec<(AppKey, Seen)> {
+    /// Every application the watch knows of, as `view` sees it: computed under the lock, so
+    /// the statuses (kilobytes each, ten thousand of them) are not copied.
+    pub fn view_all<T>(&self, mut view: impl FnMut(&AppKey, &Seen) -> Option<T>) -> Vec<T> {
         self.read()
             .iter()
-            .map(|(key, seen)| (key.clone(), seen.clone()))
+            .filter_map(|(key, seen)| view(key, seen))
             .collect()
     }
 
@@ -71,8 +72,12 @@ impl StatusCache {
             job_id: label(object, LABEL_JOB_ID),
             attempt: label(object, LABEL_ATTEMPT).and_then(|a| a.parse().ok()),
         };
-        let before = self.write().insert(key, seen.clone());
-        before.is_none_or(|before| before.status != seen.status)
+        let mut apps = self.write();
+        let changed = apps
+            .get(&key)
+            .is_none_or(|before| before.status != seen.status);
+        apps.insert(key, seen);
+        changed
     }
 
     /// Forgets an application; true when it was known.
