@@ -164,10 +164,6 @@ impl Cluster {
     pub fn managed(&self) -> Vec<Managed> {
         self.cache.view_all(|(namespace, name), seen| {
             let job_id = JobId::parse(seen.job_id.as_deref()?)?;
-            let finished = !matches!(
-                status::attempt_status(&seen.status),
-                AttemptStatus::Pending { .. } | AttemptStatus::Running { .. }
-            );
             let app = KubeRef {
                 cluster: Some(self.name.clone()),
                 namespace: namespace.clone(),
@@ -177,7 +173,7 @@ impl Cluster {
                 job_id,
                 attempt: seen.attempt?,
                 backend_ref: serde_json::to_value(app).expect("a KubeRef serializes"),
-                finished,
+                finished: seen.finished,
             })
         })
     }

@@ -18,16 +18,22 @@ use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
 use super::render::{LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_MANAGED_BY, MANAGED_BY};
+use super::status::attempt_status;
+use crate::backend::AttemptStatus;
 use crate::domain::JobId;
 use crate::wake::Wake;
 
 /// (namespace, name) of a SparkApplication.
 pub type AppKey = (String, String);
 
-/// What the watch last saw of one application.
-#[derive(Clone, Debug, PartialEq)]
+/// What the watch last saw of one application. The status is kept as its JSON text: a third
+/// of the memory of a parsed value, which matters with ten thousand applications, and parsed
+/// again only when the reconciler looks at that one application.
+#[derive(Debug, PartialEq)]
 pub struct Seen {
-    pub status: Value,
+    status: Box<str>,
+    /// The application has ended (it only holds its record and logs).
+    pub finished: bool,
     /// sk8's labels: which job and attempt the application runs.
     pub job_id: Option<String>,
     pub attempt: Option<u32>,
@@ -42,7 +48,9 @@ pub struct StatusCache {
 impl StatusCache {
     /// The last status seen of an application; `None` if the watch has not seen it (yet).
     pub fn get(&self, key: &AppKey) -> Option<Value> {
-        self.read().get(key).map(|seen| seen.status.clone())
+        let apps = self.read();
+        let status = &apps.get(key)?.status;
+        Some(serde_json::from_str(status).unwrap_or(Value::Null))
     }
 
     /// Every application the watch knows of, as `view` sees it: computed under the lock, so
@@ -67,8 +75,14 @@ impl StatusCache {
         let Some(key) = key_of(object) else {
             return false;
         };
+        let status = object.data.get("status").unwrap_or(&Value::Null);
+        let finished = !matches!(
+            attempt_status(status),
+            AttemptStatus::Pending { .. } | AttemptStatus::Running { .. }
+        );
         let seen = Seen {
-            status: object.data.get("status").cloned().unwrap_or(Value::Null),
+            status: status.to_string().into_boxed_str(),
+            finished,
             job_id: label(object, LABEL_JOB_ID),
             attempt: label(object, LABEL_ATTEMPT).and_then(|a| a.parse().ok()),
         };
