@@ -191,15 +191,7 @@ fn list_query(query: &str) -> Result<(JobFilter, Option<String>), Error> {
                 })?;
                 filter.labels.push((k.to_owned(), v.to_owned()));
             }
-            "limit" => {
-                filter.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| {
-                        Error::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}"))
-                    })?;
-            }
+            "limit" => filter.limit = limit_param(&value)?,
             "page_token" => token = Some(value),
             other => {
                 return Err(Error::invalid(
@@ -210,6 +202,15 @@ fn list_query(query: &str) -> Result<(JobFilter, Option<String>), Error> {
         }
     }
     Ok((filter, token))
+}
+
+/// A page size: 1 to [`MAX_PAGE`].
+pub(super) fn limit_param(value: &str) -> Result<u32, Error> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_PAGE).contains(n))
+        .ok_or_else(|| Error::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}")))
 }
 
 fn follow_param(query: &str) -> Result<bool, Error> {

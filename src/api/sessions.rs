@@ -10,10 +10,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ErrorBody;
-use super::jobs::{body_error, body_format};
+use super::jobs::{body_error, body_format, limit_param};
 use crate::domain::{SessionEvent, SessionSpec, SessionState};
 use crate::error::Error;
-use crate::service::MAX_PAGE;
 use crate::service::sessions::{Created, SessionDetail, SessionPage};
 use crate::store::SessionFilter;
 
@@ -119,15 +118,7 @@ fn list_query(query: &str) -> Result<(SessionFilter, Option<String>), Error> {
                     )
                 })?);
             }
-            "limit" => {
-                filter.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| {
-                        Error::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}"))
-                    })?;
-            }
+            "limit" => filter.limit = limit_param(&value)?,
             "page_token" => token = Some(value),
             other => {
                 return Err(Error::invalid(
