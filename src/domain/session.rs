@@ -159,7 +159,7 @@ pub struct Session {
     pub namespace: String,
     pub state: SessionState,
     pub spec: SessionSpec,
-    /// How many times a server was started for it (1 + resumes).
+    /// Which server it is on: 1, then one more per resume.
     pub starts: u32,
     /// The backend's handle on the current server.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -192,7 +192,7 @@ impl Session {
             namespace: spec.namespace(),
             state: SessionState::Starting,
             spec,
-            starts: 0,
+            starts: 1,
             backend_ref: None,
             endpoint: None,
             reason: None,

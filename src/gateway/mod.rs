@@ -130,9 +130,6 @@ impl Gateway {
             self.remember(operation, &endpoint);
         }
         let busy = self.inner.activity.begin(&session);
-        if let Err(err) = self.inner.sessions.touch(&session).await {
-            tracing::debug!(error = %err, "could not record session activity");
-        }
         let upstream = upstream_request(
             &parts,
             &endpoint,

@@ -61,10 +61,10 @@ impl SessionReconciler {
     }
 
     async fn pass(&self) -> Result<(), StoreError> {
-        // In-flight RPCs count as activity (one long query is one RPC).
-        let now = Utc::now();
-        for busy in self.activity.busy_sessions() {
-            self.store.session_touch(&busy, now).await?;
+        // RPCs through this gateway since the last pass, and those still in flight (one long
+        // query is one RPC), count as activity.
+        for (session, at) in self.activity.take_used() {
+            self.store.session_touch(&session, at).await?;
         }
         for session in self.store.session_list_live().await? {
             let id = session.id.clone();
@@ -101,14 +101,10 @@ impl SessionReconciler {
         }
     }
 
-    /// Records the next server first, then has the backend start it (a crash in between
-    /// leaves a start the next pass repeats; the backend finds a server by its name).
+    /// Has the backend start server number `starts` (counted when the session was created or
+    /// resumed): a start repeated after a crash finds the server by its name instead of
+    /// starting a second one.
     async fn start(&self, mut session: Session) -> Result<(), StepError> {
-        session.starts += 1;
-        session.last_active_at = Utc::now();
-        if !self.store.session_save(&mut session, None).await? {
-            return Ok(());
-        }
         let request = SessionRequest {
             session_id: session.id.clone(),
             start: session.starts,
@@ -117,6 +113,7 @@ impl SessionReconciler {
         match self.backend.server_start(&request).await {
             Ok(server) => {
                 session.backend_ref = Some(server);
+                session.last_active_at = Utc::now();
                 self.store.session_save(&mut session, None).await?;
                 self.wake.notify_one();
                 Ok(())

@@ -1,5 +1,5 @@
 //! Sessions as callers see them: create (or find) one, read, list, delete, and what the gateway
-//! needs (resume a stopped session, mark activity). The session reconciler does the rest.
+//! needs (resume a stopped session). The session reconciler does the rest.
 
 use std::sync::Arc;
 
@@ -155,11 +155,6 @@ impl SessionService {
             .await
     }
 
-    /// Records RPC activity, for the idle timeout.
-    pub async fn touch(&self, id: &SessionId) -> Result<()> {
-        Ok(self.store.session_touch(id, Utc::now()).await?)
-    }
-
     pub async fn find(&self, id: &str) -> Result<Session> {
         let not_found = || {
             Error::NotFound(format!(
@@ -184,6 +179,7 @@ impl SessionService {
                 reason: why.into(),
             };
             session.state = SessionState::Starting;
+            session.starts += 1;
             session.reason = None;
             session.backend_ref = None;
             session.endpoint = None;
