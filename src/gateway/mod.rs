@@ -210,6 +210,10 @@ impl Gateway {
                 Ok(Some(endpoint))
             }
             SessionState::Starting => Ok(None),
+            // Stopping for idleness just as a query arrives: wait, then resume it.
+            SessionState::Stopping if session.deleted_at.is_none() && session.spec.auto_resume => {
+                Ok(None)
+            }
             SessionState::Stopped if session.resumable() => {
                 tracing::info!(session = %session.id, "resuming a stopped session for an RPC");
                 self.inner
@@ -236,7 +240,7 @@ impl Gateway {
     }
 
     /// Forgets a session's endpoint (it stopped, or did not answer).
-    pub fn forget(&self, session: &SessionId) {
+    fn forget(&self, session: &SessionId) {
         let mut endpoints = self
             .inner
             .endpoints
