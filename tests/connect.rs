@@ -254,6 +254,44 @@ async fn an_idle_session_stops_and_the_next_query_resumes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_kill9_and_resume_after_a_clean_restart() {
+    let mut app = sk8_with("sail").await;
+    let created = create_session(&app, "payments", json!({})).await;
+    let id = created["id"].as_str().unwrap();
+    wait_state(&app, id, "READY").await;
+    // kill -9: the server outlives sk8, which finds it again and keeps serving it.
+    app.kill9();
+    app.restart().await;
+    let adopted = wait_state(&app, id, "READY").await;
+    assert_passed(
+        &run_checks(
+            adopted["connectionString"].as_str().unwrap(),
+            &["range_count"],
+        )
+        .await,
+    );
+    assert_eq!(session(&app, id).await["starts"], 1, "the same server");
+    // A clean stop takes the (adopted) server along; the session waits STOPPED, resumable.
+    app.terminate();
+    app.restart().await;
+    let stopped = wait_state(&app, id, "STOPPED").await;
+    assert!(
+        stopped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sk8 shut down"),
+        "{stopped}"
+    );
+    let url = stopped["connectionString"].as_str().unwrap();
+    assert_passed(&run_checks(url, &["range_count"]).await);
+    assert_eq!(
+        session(&app, id).await["starts"],
+        2,
+        "resumed on a new server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apache_spark_sessions_take_artifacts_and_interrupts_through_the_gateway() {
     let app = sk8_with("spark").await;
     let created = create_session(&app, "payments", json!({})).await;

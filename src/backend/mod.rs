@@ -63,8 +63,12 @@ pub enum ServerStatus {
     Starting { detail: String },
     /// Serving Spark Connect at `endpoint` (`host:port`).
     Ready { endpoint: String },
-    /// Not running any more.
-    Ended { reason: String },
+    /// Not running any more; `stopped_by_sk8` when sk8 stopped it (at shutdown, say) rather
+    /// than it exiting or being killed on its own.
+    Ended {
+        reason: String,
+        stopped_by_sk8: bool,
+    },
 }
 
 /// What a backend observes of an attempt.
@@ -206,6 +210,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn server_status(&self, _server: &BackendRef) -> Result<ServerStatus, BackendError> {
         Ok(ServerStatus::Ended {
             reason: format!("the {} backend does not run sessions", self.name()),
+            stopped_by_sk8: false,
         })
     }
 

@@ -134,7 +134,7 @@ impl SessionReconciler {
                 let reason = format!("serving Spark Connect at {endpoint}");
                 self.save(session, SessionState::Ready, reason).await
             }
-            ServerStatus::Ended { reason } => {
+            ServerStatus::Ended { reason, .. } => {
                 self.save(session, SessionState::Failed, reason).await
             }
             ServerStatus::Starting { detail } => {
@@ -154,9 +154,14 @@ impl SessionReconciler {
     }
 
     async fn ready(&self, session: Session, status: ServerStatus) -> Result<(), StepError> {
-        if let ServerStatus::Ended { reason } = status {
-            // Stopped along with sk8: resumable like an idle stop. Anything else is a failure.
-            let to = if reason.contains("shut down") {
+        if let ServerStatus::Ended {
+            reason,
+            stopped_by_sk8,
+        } = status
+        {
+            // A READY server sk8 stopped went with sk8's shutdown: resumable like an idle
+            // stop. Anything else is a failure.
+            let to = if stopped_by_sk8 {
                 SessionState::Stopped
             } else {
                 SessionState::Failed

@@ -146,10 +146,17 @@ impl LocalBackend {
     ) -> Result<ServerStatus, BackendError> {
         let server = ServerRef::parse(server)?;
         if !server.process.is_alive() {
+            let stop = std::fs::read_to_string(server.dir.join("stop")).ok();
             return Ok(ServerStatus::Ended {
-                reason: ended_reason(&server),
+                stopped_by_sk8: stop.is_some(),
+                reason: ended_reason(&server, stop.as_deref()),
             });
         }
+        // A server started before a restart is stopped at shutdown like the others.
+        self.servers
+            .lock()
+            .expect("servers lock")
+            .insert(server.name.clone(), (server.process, server.dir.clone()));
         let probe = tokio::net::TcpStream::connect(&server.endpoint);
         Ok(match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
             Ok(Ok(_)) => ServerStatus::Ready {
@@ -184,8 +191,9 @@ fn adopt(dir: &Path) -> Option<ServerRef> {
 }
 
 /// Why a server is not running, from its folder: its exit status and the last error it logged.
-fn ended_reason(server: &ServerRef) -> String {
-    if let Ok(why) = std::fs::read_to_string(server.dir.join("stop")) {
+/// (`stop` is what sk8 recorded when it stopped the server, if it did.)
+fn ended_reason(server: &ServerRef, stop: Option<&str>) -> String {
+    if let Some(why) = stop {
         return format!("the server was {}", why.trim());
     }
     let log = server.dir.join("server.log");
