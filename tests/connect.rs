@@ -534,8 +534,8 @@ async fn pyspark_with_a_token_reaches_the_gateway_over_tls() {
     let results = run_checks_with(&url, &["range_count", "whoami"], &roots).await;
     assert_passed(&results);
     assert_eq!(results["whoami"]["detail"]["user"], GATEWAY_USER);
-    // The port speaks TLS with the configured certificate (pyspark's gRPC above needed h2 on
-    // it), and nothing in plaintext.
+    // The port speaks TLS with the configured certificate (and pyspark above could only get
+    // through it over TLS: a token forces TLS for this host).
     let handshake = std::process::Command::new("openssl")
         .args(["s_client", "-connect", &app.grpc, "-CAfile"])
         .arg(&ca)

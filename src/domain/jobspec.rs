@@ -205,6 +205,14 @@ pub struct SpecDefaults {
     pub image: String,
 }
 
+impl SpecDefaults {
+    /// Fills in what a spec (job or session) left out.
+    pub fn fill(&self, spark_version: &mut Option<String>, image: &mut Option<String>) {
+        spark_version.get_or_insert_with(|| self.spark_version.clone());
+        image.get_or_insert_with(|| self.image.clone());
+    }
+}
+
 /// How a request body is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -217,9 +225,7 @@ impl JobSpec {
     pub fn parse(body: &[u8], format: Format, defaults: &SpecDefaults) -> Result<Self, Error> {
         let mut spec: JobSpec = decode(body, format, "JobSpec")?;
         spec.validate()?;
-        spec.spark_version
-            .get_or_insert_with(|| defaults.spark_version.clone());
-        spec.image.get_or_insert_with(|| defaults.image.clone());
+        defaults.fill(&mut spec.spark_version, &mut spec.image);
         Ok(spec)
     }
 

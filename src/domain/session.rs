@@ -64,9 +64,7 @@ impl SessionSpec {
     pub fn parse(body: &[u8], format: Format, defaults: &SpecDefaults) -> Result<Self, Error> {
         let mut spec: SessionSpec = jobspec::decode(body, format, "SessionSpec")?;
         spec.validate()?;
-        spec.spark_version
-            .get_or_insert_with(|| defaults.spark_version.clone());
-        spec.image.get_or_insert_with(|| defaults.image.clone());
+        defaults.fill(&mut spec.spark_version, &mut spec.image);
         Ok(spec)
     }
 
