@@ -76,11 +76,6 @@ impl Client {
         .await
     }
 
-    pub async fn list(&self, query: &[(&str, String)]) -> Result<Value, ClientError> {
-        self.json(self.http.get(self.url("/v1/jobs")).query(query))
-            .await
-    }
-
     /// Copies the driver log to stdout as it arrives.
     pub async fn logs(&self, id: &str, follow: bool) -> Result<(), ClientError> {
         let request = self

@@ -131,14 +131,19 @@ pub async fn run_client(cli: Cli) -> ExitCode {
             limit,
             page_token,
         } => {
-            let mut query = vec![("limit", limit.to_string())];
-            query.extend(team.map(|v| ("team", v)));
-            query.extend(env.map(|v| ("env", v)));
-            query.extend(state.map(|v| ("state", v)));
-            query.extend(name.map(|v| ("name", v)));
-            query.extend(page_token.map(|v| ("page_token", v)));
+            let filters = [
+                ("team", team),
+                ("env", env),
+                ("state", state),
+                ("name", name),
+                ("page_token", page_token),
+            ];
+            let mut query = list_query(limit, filters);
             query.extend(label.into_iter().map(|v| ("label", v)));
-            client.list(&query).await.map(|page| out.job_page(&page))
+            client
+                .get("/v1/jobs", &query)
+                .await
+                .map(|page| out.job_page(&page))
         }
         Command::Logs { id, follow } => client.logs(&id, follow).await.map(|()| ExitCode::SUCCESS),
         Command::Events { id } => client.events(&id).await.map(|events| out.events(&events)),
@@ -170,6 +175,17 @@ async fn submit(
     let id = job["id"].as_str().unwrap_or_default().to_owned();
     let finished = output::wait(client, out, &id).await?;
     Ok(out.final_state(&finished))
+}
+
+/// A list call's query: the page size and the filters that were given.
+fn list_query<const N: usize>(
+    limit: u32,
+    filters: [(&'static str, Option<String>); N],
+) -> Vec<(&'static str, String)> {
+    let given = filters.into_iter().filter_map(|(k, v)| Some((k, v?)));
+    std::iter::once(("limit", limit.to_string()))
+        .chain(given)
+        .collect()
 }
 
 /// Exit status for a finished job: success only when it succeeded.

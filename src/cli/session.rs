@@ -67,12 +67,15 @@ pub async fn run(
             limit,
             page_token,
         } => {
-            let mut query = vec![("limit", limit.to_string())];
-            query.extend(team.map(|v| ("team", v)));
-            query.extend(env.map(|v| ("env", v)));
-            query.extend(state.map(|v| ("state", v)));
-            query.extend(page_token.map(|v| ("page_token", v)));
-            let page = client.get("/v1/sessions", &query).await?;
+            let filters = [
+                ("team", team),
+                ("env", env),
+                ("state", state),
+                ("page_token", page_token),
+            ];
+            let page = client
+                .get("/v1/sessions", &super::list_query(limit, filters))
+                .await?;
             Ok(out.session_page(&page))
         }
         SessionCommand::Get { id } => {
