@@ -88,6 +88,7 @@ async fn start_cluster(args: &Args) -> anyhow::Result<FakeKube> {
         operator: Some(OperatorOptions {
             step: args.step,
             namespaces: None,
+            ..Default::default()
         }),
         ..Default::default()
     })

@@ -19,6 +19,7 @@ use crate::backend::local::LocalBackend;
 use crate::backend::noop::NoopBackend;
 use crate::config::{BackendKind, Config, TlsConfig, redact_url};
 use crate::gateway::activity::Activity;
+use crate::gateway::token::UpstreamTokens;
 use crate::gateway::{Gateway, GatewaySettings};
 use crate::reconciler::sessions::{SessionReconciler, SessionSettings};
 use crate::reconciler::{OrphanSettings, Reconciler, ReconcilerSettings};
@@ -74,6 +75,13 @@ pub async fn run(
         gateway_address.clone(),
         sessions_wake.clone(),
     );
+    let tokens = Arc::new(
+        UpstreamTokens::load(
+            config.gateway.upstream_token_key_file.as_deref(),
+            &config.data_dir,
+        )
+        .context("load the gateway's upstream token key")?,
+    );
     let session_reconciler = SessionReconciler::new(
         store.clone(),
         backend.clone(),
@@ -83,9 +91,15 @@ pub async fn run(
         },
         sessions_wake,
         activity.clone(),
+        tokens.clone(),
     );
     let session_task = tokio::spawn(session_reconciler.run(reconciler_stop.clone()));
-    let gateway = Gateway::new(sessions.clone(), gateway_settings(&config), activity);
+    let gateway = Gateway::new(
+        sessions.clone(),
+        gateway_settings(&config),
+        activity,
+        tokens,
+    );
     let grpc_drain = shutdown.clone();
     let mut grpc_builder = tonic::transport::Server::builder();
     if let Some(tls) = &config.gateway.tls {

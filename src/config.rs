@@ -47,6 +47,10 @@ pub struct GatewayConfig {
     /// TLS on the gateway port. pyspark uses TLS whenever the connection string has a
     /// `token`, for every host but `localhost`.
     pub tls: Option<TlsConfig>,
+    /// A file (at least 16 bytes) keying the tokens sk8 starts session servers with and
+    /// sends them; every replica must see the same one (mount a Secret). Unset:
+    /// `<dataDir>/gateway-upstream.key`, generated at first start.
+    pub upstream_token_key_file: Option<PathBuf>,
 }
 
 /// A PEM certificate chain and its private key.
@@ -292,6 +296,7 @@ impl Default for GatewayConfig {
             start_timeout_seconds: 300,
             max_request_message_bytes: 256 << 20,
             tls: None,
+            upstream_token_key_file: None,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Sessions and the Spark Connect gateway end to end: `sk8 serve` starts real Spark Connect
 //! servers (Sail, and Apache Spark's own) for sessions, and the real `pyspark-client` reaches
-//! them only through sk8's gateway (`tests/connect/checks.py` runs the workload).
+//! them only through sk8's gateway (`tests/connect/checks.py` runs the workload). On the
+//! Kubernetes backend, the fake API server's operator runs a real Sail server for each
+//! session's driver, on its own 127.0.0.N "pod IP".
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{Engine, Options, TestApp};
 use serde_json::{Value, json};
+use sk8_fake_kube::{FakeKube, OperatorOptions};
 
 const READY_WAIT: Duration = Duration::from_secs(60);
 /// The identity the gateway writes into every request (no authentication yet).
@@ -253,6 +256,121 @@ async fn an_idle_session_stops_and_the_next_query_resumes_it() {
     );
 }
 
+/// A fake cluster whose operator runs a real Sail server as each Spark Connect driver, with
+/// namespace `sjns-payments-dev`; and its kubeconfig.
+async fn cluster_running_sail() -> (FakeKube, tempfile::TempPath) {
+    let sail = connect_venv().join("bin/sail").display().to_string();
+    let command = [&sail, "spark", "server", "--ip", "{ip}", "--port", "{port}"];
+    let kube = FakeKube::start_with(sk8_fake_kube::Options {
+        operator: Some(OperatorOptions {
+            step: Duration::from_millis(100),
+            connect_server: Some(command.map(str::to_owned).to_vec()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("start the fake API server");
+    let kubeconfig = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    kube.write_kubeconfig(&kubeconfig).unwrap();
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": "sjns-payments-dev"}});
+    let created = reqwest::Client::new()
+        .post(format!("{}/api/v1/namespaces", kube.url()))
+        .json(&namespace)
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{:?}", created.text().await);
+    (kube, kubeconfig)
+}
+
+/// The session's server application, as the fake cluster holds it.
+fn server_app(kube: &FakeKube, name: &str) -> Option<Value> {
+    let namespace = Some("sjns-payments-dev");
+    kube.object(
+        "spark.apache.org",
+        "v1",
+        "sparkapplications",
+        namespace,
+        name,
+    )
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + READY_WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_sessions_are_served_from_the_driver_pod_ip_and_resume_on_a_new_driver() {
+    let (kube, kubeconfig) = cluster_running_sail().await;
+    let backend =
+        json!({"backend": {"kind": "kubernetes", "kubernetes": {"kubeconfig": &*kubeconfig}}});
+    let app = sk8_with_extra("sail", backend).await;
+    let created = create_session(&app, "payments", json!({"idleTimeoutSeconds": 3})).await;
+    let id = created["id"].as_str().unwrap();
+    let ready = wait_state(&app, id, "READY").await;
+    let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
+    assert!(
+        endpoint.starts_with("127.0.0.") && endpoint.ends_with(":15002"),
+        "the driver pod's IP and the Connect port: {ready}"
+    );
+    // The server is a SparkConnectServer application whose driver is Ready only when Connect
+    // serves.
+    let first = format!("sk8-s-{id}-1");
+    let manifest = server_app(&kube, &first).expect("the server's SparkApplication");
+    let spec = &manifest["spec"];
+    assert_eq!(
+        spec["mainClass"],
+        "org.apache.spark.sql.connect.service.SparkConnectServer"
+    );
+    assert_eq!(
+        spec["sparkConf"]["spark.connect.grpc.binding.port"],
+        "15002"
+    );
+    let driver = &spec["driverSpec"]["podTemplateSpec"]["spec"]["containers"][0];
+    assert_eq!(
+        driver["readinessProbe"]["tcpSocket"]["port"], 15002,
+        "{spec}"
+    );
+    assert_eq!(manifest["metadata"]["labels"]["sk8.dev/session-id"], id);
+
+    let url = created["connectionString"].as_str().unwrap();
+    assert_passed(&run_checks(url, &["range_count", "sql", "whoami"]).await);
+
+    // Idle: the application (and with it the server) is deleted; the next query starts
+    // server 2 on a new driver and succeeds.
+    wait_state(&app, id, "STOPPED").await;
+    wait_until("the first server's application is deleted", || {
+        server_app(&kube, &first).is_none()
+    })
+    .await;
+    wait_until("the first server stops listening", || {
+        std::net::TcpStream::connect(&endpoint).is_err()
+    })
+    .await;
+    assert_passed(&run_checks(url, &["range_count"]).await);
+    let resumed = session(&app, id).await;
+    assert_eq!(resumed["starts"], 2, "{resumed}");
+    assert!(server_app(&kube, &format!("sk8-s-{id}-2")).is_some());
+
+    let deleted = app
+        .http
+        .delete(app.url(&format!("/v1/sessions/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{deleted:?}");
+    wait_until("the deleted session's application is gone", || {
+        server_app(&kube, &format!("sk8-s-{id}-2")).is_none()
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_kill9_and_resume_after_a_clean_restart() {
     let mut app = sk8_with("sail").await;
@@ -292,16 +410,29 @@ async fn sessions_survive_kill9_and_resume_after_a_clean_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apache_spark_sessions_take_artifacts_and_interrupts_through_the_gateway() {
+async fn apache_spark_sessions_demand_sk8s_token_and_take_artifacts_and_interrupts() {
     let app = sk8_with("spark").await;
     let created = create_session(&app, "payments", json!({})).await;
     let id = created["id"].as_str().unwrap();
-    wait_state(&app, id, "READY").await;
+    let ready = wait_state(&app, id, "READY").await;
     let url = created["connectionString"].as_str().unwrap();
     // (Apache Spark's current_user() is the server's OS user, not the request's user_id: the
     // Sail test above shows the overwrite.)
-    let results = run_checks(url, &["range_count", "udf", "artifact", "interrupt"]).await;
+    let checks = ["range_count", "udf", "artifact", "interrupt", "token_conf"];
+    let results = run_checks(url, &checks).await;
     assert_passed(&results);
+    assert_eq!(
+        results["token_conf"]["detail"]["value"], "<unset>",
+        "the server's token is in no Spark conf a client can read"
+    );
+    // Only sk8 has the server's token: a client going around the gateway is turned away.
+    let direct = format!("sc://{}", ready["endpoint"].as_str().unwrap());
+    let results = run_checks(&direct, &["range_count"]).await;
+    let refused = results["range_count"].to_string();
+    assert!(
+        results["range_count"]["ok"] == false && refused.to_lowercase().contains("unauthenticated"),
+        "{refused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,6 +54,7 @@ async fn fake_cluster() -> Cluster {
         operator: Some(OperatorOptions {
             step: Duration::from_millis(100),
             namespaces: None,
+            ..Default::default()
         }),
         ..Default::default()
     })

@@ -7,10 +7,10 @@ mod common;
 mod schema;
 
 use serde_json::{Value, json};
-use sk8::backend::AttemptRequest;
-use sk8::backend::kubernetes::render::{RenderSettings, spark_application};
+use sk8::backend::kubernetes::render::{RenderSettings, connect_server, spark_application};
+use sk8::backend::{AttemptRequest, SessionRequest};
 use sk8::domain::jobspec::Format;
-use sk8::domain::{JobId, JobSpec, SpecDefaults};
+use sk8::domain::{JobId, JobSpec, SessionId, SessionSpec, SpecDefaults};
 
 const CRD_DIR: &str = "tests/fixtures/crds/apache-spark-kubernetes-operator";
 
@@ -58,22 +58,44 @@ fn specs() -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn render(body: &Value, attempt: u32) -> Value {
-    let defaults = SpecDefaults {
+fn defaults() -> SpecDefaults {
+    SpecDefaults {
         spark_version: "4.0.1".into(),
         image: "apache/spark:4.0.1".into(),
-    };
-    let spec = JobSpec::parse(body.to_string().as_bytes(), Format::Json, &defaults).unwrap();
+    }
+}
+
+fn settings() -> RenderSettings {
+    RenderSettings {
+        driver_service_account: "sk8-spark-driver".into(),
+        failed_retain_seconds: 3600,
+    }
+}
+
+fn render(body: &Value, attempt: u32) -> Value {
+    let spec = JobSpec::parse(body.to_string().as_bytes(), Format::Json, &defaults()).unwrap();
     let request = AttemptRequest {
         job_id: JobId::parse("01kb2r5q3h7m9x4c2d").unwrap(),
         attempt,
         spec,
     };
-    let settings = RenderSettings {
-        driver_service_account: "sk8-spark-driver".into(),
-        failed_retain_seconds: 3600,
+    spark_application(&request, &settings())
+}
+
+/// A session's Spark Connect server, with resources, dynamic allocation and a conf of its own.
+fn render_session() -> Value {
+    let body = json!({"team": "feature-eng", "env": "dev", "name": "exploration",
+                      "driver": {"cores": 2, "memory": "4g"},
+                      "dynamicAllocation": {"enabled": true, "minExecutors": 0, "maxExecutors": 4},
+                      "sparkConf": {"spark.sql.shuffle.partitions": "64"}});
+    let spec = SessionSpec::parse(body.to_string().as_bytes(), Format::Json, &defaults()).unwrap();
+    let request = SessionRequest {
+        session_id: SessionId::parse("01kb2r5q3h7m9x4c2e").unwrap(),
+        start: 3,
+        spec,
+        token: "not-in-the-manifest".into(),
     };
-    spark_application(&request, &settings)
+    connect_server(&request, &settings())
 }
 
 #[test]
@@ -81,8 +103,10 @@ fn rendered_applications_validate_and_match_their_goldens() {
     let schema = v1_schema();
     let update = std::env::var_os("SK8_UPDATE_GOLDEN").is_some();
     let mut stale = Vec::new();
-    for (name, body) in specs() {
-        let app = render(&body, 1);
+    let jobs = specs()
+        .into_iter()
+        .map(|(name, body)| (name, render(&body, 1)));
+    for (name, app) in jobs.chain([("session-connect-server", render_session())]) {
         let errors = schema::validate(&schema, &app);
         assert!(
             errors.is_empty(),
@@ -126,6 +150,28 @@ fn the_operator_finds_the_right_primary_resource() {
         "s3a://artifacts/ledger.jar,s3a://artifacts/lib/delta.jar"
     );
     assert_eq!(jvm["spec"]["runtimeVersions"]["sparkVersion"], "3.5.3");
+}
+
+#[test]
+fn a_session_server_is_ready_only_when_connect_serves_and_keeps_its_token_secret() {
+    let app = render_session();
+    assert_eq!(app["metadata"]["name"], "sk8-s-01kb2r5q3h7m9x4c2e-3");
+    let spec = &app["spec"];
+    assert_eq!(
+        spec["mainClass"],
+        "org.apache.spark.sql.connect.service.SparkConnectServer"
+    );
+    assert_eq!(
+        spec["sparkConf"]["spark.connect.grpc.binding.port"],
+        "15002"
+    );
+    let probe = &spec["driverSpec"]["podTemplateSpec"]["spec"]["containers"][0]["readinessProbe"];
+    assert_eq!(probe["tcpSocket"]["port"], 15002);
+    assert_eq!(
+        spec["sparkConf"]["spark.kubernetes.driver.secretKeyRef.SPARK_CONNECT_AUTHENTICATE_TOKEN"],
+        "sk8-s-01kb2r5q3h7m9x4c2e-3-token:token"
+    );
+    assert!(!app.to_string().contains("not-in-the-manifest"));
 }
 
 #[test]

@@ -18,6 +18,9 @@ use futures::Stream;
 
 use crate::domain::{FailureClass, JobId, JobSpec, SessionId, SessionSpec};
 
+/// The main class of Spark's own Spark Connect server.
+pub const CONNECT_SERVER_CLASS: &str = "org.apache.spark.sql.connect.service.SparkConnectServer";
+
 /// A backend's own handle on an attempt (process id, or cluster/namespace/name), stored as JSON.
 pub type BackendRef = serde_json::Value;
 
@@ -47,6 +50,9 @@ pub struct SessionRequest {
     /// 1 for the first server, then one more per resume.
     pub start: u32,
     pub spec: SessionSpec,
+    /// What the server must demand of its clients as `authorization: Bearer …` (only the
+    /// gateway has it): [`crate::gateway::token`].
+    pub token: String,
 }
 
 impl SessionRequest {

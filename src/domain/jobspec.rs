@@ -31,14 +31,16 @@ const MIN_MEMORY_BYTES: u64 = 32 << 20;
 const MAX_MEMORY_BYTES: u64 = 1 << 40;
 /// Label keys under this prefix are sk8's own (job id, attempt) and cannot be set by users.
 pub const RESERVED_LABEL_PREFIX: &str = "sk8.dev/";
-/// Confs sk8 sets itself from the spec; accepting them would make the spec lie.
-const RESERVED_CONFS: [&str; 6] = [
+/// Confs sk8 sets itself from the spec (or, for the Connect token, keeps to itself); accepting
+/// them would make the spec lie.
+const RESERVED_CONFS: [&str; 7] = [
     "spark.master",
     "spark.submit.deployMode",
     "spark.app.name",
     "spark.kubernetes.namespace",
     "spark.kubernetes.container.image",
     "spark.kubernetes.driver.pod.name",
+    "spark.connect.authenticate.token",
 ];
 const APP_FILE_SCHEMES: [&str; 9] = [
     "local://", "file://", "s3a://", "s3://", "gs://", "abfss://", "hdfs://", "https://", "http://",
@@ -561,7 +563,7 @@ pub(crate) fn check_spark_conf(conf: &BTreeMap<String, ConfValue>) -> Result<(),
         if RESERVED_CONFS.contains(&key.as_str()) {
             return Err(Error::invalid(
                 field,
-                "is set by sk8 from the spec (team/env, name, image); remove it",
+                "is set by sk8 (from team/env, name and image, or its own Connect token); remove it",
             ));
         }
         if value.len() > MAX_CONF_VALUE_LEN || value.contains('\0') {

@@ -8,11 +8,12 @@
 //!   ReattachExecute, ReleaseExecute and Interrupt go to the server that ran the operation.
 //! - Requests are decoded only as far as routing needs ([`wire`]); every request message gets
 //!   the caller's identity as `user_context.user_id`. The client's credentials never go
-//!   upstream.
+//!   upstream; sk8's own token for the session's server does ([`token`]).
 //! - Unknown methods are forwarded like the others.
 
 pub mod activity;
 mod body;
+pub mod token;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use tonic::server::NamedService;
 
 use self::activity::Activity;
 use self::body::{ResponseBody, UpstreamBody};
+use self::token::UpstreamTokens;
 use self::wire::FrameReader;
 use crate::domain::{Session, SessionId, SessionState};
 use crate::error::Error;
@@ -67,6 +69,7 @@ struct Inner {
     user: Arc<str>,
     client: Client<HttpConnector, UpstreamBody>,
     activity: Arc<Activity>,
+    tokens: Arc<UpstreamTokens>,
     /// READY sessions' endpoints, as read at that time.
     endpoints: RwLock<HashMap<SessionId, (String, Instant)>>,
     /// Operation id → the endpoint of the server that runs it.
@@ -78,6 +81,7 @@ impl Gateway {
         sessions: SessionService,
         settings: GatewaySettings,
         activity: Arc<Activity>,
+        tokens: Arc<UpstreamTokens>,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -98,6 +102,7 @@ impl Gateway {
                 settings,
                 client,
                 activity,
+                tokens,
                 endpoints: RwLock::default(),
                 operations: RwLock::default(),
             }),
@@ -130,9 +135,11 @@ impl Gateway {
             self.remember(operation, &endpoint);
         }
         let busy = self.inner.activity.begin(&session);
+        let token = self.inner.tokens.for_session(&session);
         let upstream = upstream_request(
             &parts,
             &endpoint,
+            &token,
             body::rewritten_request(first, reader, rest, self.inner.user.clone()),
         )?;
         let connect = Instant::now();
@@ -382,10 +389,11 @@ async fn first_message(
 }
 
 /// The request to the session's server: the client's metadata minus its credentials and
-/// sk8's own routing keys.
+/// sk8's own routing keys, plus sk8's token for that server.
 fn upstream_request(
     parts: &http::request::Parts,
     endpoint: &str,
+    token: &str,
     body: UpstreamBody,
 ) -> Result<Request<UpstreamBody>, Status> {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -410,6 +418,9 @@ fn upstream_request(
             headers.append(name.clone(), value.clone());
         }
     }
+    let bearer = http::HeaderValue::try_from(format!("Bearer {token}"))
+        .map_err(|e| Status::internal(e.to_string()))?;
+    headers.insert(http::header::AUTHORIZATION, bearer);
     Ok(request)
 }
 

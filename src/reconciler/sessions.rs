@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{Backend, BackendError, ServerStatus, SessionRequest, StopProgress};
 use crate::domain::{Session, SessionState};
 use crate::gateway::activity::Activity;
+use crate::gateway::token::UpstreamTokens;
 use crate::store::{SessionChange, Store, StoreError};
 
 #[derive(Clone, Debug)]
@@ -27,6 +28,7 @@ pub struct SessionReconciler {
     settings: SessionSettings,
     wake: Arc<Notify>,
     activity: Arc<Activity>,
+    tokens: Arc<UpstreamTokens>,
 }
 
 impl SessionReconciler {
@@ -36,6 +38,7 @@ impl SessionReconciler {
         settings: SessionSettings,
         wake: Arc<Notify>,
         activity: Arc<Activity>,
+        tokens: Arc<UpstreamTokens>,
     ) -> Self {
         SessionReconciler {
             store,
@@ -43,6 +46,7 @@ impl SessionReconciler {
             settings,
             wake,
             activity,
+            tokens,
         }
     }
 
@@ -109,6 +113,7 @@ impl SessionReconciler {
             session_id: session.id.clone(),
             start: session.starts,
             spec: session.spec.clone(),
+            token: self.tokens.for_session(&session.id),
         };
         match self.backend.server_start(&request).await {
             Ok(server) => {

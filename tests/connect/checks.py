@@ -241,6 +241,13 @@ def check_whoami(spark):
     return {"user": user}
 
 
+def check_token_conf(spark):
+    # sk8 starts servers with their token in the environment, not in a Spark conf: asking
+    # for the conf must not reveal it. The caller compares the value with the real token.
+    value = spark.conf.get("spark.connect.authenticate.token", "<unset>")
+    return {"value": value}
+
+
 CHECKS = {
     "range_count": check_range_count,
     "sql": check_sql,
@@ -252,6 +259,7 @@ CHECKS = {
     "interrupt": check_interrupt,
     "failing_query": check_failing_query,
     "whoami": check_whoami,
+    "token_conf": check_token_conf,
 }
 
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures::AsyncBufReadExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
 };
@@ -17,7 +17,8 @@ use super::status;
 use super::watch::{self, StatusCache};
 use super::{FIELD_MANAGER, KubeRef};
 use crate::backend::{
-    AttemptRequest, AttemptStatus, BackendError, LogStream, Managed, StopProgress, StopReason,
+    AttemptRequest, AttemptStatus, BackendError, LogStream, Managed, ServerStatus, SessionRequest,
+    StopProgress,
 };
 use crate::config::ClusterConfig;
 use crate::domain::{FailureClass, JobId};
@@ -91,18 +92,73 @@ impl Cluster {
 
     pub async fn submit(&self, request: &AttemptRequest) -> Result<KubeRef, BackendError> {
         let manifest = render::spark_application(request, &self.settings);
+        let (app, _) = self
+            .apply(request.spec.namespace(), request.name(), &manifest)
+            .await?;
+        Ok(app)
+    }
+
+    /// Starts a session's Spark Connect server as its own SparkApplication, then the Secret
+    /// with its token, owned by the application (the driver waits for the Secret to start).
+    pub async fn server_start(&self, request: &SessionRequest) -> Result<KubeRef, BackendError> {
+        let namespace = request.spec.namespace();
+        let manifest = render::connect_server(request, &self.settings);
+        let (app, uid) = self
+            .apply(namespace.clone(), request.name(), &manifest)
+            .await?;
+        let secret = render::token_secret(request, &uid);
+        let secrets: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &namespace,
+            &ApiResource::erase::<Secret>(&()),
+        );
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        secrets
+            .patch(
+                &render::token_secret_name(request),
+                &params,
+                &Patch::Apply(&secret),
+            )
+            .await
+            .map_err(|err| self.submit_error(err, &namespace))?;
+        Ok(app)
+    }
+
+    /// Server-side applies an application under sk8's field manager (applying the same one
+    /// twice changes nothing); its reference and uid.
+    async fn apply(
+        &self,
+        namespace: String,
+        name: String,
+        manifest: &serde_json::Value,
+    ) -> Result<(KubeRef, String), BackendError> {
         let app = KubeRef {
             cluster: Some(self.name.clone()),
-            namespace: request.spec.namespace(),
-            name: request.name(),
+            namespace,
+            name,
         };
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.apps(&app.namespace)
-            .patch(&app.name, &params, &Patch::Apply(&manifest))
+        let applied = self
+            .apps(&app.namespace)
+            .patch(&app.name, &params, &Patch::Apply(manifest))
             .await
             .map_err(|err| self.submit_error(err, &app.namespace))?;
         tracing::info!(cluster = %self.name, namespace = %app.namespace, name = %app.name, "applied SparkApplication");
-        Ok(app)
+        Ok((app, applied.metadata.uid.unwrap_or_default()))
+    }
+
+    /// A session's server: the application's status, or ended when it is gone.
+    pub async fn server_status(&self, app: &KubeRef) -> Result<ServerStatus, BackendError> {
+        Ok(match self.current_status(app).await? {
+            Some(status) => status::server_status(&status),
+            None => ServerStatus::Ended {
+                reason: format!(
+                    "the SparkApplication {}/{} was deleted outside sk8",
+                    app.namespace, app.name
+                ),
+                stopped_by_sk8: false,
+            },
+        })
     }
 
     pub async fn status(&self, app: &KubeRef) -> Result<AttemptStatus, BackendError> {
@@ -118,7 +174,8 @@ impl Cluster {
         Ok(self.with_driver(status::attempt_status(&status), &status, app))
     }
 
-    pub async fn stop(&self, app: &KubeRef, why: StopReason) -> Result<StopProgress, BackendError> {
+    /// Deletes an application (`why` is logged); gone once the API server no longer has it.
+    pub async fn stop(&self, app: &KubeRef, why: &str) -> Result<StopProgress, BackendError> {
         let apps = self.apps(&app.namespace);
         match apps
             .get_opt(&app.name)
@@ -130,7 +187,7 @@ impl Cluster {
                 Ok(StopProgress::Stopping)
             }
             Some(_) => {
-                tracing::info!(cluster = %self.name, namespace = %app.namespace, name = %app.name, why = why.as_str(), "deleting SparkApplication");
+                tracing::info!(cluster = %self.name, namespace = %app.namespace, name = %app.name, why, "deleting SparkApplication");
                 match apps.delete(&app.name, &DeleteParams::background()).await {
                     Ok(_) => Ok(StopProgress::Stopping),
                     Err(err) if api_code(&err) == Some(404) => Ok(StopProgress::Gone),
@@ -213,7 +270,7 @@ impl Cluster {
         let AttemptStatus::Running { detail, .. } = observed else {
             return observed;
         };
-        let ip = status["currentState"]["lastObservedDriverStatus"]["podIP"].as_str();
+        let ip = status::driver_ip(status);
         let detail = match self.drivers.get(&app.key()) {
             Some(pod) => format!("{detail} (driver pod {pod})"),
             None => detail,

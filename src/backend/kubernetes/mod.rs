@@ -10,7 +10,10 @@
 //!   ([`watch`]), mapped to sk8's view by [`status`]; an application the watch has not seen yet
 //!   is read once;
 //! - stop: delete the application; it is gone when the API server no longer has it;
-//! - logs: the driver pod's log, found by the operator's labels, streamed from the API server.
+//! - logs: the driver pod's log, found by the operator's labels, streamed from the API server;
+//! - sessions: a session's Spark Connect server is an application of its own
+//!   ([`render::connect_server`]), READY once the operator reports its driver ready (the
+//!   readiness probe on port 15002 passed), at the driver pod's IP; stopping deletes it.
 //!
 //! No state of its own: the attempt's [`BackendRef`] names the cluster and the application.
 
@@ -32,7 +35,7 @@ use self::cluster::Cluster;
 use self::render::RenderSettings;
 use super::{
     AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, Managed,
-    NoCapacity, StopProgress, StopReason,
+    NoCapacity, ServerStatus, SessionRequest, StopProgress, StopReason,
 };
 use crate::config::KubernetesConfig;
 use crate::domain::{FailureClass, JobSpec};
@@ -88,11 +91,11 @@ impl Routes {
     }
 
     /// The most specific route: `team/env`, then `team`, then the default cluster.
-    fn cluster_for(&self, spec: &JobSpec) -> usize {
-        let exact = format!("{}/{}", spec.team, spec.env);
+    fn cluster_for(&self, team: &str, env: &str) -> usize {
+        let exact = format!("{team}/{env}");
         self.by_key
             .get(&exact)
-            .or_else(|| self.by_key.get(spec.team.as_str()))
+            .or_else(|| self.by_key.get(team))
             .copied()
             .unwrap_or(self.default)
     }
@@ -133,6 +136,11 @@ impl KubernetesBackend {
         }
     }
 
+    /// The cluster serving a team environment.
+    fn cluster_serving(&self, team: &str, env: &str) -> &Cluster {
+        &self.clusters[self.routes.cluster_for(team, env)]
+    }
+
     fn gone_cluster(app: &KubeRef) -> String {
         format!(
             "the SparkApplication {}/{} is on cluster {}, which is no longer in \
@@ -153,7 +161,7 @@ impl Backend for KubernetesBackend {
     /// A job waits while its own cluster's API server is unreachable; jobs of other clusters
     /// go on.
     fn capacity(&self, spec: &JobSpec) -> Result<(), NoCapacity> {
-        let cluster = &self.clusters[self.routes.cluster_for(spec)];
+        let cluster = self.cluster_serving(spec.team.as_str(), spec.env.as_str());
         match cluster.health.down() {
             Some(reason) => Err(NoCapacity {
                 reason: format!(
@@ -177,7 +185,8 @@ impl Backend for KubernetesBackend {
     }
 
     async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError> {
-        let cluster = &self.clusters[self.routes.cluster_for(&request.spec)];
+        let spec = &request.spec;
+        let cluster = self.cluster_serving(spec.team.as_str(), spec.env.as_str());
         let app = cluster.submit(request).await?;
         Ok(serde_json::to_value(app).expect("a KubeRef serializes"))
     }
@@ -200,8 +209,40 @@ impl Backend for KubernetesBackend {
     ) -> Result<StopProgress, BackendError> {
         let app = KubeRef::parse(attempt)?;
         match self.cluster_of(&app) {
-            Some(cluster) => cluster.stop(&app, why).await,
+            Some(cluster) => cluster.stop(&app, why.as_str()).await,
             // Nothing sk8 can reach is left running.
+            None => Ok(StopProgress::Gone),
+        }
+    }
+
+    async fn server_start(&self, request: &SessionRequest) -> Result<BackendRef, BackendError> {
+        let spec = &request.spec;
+        let cluster = self.cluster_serving(spec.team.as_str(), spec.env.as_str());
+        if let Some(reason) = cluster.health.down() {
+            return Err(BackendError::Transient(format!(
+                "the Kubernetes API of cluster {} is unavailable ({reason})",
+                cluster.name
+            )));
+        }
+        let app = cluster.server_start(request).await?;
+        Ok(serde_json::to_value(app).expect("a KubeRef serializes"))
+    }
+
+    async fn server_status(&self, server: &BackendRef) -> Result<ServerStatus, BackendError> {
+        let app = KubeRef::parse(server)?;
+        match self.cluster_of(&app) {
+            Some(cluster) => cluster.server_status(&app).await,
+            None => Ok(ServerStatus::Ended {
+                reason: Self::gone_cluster(&app),
+                stopped_by_sk8: false,
+            }),
+        }
+    }
+
+    async fn server_stop(&self, server: &BackendRef) -> Result<StopProgress, BackendError> {
+        let app = KubeRef::parse(server)?;
+        match self.cluster_of(&app) {
+            Some(cluster) => cluster.stop(&app, "the session stopped").await,
             None => Ok(StopProgress::Gone),
         }
     }
@@ -226,16 +267,6 @@ impl Backend for KubernetesBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::jobspec::Format;
-
-    fn spec(team: &str, env: &str) -> JobSpec {
-        let body = format!(
-            r#"{{"team": "{team}", "env": "{env}", "name": "j",
-                "mainApplicationFile": "local:///opt/job.py"}}"#
-        );
-        let defaults = crate::config::Config::default().spec_defaults();
-        JobSpec::parse(body.as_bytes(), Format::Json, &defaults).expect("a spec")
-    }
 
     #[test]
     fn routes_prefer_team_env_then_team_then_the_default() {
@@ -250,7 +281,7 @@ mod tests {
         .expect("a config");
         let routes = Routes::of(&config);
         let name = |team, env| {
-            config.clusters()[routes.cluster_for(&spec(team, env))]
+            config.clusters()[routes.cluster_for(team, env)]
                 .name
                 .clone()
         };

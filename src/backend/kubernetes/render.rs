@@ -7,13 +7,21 @@
 //! `spark.files`). Everything else in the JobSpec maps to Spark confs too, because that is what
 //! the operator passes to `spark-submit` verbatim. Retries belong to sk8 (one SparkApplication
 //! per attempt), so the operator is told never to restart.
+//!
+//! A session's Spark Connect server is a SparkApplication too ([`connect_server`]): main class
+//! `SparkConnectServer` on port 15002, with a readiness probe on that port, so that the driver
+//! pod is Ready (and the operator reports `DriverReady`) only once Spark Connect serves. Its
+//! token (which only the gateway also has) is in a Secret of its own ([`token_secret`]), owned
+//! by the application, that the driver reads as an environment variable.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::backend::AttemptRequest;
-use crate::domain::JobSpec;
+use crate::backend::{AttemptRequest, CONNECT_SERVER_CLASS, SessionRequest};
+use crate::domain::jobspec::{ConfValue, DriverSpec, DynamicAllocation, ExecutorSpec};
+use crate::domain::{JobSpec, SessionSpec};
+use crate::gateway::token::TOKEN_ENV;
 
 pub const API_VERSION: &str = "spark.apache.org/v1";
 pub const KIND: &str = "SparkApplication";
@@ -24,6 +32,15 @@ pub const LABEL_TEAM: &str = "sk8.dev/team";
 pub const LABEL_ENV: &str = "sk8.dev/env";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "sk8";
+/// On a session's server: which session, and which of its starts.
+pub const LABEL_SESSION_ID: &str = "sk8.dev/session-id";
+pub const LABEL_SESSION_START: &str = "sk8.dev/session-start";
+/// The port Spark Connect serves on in the driver pod.
+pub const CONNECT_PORT: u16 = 15002;
+/// The key of the token in its Secret.
+const TOKEN_KEY: &str = "token";
+/// The container the operator runs the driver in (a pod template merges into it by name).
+const DRIVER_CONTAINER: &str = "spark-kubernetes-driver";
 
 /// Cluster-side choices that are not part of a JobSpec.
 #[derive(Clone, Debug)]
@@ -62,11 +79,7 @@ fn app_spec(
         "deploymentMode": "ClusterMode",
         "runtimeVersions": { "sparkVersion": spec.spark_version.clone().unwrap_or_default() },
         "sparkConf": spark_conf(spec, settings, labels),
-        "applicationTolerations": {
-            "restartConfig": { "restartPolicy": "Never" },
-            "resourceRetainPolicy": "OnFailure",
-            "resourceRetainDurationMillis": settings.failed_retain_seconds * 1000,
-        },
+        "applicationTolerations": tolerations(settings),
     });
     if spec.main_application_file.ends_with(".jar") {
         app["jars"] = json!(spec.main_application_file);
@@ -80,18 +93,161 @@ fn app_spec(
     app
 }
 
+/// The SparkApplication running server number `start` of a session, named
+/// `sk8-s-<session-id>-<start>` in the session's namespace.
+pub fn connect_server(request: &SessionRequest, settings: &RenderSettings) -> Value {
+    let spec = &request.spec;
+    let labels = sk8_labels(
+        spec.team.as_str(),
+        spec.env.as_str(),
+        [
+            (LABEL_SESSION_ID, request.session_id.to_string()),
+            (LABEL_SESSION_START, request.start.to_string()),
+        ],
+    );
+    let mut conf = shared_conf(&Shape::of_session(spec), settings, &labels);
+    conf.insert(
+        "spark.connect.grpc.binding.port".into(),
+        CONNECT_PORT.to_string(),
+    );
+    conf.insert(
+        format!("spark.kubernetes.driver.secretKeyRef.{TOKEN_ENV}"),
+        format!("{}:{TOKEN_KEY}", token_secret_name(request)),
+    );
+    json!({
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": request.name(),
+            "namespace": spec.namespace(),
+            "labels": labels,
+            "annotations": { "sk8.dev/session-name": spec.name },
+        },
+        "spec": {
+            "deploymentMode": "ClusterMode",
+            "mainClass": CONNECT_SERVER_CLASS,
+            "runtimeVersions": { "sparkVersion": spec.spark_version.clone().unwrap_or_default() },
+            "sparkConf": conf,
+            "applicationTolerations": tolerations(settings),
+            "driverSpec": { "podTemplateSpec": { "spec": { "containers": [{
+                "name": DRIVER_CONTAINER,
+                "ports": [{ "name": "spark-connect", "containerPort": CONNECT_PORT }],
+                "readinessProbe": {
+                    "tcpSocket": { "port": CONNECT_PORT },
+                    "periodSeconds": 2,
+                    "failureThreshold": 3,
+                },
+            }]}}},
+        },
+    })
+}
+
+/// The Secret with a session server's token, owned by (and so deleted with) its application.
+pub fn token_secret(request: &SessionRequest, owner_uid: &str) -> Value {
+    use base64::Engine;
+    let spec = &request.spec;
+    let token = base64::engine::general_purpose::STANDARD.encode(&request.token);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": token_secret_name(request),
+            "namespace": spec.namespace(),
+            "labels": sk8_labels(
+                spec.team.as_str(),
+                spec.env.as_str(),
+                [(LABEL_SESSION_ID, request.session_id.to_string())],
+            ),
+            "ownerReferences": [{
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": request.name(),
+                "uid": owner_uid,
+            }],
+        },
+        "type": "Opaque",
+        "data": { TOKEN_KEY: token },
+    })
+}
+
+pub fn token_secret_name(request: &SessionRequest) -> String {
+    format!("{}-token", request.name())
+}
+
+/// sk8 restarts attempts and sessions itself, so the operator never does; failed drivers are
+/// kept a while for their logs.
+fn tolerations(settings: &RenderSettings) -> Value {
+    json!({
+        "restartConfig": { "restartPolicy": "Never" },
+        "resourceRetainPolicy": "OnFailure",
+        "resourceRetainDurationMillis": settings.failed_retain_seconds * 1000,
+    })
+}
+
 /// sk8's labels plus the job's own: on the SparkApplication and on its pods.
 fn object_labels(request: &AttemptRequest) -> BTreeMap<String, String> {
     let spec = &request.spec;
     let mut labels = spec.labels.clone();
-    labels.extend([
-        (LABEL_JOB_ID.to_owned(), request.job_id.to_string()),
-        (LABEL_ATTEMPT.to_owned(), request.attempt.to_string()),
-        (LABEL_TEAM.to_owned(), spec.team.to_string()),
-        (LABEL_ENV.to_owned(), spec.env.to_string()),
-        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-    ]);
+    labels.extend(sk8_labels(
+        spec.team.as_str(),
+        spec.env.as_str(),
+        [
+            (LABEL_JOB_ID, request.job_id.to_string()),
+            (LABEL_ATTEMPT, request.attempt.to_string()),
+        ],
+    ));
     labels
+}
+
+/// The labels sk8 puts on everything it owns: `own` (which job or session), team, env and
+/// managed-by.
+fn sk8_labels<const N: usize>(
+    team: &str,
+    env: &str,
+    own: [(&str, String); N],
+) -> BTreeMap<String, String> {
+    own.into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .chain([
+            (LABEL_TEAM.to_owned(), team.to_owned()),
+            (LABEL_ENV.to_owned(), env.to_owned()),
+            (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+        ])
+        .collect()
+}
+
+/// What jobs and sessions have in common, as far as Spark confs go.
+struct Shape<'a> {
+    name: &'a str,
+    image: Option<&'a String>,
+    driver: &'a DriverSpec,
+    executor: &'a ExecutorSpec,
+    dynamic_allocation: Option<&'a DynamicAllocation>,
+    spark_conf: &'a BTreeMap<String, ConfValue>,
+}
+
+impl<'a> Shape<'a> {
+    fn of_job(spec: &'a JobSpec) -> Self {
+        Shape {
+            name: &spec.name,
+            image: spec.image.as_ref(),
+            driver: &spec.driver,
+            executor: &spec.executor,
+            dynamic_allocation: spec.dynamic_allocation.as_ref(),
+            spark_conf: &spec.spark_conf,
+        }
+    }
+
+    fn of_session(spec: &'a SessionSpec) -> Self {
+        Shape {
+            name: &spec.name,
+            image: spec.image.as_ref(),
+            driver: &spec.driver,
+            executor: &spec.executor,
+            dynamic_allocation: spec.dynamic_allocation.as_ref(),
+            spark_conf: &spec.spark_conf,
+        }
+    }
 }
 
 /// The job's own confs, then everything sk8 derives from the spec (which wins: the spec's
@@ -101,7 +257,22 @@ fn spark_conf(
     settings: &RenderSettings,
     labels: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let mut conf: BTreeMap<String, String> = spec
+    let mut conf = shared_conf(&Shape::of_job(spec), settings, labels);
+    conf.extend(dependency_confs(spec));
+    for (name, value) in &spec.env_vars {
+        conf.insert(format!("spark.kubernetes.driverEnv.{name}"), value.clone());
+        conf.insert(format!("spark.executorEnv.{name}"), value.clone());
+    }
+    conf
+}
+
+/// The spec's own confs, then image, service account, name, resources and pod labels.
+fn shared_conf(
+    shape: &Shape,
+    settings: &RenderSettings,
+    labels: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut conf: BTreeMap<String, String> = shape
         .spark_conf
         .iter()
         .map(|(k, v)| (k.clone(), v.0.clone()))
@@ -111,22 +282,15 @@ fn spark_conf(
     };
     set(
         "spark.kubernetes.container.image",
-        spec.image.clone().unwrap_or_default(),
+        shape.image.cloned().unwrap_or_default(),
     );
     set(
         "spark.kubernetes.authenticate.driver.serviceAccountName",
         settings.driver_service_account.clone(),
     );
-    set("spark.app.name", spec.name.clone());
-    for (key, value) in resource_confs(spec)
-        .into_iter()
-        .chain(dependency_confs(spec))
-    {
+    set("spark.app.name", shape.name.to_owned());
+    for (key, value) in resource_confs(shape) {
         set(&key, value);
-    }
-    for (name, value) in &spec.env_vars {
-        set(&format!("spark.kubernetes.driverEnv.{name}"), value.clone());
-        set(&format!("spark.executorEnv.{name}"), value.clone());
     }
     for (key, value) in labels {
         set(
@@ -141,18 +305,18 @@ fn spark_conf(
     conf
 }
 
-fn resource_confs(spec: &JobSpec) -> Vec<(String, String)> {
+fn resource_confs(shape: &Shape) -> Vec<(String, String)> {
     let mut confs = vec![
-        ("spark.driver.cores", spec.driver.cores.to_string()),
-        ("spark.driver.memory", spec.driver.memory.clone()),
-        ("spark.executor.cores", spec.executor.cores.to_string()),
-        ("spark.executor.memory", spec.executor.memory.clone()),
+        ("spark.driver.cores", shape.driver.cores.to_string()),
+        ("spark.driver.memory", shape.driver.memory.clone()),
+        ("spark.executor.cores", shape.executor.cores.to_string()),
+        ("spark.executor.memory", shape.executor.memory.clone()),
         (
             "spark.executor.instances",
-            spec.executor.instances.to_string(),
+            shape.executor.instances.to_string(),
         ),
     ];
-    if let Some(dynamic) = spec.dynamic_allocation.as_ref().filter(|d| d.enabled) {
+    if let Some(dynamic) = shape.dynamic_allocation.filter(|d| d.enabled) {
         confs.extend([
             ("spark.dynamicAllocation.enabled", "true".to_owned()),
             // No external shuffle service on Kubernetes: executors track their own shuffle data.

@@ -8,7 +8,8 @@
 
 use serde_json::Value;
 
-use crate::backend::AttemptStatus;
+use super::render::CONNECT_PORT;
+use crate::backend::{AttemptStatus, ServerStatus};
 use crate::domain::FailureClass;
 
 /// Where a summary leaves the attempt.
@@ -53,6 +54,35 @@ pub fn attempt_status(status: &Value) -> AttemptStatus {
         Phase::Released => outcome_from_history(status, summary),
         other => status_of(other, summary, current),
     }
+}
+
+/// A session's Spark Connect server as the operator reports it: serving once the driver is
+/// ready (its readiness probe on the Connect port passed) at its pod IP.
+pub fn server_status(status: &Value) -> ServerStatus {
+    let ended = |reason| ServerStatus::Ended {
+        reason,
+        stopped_by_sk8: false,
+    };
+    match attempt_status(status) {
+        AttemptStatus::Pending { detail } => ServerStatus::Starting { detail },
+        AttemptStatus::Running { detail, .. } => match driver_ip(status) {
+            Some(ip) => ServerStatus::Ready {
+                endpoint: format!("{ip}:{CONNECT_PORT}"),
+            },
+            None => ServerStatus::Starting {
+                detail: format!("{detail}; the driver pod has no IP yet"),
+            },
+        },
+        AttemptStatus::Succeeded { detail } => {
+            ended(format!("the Spark Connect server exited: {detail}"))
+        }
+        AttemptStatus::Failed { reason, .. } => ended(reason),
+    }
+}
+
+/// The driver pod's IP as the operator last observed it.
+pub fn driver_ip(status: &Value) -> Option<&str> {
+    status["currentState"]["lastObservedDriverStatus"]["podIP"].as_str()
 }
 
 fn status_of(phase: Phase, summary: &str, state: &Value) -> AttemptStatus {

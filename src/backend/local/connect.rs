@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use super::process::ProcessId;
 use super::{LocalBackend, logfile, spark, transient, wrapped};
-use crate::backend::{BackendError, BackendRef, ServerStatus, SessionRequest, StopProgress};
+use crate::backend::{
+    BackendError, BackendRef, CONNECT_SERVER_CLASS, ServerStatus, SessionRequest, StopProgress,
+};
 use crate::config::ConnectServer;
 use crate::domain::FailureClass;
+use crate::gateway::token::TOKEN_ENV;
 
-const CONNECT_SERVER_CLASS: &str = "org.apache.spark.sql.connect.service.SparkConnectServer";
 const HOST: &str = "127.0.0.1";
 /// How long a readiness probe waits for the port.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -137,6 +139,9 @@ impl LocalBackend {
             command.args(["--conf", &c]);
         }
         install.export(&mut command);
+        // The server demands it of every client (the gateway sends it); as an environment
+        // variable it shows in neither `ps` nor the server's confs.
+        command.env(TOKEN_ENV, &request.token);
         Ok(command)
     }
 

@@ -36,6 +36,11 @@ struct Args {
     /// Namespaces the operator acts in (repeat the flag); all when absent.
     #[arg(long = "operator-namespace")]
     operator_namespaces: Vec<String>,
+    /// Run a real Spark Connect server as the driver of each SparkConnectServer application:
+    /// the command, words split on spaces, `{ip}` and `{port}` replaced (for example
+    /// "sail spark server --ip {ip} --port {port}").
+    #[arg(long)]
+    connect_server: Option<String>,
 }
 
 #[tokio::main]
@@ -56,6 +61,9 @@ async fn main() -> std::io::Result<()> {
     let operator = args.operator.then(|| OperatorOptions {
         step: Duration::from_millis(args.step_ms),
         namespaces: (!args.operator_namespaces.is_empty()).then_some(args.operator_namespaces),
+        connect_server: args
+            .connect_server
+            .map(|command| command.split_whitespace().map(str::to_owned).collect()),
     });
     let options = Options {
         history_limit: args.history,

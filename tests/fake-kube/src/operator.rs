@@ -18,13 +18,18 @@
 //!   server on it); `fake.sk8.dev/driver-log`: text the driver logs while running;
 //! - `fake.sk8.dev/step-ms`: this app's step delay.
 //!
+//! With [`OperatorOptions::connect_server`] set, a `SparkConnectServer` application's driver
+//! is a real Spark Connect server process (Sail, say) listening on the driver's pod IP and port
+//! 15002, as in a cluster: its pod becomes Ready only once that port accepts connections (the
+//! readiness probe sk8 asks for), and the process is killed when the application goes.
+//!
 //! After a terminal state the app ends `ResourceReleased` (driver pod deleted), or
 //! `TerminatedWithoutReleaseResources` when `spec.applicationTolerations.resourceRetainPolicy`
 //! is `Always`, or `OnFailure` and the app failed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -50,6 +55,10 @@ pub struct OperatorOptions {
     /// Namespaces it acts in; None means all. (The real operator watches only the namespaces
     /// it is configured for, `default` unless told otherwise.)
     pub namespaces: Option<Vec<String>>,
+    /// The command that runs a Spark Connect server for a `SparkConnectServer` application
+    /// (program, then arguments; `{ip}` and `{port}` are replaced by the driver's pod IP and
+    /// 15002). None: such applications only pretend to run.
+    pub connect_server: Option<Vec<String>>,
 }
 
 impl Default for OperatorOptions {
@@ -57,9 +66,16 @@ impl Default for OperatorOptions {
         OperatorOptions {
             step: Duration::from_millis(200),
             namespaces: None,
+            connect_server: None,
         }
     }
 }
+
+/// The port a Spark Connect server listens on in its driver pod.
+const CONNECT_PORT: u16 = 15002;
+/// How long a driver's Spark Connect server may take to accept connections before the
+/// application fails `DriverReadyTimedOut`.
+const SERVER_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn spark() -> &'static ResourceKind {
     lookup("spark.apache.org", "v1", "sparkapplications")
@@ -265,6 +281,10 @@ struct Driver {
     pod_ip: String,
     step: Duration,
     written: usize,
+    /// The Spark Connect server command, for a `SparkConnectServer` application.
+    server_command: Option<Vec<String>>,
+    /// The running server; killed when the driver task ends (the application is gone).
+    server: Option<tokio::process::Child>,
 }
 
 impl Driver {
@@ -296,6 +316,15 @@ impl Driver {
                 2 + pod_ips.fetch_add(1, Ordering::Relaxed) % 253
             )
         };
+        let server_command = options.connect_server.clone().filter(|_| connect_server);
+        // A real server needs its port free on the pod IP (other fakes may run beside this one).
+        let pod_ip = note(POD_IP).unwrap_or_else(|| match server_command {
+            Some(_) => (0..253)
+                .map(|_| next_ip())
+                .find(|ip| std::net::TcpListener::bind((ip.as_str(), CONNECT_PORT)).is_ok())
+                .unwrap_or_else(next_ip),
+            None => next_ip(),
+        });
         Driver {
             app: Target::item(spark(), text("/metadata/namespace").as_deref(), &name),
             uid: text("/metadata/uid").unwrap_or_default(),
@@ -306,7 +335,7 @@ impl Driver {
                 .unwrap_or_else(|| "apache/spark".into()),
             service_account: conf("spark.kubernetes.authenticate.driver.serviceAccountName"),
             pod_labels: driver_labels(app),
-            pod_ip: note(POD_IP).unwrap_or_else(next_ip),
+            pod_ip,
             step: note(STEP_MS)
                 .and_then(|ms| ms.parse().ok())
                 .map(Duration::from_millis)
@@ -315,6 +344,8 @@ impl Driver {
             name,
             store,
             written: 0,
+            server_command,
+            server: None,
         }
     }
 
@@ -345,6 +376,20 @@ impl Driver {
             if !self.wait(&shutdown).await {
                 return;
             }
+            match step.pod {
+                Some(PodChange::Start) => self.start_server(),
+                Some(PodChange::Ready) if !self.server_ready(&shutdown).await => {
+                    self.transition(
+                        "DriverReadyTimedOut",
+                        "Driver did not become ready in time.",
+                    );
+                    if self.wait(&shutdown).await {
+                        self.release(true);
+                    }
+                    return;
+                }
+                _ => {}
+            }
             if let Some(change) = step.pod {
                 self.change_pod(change);
             }
@@ -353,6 +398,50 @@ impl Driver {
         if finishes && self.wait(&shutdown).await {
             self.release(failed);
         }
+        // A real server runs until its application is deleted (dropping it kills it).
+        while self.server.is_some() && self.wait(&shutdown).await {}
+    }
+
+    /// Starts the application's Spark Connect server on its pod IP, if it runs one.
+    fn start_server(&mut self) {
+        let Some(command) = &self.server_command else {
+            return;
+        };
+        let port = CONNECT_PORT.to_string();
+        let args: Vec<String> = command
+            .iter()
+            .map(|arg| arg.replace("{ip}", &self.pod_ip).replace("{port}", &port))
+            .collect();
+        let spawned = tokio::process::Command::new(&args[0])
+            .args(&args[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        match spawned {
+            Ok(child) => self.server = Some(child),
+            Err(error) => {
+                tracing::warn!(%error, app = %self.name, "fake operator could not start the Spark Connect server")
+            }
+        }
+    }
+
+    /// The readiness probe: true once the server accepts connections on its port (at once for
+    /// an application without a real server).
+    async fn server_ready(&self, shutdown: &CancellationToken) -> bool {
+        if self.server_command.is_none() {
+            return true;
+        }
+        let deadline = Instant::now() + SERVER_READY_TIMEOUT;
+        while Instant::now() < deadline && !shutdown.is_cancelled() {
+            let address = (self.pod_ip.as_str(), CONNECT_PORT);
+            if tokio::net::TcpStream::connect(address).await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
     }
 
     /// Sleeps one step; false when shutting down or the application is gone (or replaced).

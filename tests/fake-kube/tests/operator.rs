@@ -22,6 +22,7 @@ impl Api {
         let operator = OperatorOptions {
             step: Duration::from_millis(20),
             namespaces,
+            ..Default::default()
         };
         let kube = FakeKube::start_with(Options {
             operator: Some(operator),
