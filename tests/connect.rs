@@ -238,8 +238,10 @@ async fn an_idle_session_stops_and_the_next_query_resumes_it() {
     );
     let url = created["connectionString"].as_str().unwrap();
     assert_passed(&run_checks(url, &["range_count"]).await);
+    // Resumed at least once (a loaded machine may leave the client idle for 2s between two
+    // RPCs, and the session then idles out and resumes again, correctly).
     let resumed = session(&app, id).await;
-    assert_eq!(resumed["starts"], 2, "{resumed}");
+    assert!(resumed["starts"].as_u64().unwrap() >= 2, "{resumed}");
     let (_, events) = app.get(&format!("/v1/sessions/{id}/events")).await;
     let path: Vec<&str> = events
         .as_array()
@@ -248,7 +250,7 @@ async fn an_idle_session_stops_and_the_next_query_resumes_it() {
         .map(|e| e["to"].as_str().unwrap())
         .collect();
     assert_eq!(
-        path,
+        path[..6],
         [
             "STARTING", "READY", "STOPPING", "STOPPED", "STARTING", "READY"
         ],
@@ -354,9 +356,12 @@ async fn kubernetes_sessions_are_served_from_the_driver_pod_ip_and_resume_on_a_n
     })
     .await;
     assert_passed(&run_checks(url, &["range_count"]).await);
+    // (At least) server 2; more when a loaded machine idles the client out between RPCs.
     let resumed = session(&app, id).await;
-    assert_eq!(resumed["starts"], 2, "{resumed}");
-    assert!(server_app(&kube, &format!("sk8-s-{id}-2")).is_some());
+    let starts = resumed["starts"].as_u64().unwrap();
+    assert!(starts >= 2, "{resumed}");
+    let current = format!("sk8-s-{id}-{starts}");
+    assert!(server_app(&kube, &current).is_some(), "{resumed}");
 
     let deleted = app
         .http
@@ -366,7 +371,7 @@ async fn kubernetes_sessions_are_served_from_the_driver_pod_ip_and_resume_on_a_n
         .unwrap();
     assert!(deleted.status().is_success(), "{deleted:?}");
     wait_until("the deleted session's application is gone", || {
-        server_app(&kube, &format!("sk8-s-{id}-2")).is_none()
+        server_app(&kube, &current).is_none()
     })
     .await;
 }
