@@ -342,7 +342,12 @@ async fn kubernetes_sessions_are_served_from_the_driver_pod_ip_and_resume_on_a_n
     assert_eq!(manifest["metadata"]["labels"]["sk8.dev/session-id"], id);
 
     let url = created["connectionString"].as_str().unwrap();
-    assert_passed(&run_checks(url, &["range_count", "sql", "whoami"]).await);
+    let results = run_checks(url, &["range_count", "sql", "whoami", "token_redacted"]).await;
+    assert_passed(&results);
+    assert_eq!(
+        results["token_redacted"]["detail"]["value"], "*********(redacted by sk8)",
+        "the token conf never reaches a client"
+    );
 
     // Idle: the application (and with it the server) is deleted; the next query starts
     // server 2 on a new driver and succeeds.

@@ -1,6 +1,7 @@
 //! The two bodies the proxy streams: requests, rewritten message by message on their way up,
 //! and responses, passed down frame by frame as they arrive, counted and watched for their
-//! gRPC status. Neither is ever buffered whole.
+//! gRPC status. Neither is ever buffered whole. Config responses are also read message by
+//! message, to redact the server's token conf should a server ever report it.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, BodyStream, StreamBody};
 
 use super::activity::Busy;
+use super::token::TOKEN_CONF;
 use super::wire::{self, FrameReader, WireError};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -94,6 +96,8 @@ pub struct ResponseBody {
     started: Instant,
     bytes: u64,
     code: Option<String>,
+    /// For Config: the messages read so far, to redact.
+    redact: Option<FrameReader>,
     _busy: Busy,
 }
 
@@ -111,9 +115,33 @@ impl ResponseBody {
             started,
             bytes: 0,
             code,
+            // A response message is as large as the server allows; the gateway sets no limit.
+            redact: (method == "Config").then(|| FrameReader::new(u32::MAX as usize)),
             _busy: busy,
         }
     }
+}
+
+/// The whole Config response messages buffered so far, redacted and framed again; `None`
+/// while only part of one has arrived. (The gateway asks for Config responses uncompressed; a
+/// message that still cannot be read passes unchanged.)
+fn redacted(reader: &mut FrameReader, chunk: &[u8]) -> Option<Bytes> {
+    reader.push(chunk);
+    let mut out = bytes::BytesMut::new();
+    while let Ok(Some(frame)) = reader.next_frame() {
+        let message = match frame.compressed {
+            true => frame.message,
+            false => wire::redact_conf(&frame.message, TOKEN_CONF).unwrap_or(frame.message),
+        };
+        out.extend_from_slice(
+            &wire::Frame {
+                compressed: frame.compressed,
+                message,
+            }
+            .encode(),
+        );
+    }
+    (!out.is_empty()).then(|| out.freeze())
 }
 
 impl Body for ResponseBody {
@@ -124,18 +152,31 @@ impl Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.bytes += data.len() as u64;
-            } else if let Some(trailers) = frame.trailers_ref() {
-                self.code = trailers
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
+        loop {
+            let polled = Pin::new(&mut self.inner).poll_frame(cx);
+            if let Poll::Ready(Some(Ok(frame))) = &polled {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    self.code = trailers
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                }
+            }
+            let Some(reader) = self.redact.as_mut() else {
+                return polled;
+            };
+            match polled {
+                Poll::Ready(Some(Ok(frame))) if frame.is_data() => {
+                    let data = frame.into_data().unwrap_or_default();
+                    if let Some(out) = redacted(reader, &data) {
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                }
+                other => return other,
             }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -138,6 +138,7 @@ impl Gateway {
         let token = self.inner.tokens.for_session(&session);
         let upstream = upstream_request(
             &parts,
+            method,
             &endpoint,
             &token,
             body::rewritten_request(first, reader, rest, self.inner.user.clone()),
@@ -389,9 +390,11 @@ async fn first_message(
 }
 
 /// The request to the session's server: the client's metadata minus its credentials and
-/// sk8's own routing keys, plus sk8's token for that server.
+/// sk8's own routing keys, plus sk8's token for that server. A Config response must come
+/// uncompressed, to be redacted: the client's offer of compressed encodings is not passed on.
 fn upstream_request(
     parts: &http::request::Parts,
+    method: &str,
     endpoint: &str,
     token: &str,
     body: UpstreamBody,
@@ -413,7 +416,8 @@ fn upstream_request(
             || key == "authentication"
             || key.starts_with("x-sk8-")
             || key == "host"
-            || key == "content-length";
+            || key == "content-length"
+            || (key == "grpc-accept-encoding" && method == "Config");
         if !private {
             headers.append(name.clone(), value.clone());
         }

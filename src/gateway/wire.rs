@@ -5,7 +5,8 @@
 //! (`UserContext { string user_id = 1; string user_name = 2; … }`), and the operation-scoped
 //! ones carry an operation id at a known field. The gateway reads those and rewrites
 //! `user_context.user_id`; every other byte of the message passes through untouched, so fields
-//! added by newer Spark versions survive the proxy.
+//! added by newer Spark versions survive the proxy. Of responses, only `ConfigResponse` is
+//! ever rewritten: the value of one secret conf is redacted ([`redact_conf`]).
 
 use std::ops::Range;
 
@@ -21,6 +22,12 @@ const WIRE_I32: u8 = 5;
 const SESSION_ID: u32 = 1;
 const USER_CONTEXT: u32 = 2;
 const USER_ID: u32 = 1;
+/// `ConfigResponse.pairs` and `KeyValue { string key = 1; optional string value = 2; }`.
+const CONFIG_PAIRS: u32 = 2;
+const PAIR_KEY: u32 = 1;
+const PAIR_VALUE: u32 = 2;
+/// What a redacted conf value reads.
+pub const REDACTED: &str = "*********(redacted by sk8)";
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
@@ -239,6 +246,31 @@ pub fn with_user_id(msg: &[u8], user: &str) -> Result<Bytes, WireError> {
     Ok(out.freeze())
 }
 
+/// A `ConfigResponse` with the value of every pair keyed `key` replaced by [`REDACTED`];
+/// every other byte passes through.
+pub fn redact_conf(msg: &[u8], key: &str) -> Result<Bytes, WireError> {
+    let mut out = BytesMut::with_capacity(msg.len());
+    for field in fields(msg)? {
+        let value = &msg[field.value.clone()];
+        if field.number != CONFIG_PAIRS || field.wire_type != WIRE_LEN {
+            out.extend_from_slice(&msg[field.whole]);
+            continue;
+        }
+        let pair = fields(value)?;
+        if string_field(value, &pair, PAIR_KEY)?.as_deref() != Some(key) {
+            out.extend_from_slice(&msg[field.whole]);
+            continue;
+        }
+        let mut redacted = BytesMut::new();
+        for sub in pair.iter().filter(|sub| sub.number != PAIR_VALUE) {
+            redacted.extend_from_slice(&value[sub.whole.clone()]);
+        }
+        put_len_field(&mut redacted, PAIR_VALUE, REDACTED.as_bytes());
+        put_len_field(&mut out, CONFIG_PAIRS, &redacted);
+    }
+    Ok(out.freeze())
+}
+
 fn put_len_field(out: &mut BytesMut, number: u32, value: &[u8]) {
     write_varint(out, (u64::from(number) << 3) | u64::from(WIRE_LEN));
     write_varint(out, value.len() as u64);
@@ -294,6 +326,46 @@ mod tests {
         // A message without a user context gets one.
         let bare = with_user_id(b"", "alice").unwrap();
         assert_eq!(&bare[..], b"\x12\x07\x0a\x05alice");
+    }
+
+    #[test]
+    fn config_responses_lose_only_the_secret_value() {
+        let pair = |key: &str, value: &str| {
+            let mut pair = BytesMut::new();
+            put_len_field(&mut pair, PAIR_KEY, key.as_bytes());
+            put_len_field(&mut pair, PAIR_VALUE, value.as_bytes());
+            pair
+        };
+        let mut msg = BytesMut::new();
+        put_len_field(&mut msg, 1, b"session");
+        put_len_field(
+            &mut msg,
+            CONFIG_PAIRS,
+            &pair("spark.sql.ansi.enabled", "true"),
+        );
+        put_len_field(
+            &mut msg,
+            CONFIG_PAIRS,
+            &pair("spark.secret.token", "hunter2"),
+        );
+        put_len_field(&mut msg, 4, b"server-side");
+        let redacted = redact_conf(&msg, "spark.secret.token").unwrap();
+        let mut expected = BytesMut::new();
+        put_len_field(&mut expected, 1, b"session");
+        put_len_field(
+            &mut expected,
+            CONFIG_PAIRS,
+            &pair("spark.sql.ansi.enabled", "true"),
+        );
+        put_len_field(
+            &mut expected,
+            CONFIG_PAIRS,
+            &pair("spark.secret.token", REDACTED),
+        );
+        put_len_field(&mut expected, 4, b"server-side");
+        assert_eq!(redacted, expected.freeze());
+        // Nothing to redact: the same bytes.
+        assert_eq!(redact_conf(&msg, "spark.other").unwrap(), msg.freeze());
     }
 
     #[test]

@@ -248,6 +248,14 @@ def check_token_conf(spark):
     return {"value": value}
 
 
+def check_token_redacted(spark):
+    # Whatever a server reports for the token conf, the gateway redacts it.
+    spark.conf.set("spark.connect.authenticate.token", "planted-by-the-client")
+    value = spark.conf.get("spark.connect.authenticate.token")
+    expect(value != "planted-by-the-client", {"value": value})
+    return {"value": value}
+
+
 CHECKS = {
     "range_count": check_range_count,
     "sql": check_sql,
@@ -260,6 +268,7 @@ CHECKS = {
     "failing_query": check_failing_query,
     "whoami": check_whoami,
     "token_conf": check_token_conf,
+    "token_redacted": check_token_redacted,
 }
 
 
