@@ -39,6 +39,8 @@ pub struct Daemon {
     child: Child,
     pub pid: u32,
     pub base: String,
+    /// The gateway's `host:port`.
+    pub grpc: String,
     pub ready_ms: f64,
     pub startup_ms: u64,
     _data: tempfile::TempDir,
@@ -87,9 +89,10 @@ impl Daemon {
         Ok(Daemon {
             child,
             pid,
-            base: format!("http://{}", ready.0),
+            base: format!("http://{}", ready.addr),
+            grpc: ready.grpc,
             ready_ms,
-            startup_ms: ready.1,
+            startup_ms: ready.startup_ms,
             _data: data,
         })
     }
@@ -110,8 +113,15 @@ impl Daemon {
     }
 }
 
-/// Reads log lines until the ready line; returns its `addr` and `startup_ms`.
-async fn wait_ready(lines: &mut Lines<BufReader<ChildStderr>>) -> anyhow::Result<(String, u64)> {
+/// What the ready line says.
+struct Ready {
+    addr: String,
+    grpc: String,
+    startup_ms: u64,
+}
+
+/// Reads log lines until the ready line.
+async fn wait_ready(lines: &mut Lines<BufReader<ChildStderr>>) -> anyhow::Result<Ready> {
     while let Some(line) = lines.next_line().await? {
         let Ok(event) = serde_json::from_str::<Value>(&line) else {
             eprintln!("   sk8| {line}");
@@ -119,13 +129,17 @@ async fn wait_ready(lines: &mut Lines<BufReader<ChildStderr>>) -> anyhow::Result
         };
         let message = event["message"].as_str().unwrap_or_default();
         if message.contains("sk8 is ready") {
-            let addr = event["addr"]
-                .as_str()
-                .context("the ready line has no addr")?;
-            return Ok((
-                addr.to_owned(),
-                event["startup_ms"].as_u64().unwrap_or_default(),
-            ));
+            let field = |name: &str| {
+                event[name]
+                    .as_str()
+                    .map(str::to_owned)
+                    .with_context(|| format!("the ready line has no {name}"))
+            };
+            return Ok(Ready {
+                addr: field("addr")?,
+                grpc: field("grpc_addr")?,
+                startup_ms: event["startup_ms"].as_u64().unwrap_or_default(),
+            });
         }
         eprintln!("   sk8| {line}");
     }
