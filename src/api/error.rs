@@ -58,3 +58,81 @@ impl IntoResponse for Error {
         (status, Json(body)).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use crate::domain::jobspec::Format;
+    use crate::domain::{JobSpec, SessionSpec, SpecDefaults};
+
+    /// The keys manifests use, so generated documents get past the first checks into the
+    /// field rules; plus keys no manifest has.
+    const KEYS: [&str; 16] = [
+        "team",
+        "env",
+        "name",
+        "mainApplicationFile",
+        "mainClass",
+        "args",
+        "driver",
+        "executor",
+        "memory",
+        "cores",
+        "instances",
+        "sparkConf",
+        "labels",
+        "deps",
+        "timeoutSeconds",
+        "no-such-field",
+    ];
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            "[a-z0-9./:_-]{0,12}".prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(prop::sample::select(&KEYS[..]), inner, 0..8)
+                    .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+            ]
+        })
+    }
+
+    fn assert_client_errors(body: &[u8], format: Format) {
+        let defaults = SpecDefaults {
+            spark_version: "4.0.1".into(),
+            image: "apache/spark:4.0.1".into(),
+        };
+        let errors = [
+            JobSpec::parse(body, format, &defaults).err(),
+            SessionSpec::parse(body, format, &defaults).err(),
+        ];
+        for error in errors.into_iter().flatten() {
+            let (status, _) = error.status_and_code();
+            assert!(status.is_client_error(), "{status} for {error:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_parser_error_of_a_json_document_is_a_4xx(value in json_value()) {
+            assert_client_errors(value.to_string().as_bytes(), Format::Json);
+            // The same document as YAML (JSON is YAML).
+            assert_client_errors(value.to_string().as_bytes(), Format::Yaml);
+        }
+
+        #[test]
+        fn every_parser_error_of_arbitrary_bytes_is_a_4xx(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            assert_client_errors(&bytes, Format::Json);
+            assert_client_errors(&bytes, Format::Yaml);
+        }
+    }
+}
