@@ -160,6 +160,20 @@ fn bad_bodies() -> Vec<(&'static str, Value, &'static str, &'static str)> {
             "sparkVersion",
             "version",
         ),
+        (
+            "a huge label map",
+            with(json!({"labels": (0..5000)
+                .map(|i| (format!("k{i}"), json!("v")))
+                .collect::<serde_json::Map<_, _>>()})),
+            "labels",
+            "at most 64",
+        ),
+        (
+            "a line break in the name (header or log injection)",
+            with(json!({"name": "pi\r\nX-Injected: 1"})),
+            "name",
+            "letters",
+        ),
     ]
 }
 
@@ -231,6 +245,13 @@ fn raw_cases() -> Vec<Raw> {
             "deeply nested JSON",
             "application/json",
             deep.as_bytes(),
+            400,
+            None,
+        ),
+        raw(
+            "invalid UTF-8 JSON",
+            "application/json",
+            b"{\"team\": \"\xff\xfe\"}",
             400,
             None,
         ),
