@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
+use crate::auth::Authenticator;
 use crate::backend::Backend;
 use crate::backend::kubernetes::KubernetesBackend;
 use crate::backend::local::LocalBackend;
@@ -75,6 +76,17 @@ pub async fn run(
         gateway_address.clone(),
         sessions_wake.clone(),
     );
+    let auth = Arc::new(
+        Authenticator::new(&config.auth, &config.gateway.default_user)
+            .context("set up authentication (auth)")?,
+    );
+    if !auth.enabled() {
+        tracing::warn!(
+            user = %config.gateway.default_user,
+            "authentication is off (auth.mode: off): every caller is this user, a platform admin; \
+             keep sk8 on loopback or set auth.mode: tokens"
+        );
+    }
     let tokens = Arc::new(
         UpstreamTokens::load(
             config.gateway.upstream_token_key_file.as_deref(),
@@ -99,6 +111,7 @@ pub async fn run(
         gateway_settings(&config),
         activity,
         tokens,
+        auth.clone(),
     );
     let grpc_drain = shutdown.clone();
     let mut grpc_builder = tonic::transport::Server::builder();
@@ -123,6 +136,7 @@ pub async fn run(
     let state = AppState {
         jobs,
         sessions,
+        auth,
         metrics: Arc::new(metrics),
     };
     let router = api::router(state, config.http.max_body_bytes);
@@ -245,7 +259,6 @@ fn gateway_tls(tls: &TlsConfig) -> anyhow::Result<tonic::transport::ServerTlsCon
 
 fn gateway_settings(config: &Config) -> GatewaySettings {
     GatewaySettings {
-        default_user: config.gateway.default_user.clone(),
         resume_timeout: Duration::from_secs(config.gateway.resume_timeout_seconds),
         max_request_message: config.gateway.max_request_message_bytes,
     }

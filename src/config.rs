@@ -23,8 +23,49 @@ pub struct Config {
     pub backend: BackendConfig,
     pub reconciler: ReconcilerConfig,
     pub gateway: GatewayConfig,
+    pub auth: AuthConfig,
     pub defaults: DefaultsConfig,
     pub log: LogConfig,
+}
+
+/// Who may call the API and the gateway ([`crate::auth`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `off` (the embedded default: every caller is `gateway.defaultUser`, a platform admin;
+    /// refused on non-loopback addresses) or `tokens`.
+    pub mode: AuthMode,
+    /// Lets `mode: off` serve non-loopback addresses anyway (a trusted network only).
+    pub allow_unauthenticated: bool,
+    /// Static API tokens, as SHA-256 digests with the identity each stands for.
+    pub tokens: Vec<crate::auth::TokenEntry>,
+    /// More tokens, a YAML list of the same entries, read again whenever it changes.
+    pub tokens_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMode {
+    #[default]
+    Off,
+    Tokens,
+}
+
+/// `off` or `tokens`; YAML 1.1 readers turn an unquoted `off` into `false`, so that counts too.
+impl<'de> Deserialize<'de> for AuthMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Name(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Flag(false) => Ok(AuthMode::Off),
+            Raw::Name(name) if name == "off" => Ok(AuthMode::Off),
+            Raw::Name(name) if name == "tokens" => Ok(AuthMode::Tokens),
+            _ => Err(serde::de::Error::custom("must be off or tokens")),
+        }
+    }
 }
 
 /// The Spark Connect gateway (gRPC) and the sessions behind it.
@@ -280,6 +321,7 @@ impl Default for Config {
             backend: BackendConfig::default(),
             reconciler: ReconcilerConfig::default(),
             gateway: GatewayConfig::default(),
+            auth: AuthConfig::default(),
             defaults: DefaultsConfig::default(),
             log: LogConfig::default(),
         }
@@ -511,6 +553,40 @@ impl Config {
         Ok(())
     }
 
+    /// Authentication may be off only where nobody else can connect, unless told otherwise;
+    /// `tokens` needs tokens.
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            field: field.into(),
+            message,
+        };
+        match self.auth.mode {
+            AuthMode::Off if !self.auth.allow_unauthenticated => {
+                let exposed = [self.http.addr, self.gateway.addr]
+                    .into_iter()
+                    .find(|addr| !addr.ip().is_loopback());
+                match exposed {
+                    Some(addr) => Err(invalid(
+                        "auth.mode",
+                        format!(
+                            "sk8 would serve {addr} to anyone, without authentication: set \
+                             auth.mode: tokens (docs/operating.md), or \
+                             auth.allowUnauthenticated: true on a trusted network"
+                        ),
+                    )),
+                    None => Ok(()),
+                }
+            }
+            AuthMode::Tokens if self.auth.tokens.is_empty() && self.auth.tokens_file.is_none() => {
+                Err(invalid(
+                    "auth.tokens",
+                    "auth.mode tokens needs auth.tokens or auth.tokensFile".into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Rejects settings that cannot work, naming the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field: &str, message: &str| ConfigError::Invalid {
@@ -552,6 +628,7 @@ impl Config {
         if self.gateway.default_user.trim().is_empty() {
             return Err(invalid("gateway.defaultUser", "must not be empty"));
         }
+        self.validate_auth()?;
         if self.reconciler.orphan_sweep_seconds == 0 {
             return Err(invalid(
                 "reconciler.orphanSweepSeconds",

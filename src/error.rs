@@ -16,6 +16,12 @@ pub enum Error {
     },
     #[error("{0}")]
     NotFound(String),
+    /// No (valid) credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Authenticated, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]

@@ -477,6 +477,82 @@ async fn unknown_deleted_and_unnamed_sessions_get_clear_grpc_errors() {
     assert_eq!(session(&app, id).await["starts"], 1);
 }
 
+/// A session created and READY, as the holder of `token`; its id.
+async fn ready_session_as(app: &TestApp, token: &str, team: &str) -> String {
+    let body = json!({"team": team, "env": "dev", "name": "notebook"});
+    let response = app
+        .http
+        .post(app.url("/v1/sessions"))
+        .bearer_auth(token)
+        .json(&body);
+    let created: Value = response.send().await.unwrap().json().await.unwrap();
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    let deadline = Instant::now() + READY_WAIT;
+    loop {
+        let request = app
+            .http
+            .get(app.url(&format!("/v1/sessions/{id}")))
+            .bearer_auth(token);
+        let found: Value = request.send().await.unwrap().json().await.unwrap();
+        if found["state"] == "READY" {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "never READY: {found}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_callers_reach_only_their_teams_sessions_and_run_as_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    let entry = |token: &str, user: &str, team: &str, role: &str| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        json!({"user": user, "teams": [team], "role": role, "sha256": hex})
+    };
+    let entries = json!([
+        entry("token-a", "ana@payments", "payments", "member"),
+        entry("token-b", "bo@risk", "risk", "member"),
+        entry("viewer-a", "vi@payments", "payments", "viewer"),
+    ]);
+    std::fs::write(&tokens, entries.to_string()).unwrap();
+    let auth = json!({"auth": {"mode": "tokens", "tokensFile": tokens}});
+    let app = sk8_with_extra("sail", auth).await;
+    let (a, b) = tokio::join!(
+        ready_session_as(&app, "token-a", "payments"),
+        ready_session_as(&app, "token-b", "risk"),
+    );
+    // pyspark sends `token` as `authorization: Bearer`, over plaintext only to "localhost".
+    let port = app.grpc.rsplit(':').next().unwrap();
+    let url = |token: &str, session: &str| {
+        format!("sc://localhost:{port}/;token={token};x-sk8-session={session};user_id=mallory")
+    };
+    let own = run_checks(&url("token-a", &a), &["range_count", "whoami"]).await;
+    assert_passed(&own);
+    assert_eq!(own["whoami"]["detail"]["user"], "ana@payments", "{own:?}");
+    let refusals = [
+        (url("token-a", &b), "not found"),
+        (url("viewer-a", &a), "member role"),
+        (url("wrong-token", &a), "unknown or revoked token"),
+        (
+            format!("sc://localhost:{port}/;x-sk8-session={a}"),
+            "authentication required",
+        ),
+    ];
+    for (url, says) in refusals {
+        let results = run_checks(&url, &["range_count"]).await;
+        let refused = results["range_count"].to_string();
+        assert!(
+            results["range_count"]["ok"] == false && refused.contains(says),
+            "{url}: {refused}"
+        );
+    }
+}
+
 /// One raw gRPC call to the gateway (an h2c client, so the test can send what no Spark
 /// client would): the gRPC status code and message.
 async fn raw_call(app: &TestApp, session: &str, body: Vec<u8>) -> (String, String) {

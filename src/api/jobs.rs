@@ -1,15 +1,16 @@
 //! `/v1/jobs`: submit, list, get, cancel, events and logs. Handlers parse the request into
 //! domain types, call [`JobService`](crate::service::JobService) and map the result.
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 
 use super::AppState;
 use super::error::ErrorBody;
+use crate::auth::Identity;
 use crate::domain::jobspec::Format;
 use crate::domain::{Event, JobSpec, JobState};
 use crate::error::Error;
@@ -37,24 +38,27 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
     ))]
 pub async fn submit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
     let format = body_format(&headers)?;
     let key = idempotency_key(&headers)?;
     let body = body.map_err(body_error)?;
-    Ok(match state.jobs.submit(&body, format, key).await? {
-        Submitted::Created(job) => {
-            let location = format!("/v1/jobs/{}", job.id);
-            (
-                StatusCode::CREATED,
-                [(header::LOCATION, location)],
-                Json(job),
-            )
-                .into_response()
-        }
-        Submitted::Existing(job) => (StatusCode::OK, Json(job)).into_response(),
-    })
+    Ok(
+        match state.jobs.submit(&body, format, key, &caller).await? {
+            Submitted::Created(job) => {
+                let location = format!("/v1/jobs/{}", job.id);
+                (
+                    StatusCode::CREATED,
+                    [(header::LOCATION, location)],
+                    Json(job),
+                )
+                    .into_response()
+            }
+            Submitted::Existing(job) => (StatusCode::OK, Json(job)).into_response(),
+        },
+    )
 }
 
 /// List jobs, newest first.
@@ -69,10 +73,13 @@ pub async fn submit(
     responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<JobPage>, Error> {
     let (filter, token) = list_query(query.as_deref().unwrap_or_default())?;
-    Ok(Json(state.jobs.list(filter, token.as_deref()).await?))
+    Ok(Json(
+        state.jobs.list(filter, token.as_deref(), &caller).await?,
+    ))
 }
 
 /// Get a job with its attempts and links.
@@ -80,9 +87,10 @@ pub async fn list(
     responses((status = 200, body = JobDetail), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Result<Json<JobDetail>, Error> {
-    Ok(Json(state.jobs.get(&id).await?))
+    Ok(Json(state.jobs.get(&id, &caller).await?))
 }
 
 /// Cancel a queued or running job. Cancelling twice is fine; cancelling a finished job is a 409.
@@ -90,9 +98,10 @@ pub async fn get(
     responses((status = 200, body = crate::domain::Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Result<Json<crate::domain::Job>, Error> {
-    Ok(Json(state.jobs.cancel(&id).await?))
+    Ok(Json(state.jobs.cancel(&id, &caller).await?))
 }
 
 /// A job's state transitions, oldest first.
@@ -100,9 +109,10 @@ pub async fn cancel(
     responses((status = 200, body = Vec<Event>), (status = 404, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Event>>, Error> {
-    Ok(Json(state.jobs.events(&id).await?))
+    Ok(Json(state.jobs.events(&id, &caller).await?))
 }
 
 /// The driver log of the latest attempt; `follow=true` streams until the attempt ends.
@@ -111,11 +121,12 @@ pub async fn events(
     responses((status = 200, content_type = "text/plain"), (status = 404, body = ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
     let follow = follow_param(query.as_deref().unwrap_or_default())?;
-    let stream = state.jobs.logs(&id, follow).await?;
+    let stream = state.jobs.logs(&id, follow, &caller).await?;
     let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
     Ok((headers, Body::from_stream(stream)).into_response())
 }

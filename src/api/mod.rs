@@ -1,5 +1,6 @@
 //! The HTTP API (axum): routes, shared state, request metrics and the OpenAPI document.
 
+mod auth;
 pub mod error;
 mod health;
 mod jobs;
@@ -16,6 +17,7 @@ use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 
+use crate::auth::Authenticator;
 use crate::error::Error;
 use crate::service::JobService;
 use crate::service::sessions::SessionService;
@@ -26,6 +28,7 @@ pub struct AppState {
     pub jobs: JobService,
     pub sessions: SessionService,
     pub metrics: Arc<PrometheusHandle>,
+    pub auth: Arc<Authenticator>,
 }
 
 #[derive(OpenApi)]
@@ -46,6 +49,7 @@ pub struct ApiDoc;
 
 /// The router with every route, limit and middleware.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let authenticator = state.auth.clone();
     Router::new()
         .route("/v1/jobs", post(jobs::submit).get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get))
@@ -64,6 +68,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/openapi.json", get(health::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            authenticator,
+            auth::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(move |request, next| {
             reject_declared_oversize(max_body_bytes, request, next)

@@ -1,16 +1,17 @@
 //! `/v1/sessions`: create, list, get, delete and events of interactive Spark Connect sessions.
 //! Handlers parse, call [`SessionService`](crate::service::sessions::SessionService) and map.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 
 use super::AppState;
 use super::error::ErrorBody;
 use super::jobs::{body_error, body_format, limit_param};
+use crate::auth::Identity;
 use crate::domain::{SessionEvent, SessionSpec, SessionState};
 use crate::error::Error;
 use crate::service::sessions::{Created, SessionDetail, SessionPage};
@@ -34,12 +35,13 @@ use crate::store::SessionFilter;
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
     let format = body_format(&headers)?;
     let body = body.map_err(body_error)?;
-    Ok(match state.sessions.create(&body, format).await? {
+    Ok(match state.sessions.create(&body, format, &caller).await? {
         Created::New(detail) => {
             let location = format!("/v1/sessions/{}", detail.session.id);
             (
@@ -64,10 +66,16 @@ pub async fn create(
     responses((status = 200, body = SessionPage), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<SessionPage>, Error> {
     let (filter, token) = list_query(query.as_deref().unwrap_or_default())?;
-    Ok(Json(state.sessions.list(filter, token.as_deref()).await?))
+    Ok(Json(
+        state
+            .sessions
+            .list(filter, token.as_deref(), &caller)
+            .await?,
+    ))
 }
 
 /// Get a session and its connection string.
@@ -75,9 +83,10 @@ pub async fn list(
     responses((status = 200, body = SessionDetail), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Result<Json<SessionDetail>, Error> {
-    Ok(Json(state.sessions.get(&id).await?))
+    Ok(Json(state.sessions.get(&id, &caller).await?))
 }
 
 /// Delete a session: its server is stopped and it never resumes. Deleting twice is fine.
@@ -85,9 +94,10 @@ pub async fn get(
     responses((status = 200, body = SessionDetail), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Result<Json<SessionDetail>, Error> {
-    Ok(Json(state.sessions.delete(&id).await?))
+    Ok(Json(state.sessions.delete(&id, &caller).await?))
 }
 
 /// A session's state changes, oldest first.
@@ -95,9 +105,10 @@ pub async fn delete(
     responses((status = 200, body = Vec<SessionEvent>), (status = 404, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<SessionEvent>>, Error> {
-    Ok(Json(state.sessions.events(&id).await?))
+    Ok(Json(state.sessions.events(&id, &caller).await?))
 }
 
 /// Parses `GET /v1/sessions` parameters; unknown ones are rejected.

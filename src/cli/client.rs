@@ -33,11 +33,22 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(server: &str) -> Self {
-        Client {
-            http: reqwest::Client::new(),
-            base: server.trim_end_matches('/').to_owned(),
+    /// A client of `server`, sending `token` as its bearer on every request.
+    pub fn new(server: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::try_from(format!("Bearer {token}"))
+                .map_err(|_| anyhow::anyhow!("SK8_TOKEN holds characters a header cannot"))?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
         }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()?;
+        Ok(Client {
+            http,
+            base: server.trim_end_matches('/').to_owned(),
+        })
     }
 
     pub async fn submit(

@@ -28,6 +28,10 @@ pub struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     pub server: String,
+    /// The API token to send (`Authorization: Bearer`), when the daemon has authentication
+    /// on. Prefer the environment variable: a flag shows in the shell history and `ps`.
+    #[arg(long, global = true, env = "SK8_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
@@ -104,7 +108,13 @@ pub enum Command {
 
 /// Runs a client subcommand against the daemon.
 pub async fn run_client(cli: Cli) -> ExitCode {
-    let client = Client::new(&cli.server);
+    let client = match Client::new(&cli.server, cli.token.as_deref()) {
+        Ok(client) => client,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let out = output::Printer::new(cli.output);
     let result = match cli.command {
         Command::Serve { .. } => unreachable!("serve is handled by main"),

@@ -6,6 +6,9 @@
 //!   parameters as metadata on every call); a READY session's endpoint is cached, a STARTING
 //!   one or a STOPPED one that auto-resumes is waited for, anything else is a clear error.
 //!   ReattachExecute, ReleaseExecute and Interrupt go to the server that ran the operation.
+//! - Callers authenticate like on the HTTP API (`authorization: Bearer …`, or
+//!   `authentication: Bearer …` from older JVM clients), and reach only sessions of their
+//!   teams (others' are not found), as members at least.
 //! - Requests are decoded only as far as routing needs ([`wire`]); every request message gets
 //!   the caller's identity as `user_context.user_id`. The client's credentials never go
 //!   upstream; sk8's own token for the session's server does ([`token`]).
@@ -35,9 +38,10 @@ use self::activity::Activity;
 use self::body::{ResponseBody, UpstreamBody};
 use self::token::UpstreamTokens;
 use self::wire::FrameReader;
+use crate::auth::{Authenticator, Identity, Role};
 use crate::domain::{Session, SessionId, SessionState};
 use crate::error::Error;
-use crate::service::sessions::SessionService;
+use crate::service::sessions::{self, SessionService};
 
 /// The gRPC service proxied.
 pub const SERVICE: &str = "spark.connect.SparkConnectService";
@@ -50,9 +54,15 @@ const ENDPOINT_TTL: Duration = Duration::from_secs(1);
 /// At most this many operation ids are remembered (older ones are forgotten wholesale).
 const MAX_OPERATIONS: usize = 100_000;
 
+/// A READY session as last read.
+struct Cached {
+    endpoint: String,
+    team: String,
+    read: Instant,
+}
+
 #[derive(Clone, Debug)]
 pub struct GatewaySettings {
-    pub default_user: String,
     pub resume_timeout: Duration,
     pub max_request_message: usize,
 }
@@ -66,12 +76,12 @@ pub struct Gateway {
 struct Inner {
     sessions: SessionService,
     settings: GatewaySettings,
-    user: Arc<str>,
     client: Client<HttpConnector, UpstreamBody>,
     activity: Arc<Activity>,
     tokens: Arc<UpstreamTokens>,
-    /// READY sessions' endpoints, as read at that time.
-    endpoints: RwLock<HashMap<SessionId, (String, Instant)>>,
+    auth: Arc<Authenticator>,
+    /// READY sessions' endpoints and teams, as read at that time.
+    endpoints: RwLock<HashMap<SessionId, Cached>>,
     /// Operation id → the endpoint of the server that runs it.
     operations: RwLock<HashMap<String, String>>,
 }
@@ -82,6 +92,7 @@ impl Gateway {
         settings: GatewaySettings,
         activity: Arc<Activity>,
         tokens: Arc<UpstreamTokens>,
+        auth: Arc<Authenticator>,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -97,12 +108,12 @@ impl Gateway {
             .build(connector);
         Gateway {
             inner: Arc::new(Inner {
-                user: settings.default_user.as_str().into(),
                 sessions,
                 settings,
                 client,
                 activity,
                 tokens,
+                auth,
                 endpoints: RwLock::default(),
                 operations: RwLock::default(),
             }),
@@ -116,6 +127,8 @@ impl Gateway {
         let started = Instant::now();
         let method = method_of(request.uri().path());
         let (parts, body) = request.into_parts();
+        let caller = self.caller(&parts.headers)?;
+        let user: Arc<str> = caller.user.as_str().into();
         let session = session_of(&parts.headers)?;
         let mut reader = FrameReader::new(self.inner.settings.max_request_message);
         let mut rest = BodyStream::new(body);
@@ -125,11 +138,11 @@ impl Gateway {
             .and_then(|m| wire::routing(&m.message, operation_field(method)).ok())
             .and_then(|r| r.operation_id);
         let first = first
-            .map(|frame| body::rewrite(frame, &self.inner.user))
+            .map(|frame| body::rewrite(frame, &user))
             .transpose()
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let endpoint = self
-            .endpoint(&session, method, operation.as_deref())
+            .endpoint(&session, method, operation.as_deref(), &caller)
             .await?;
         if let (Some(operation), "ExecutePlan") = (&operation, method) {
             self.remember(operation, &endpoint);
@@ -141,7 +154,7 @@ impl Gateway {
             method,
             &endpoint,
             &token,
-            body::rewritten_request(first, reader, rest, self.inner.user.clone()),
+            body::rewritten_request(first, reader, rest, user),
         )?;
         let connect = Instant::now();
         let response = self.inner.client.request(upstream).await.map_err(|err| {
@@ -162,23 +175,35 @@ impl Gateway {
         Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
     }
 
-    /// The endpoint to send the RPC to, waiting for the session when it is starting.
+    /// Who is calling, from `authorization` (or `authentication`) metadata.
+    fn caller(&self, headers: &HeaderMap) -> Result<Identity, Status> {
+        let credential = headers
+            .get("authorization")
+            .or_else(|| headers.get("authentication"))
+            .and_then(|v| v.to_str().ok());
+        self.inner
+            .auth
+            .authenticate(credential)
+            .map_err(|err| Status::unauthenticated(err.to_string()))
+    }
+
+    /// The endpoint to send the RPC to, waiting for the session when it is starting; only
+    /// for a caller who may use the session.
     async fn endpoint(
         &self,
         session: &SessionId,
         method: &str,
         operation: Option<&str>,
+        caller: &Identity,
     ) -> Result<String, Status> {
         let follows_operation =
             matches!(method, "ReattachExecute" | "ReleaseExecute" | "Interrupt");
-        if let Some(endpoint) = operation
+        let owner = operation
             .filter(|_| follows_operation)
-            .and_then(|op| self.operation(op))
-        {
-            return Ok(endpoint);
-        }
-        if let Some(endpoint) = self.cached(session) {
-            return Ok(endpoint);
+            .and_then(|op| self.operation(op));
+        if let Some((endpoint, team)) = self.cached(session) {
+            may_use(caller, session, &team)?;
+            return Ok(owner.unwrap_or(endpoint));
         }
         let deadline = Instant::now() + self.inner.settings.resume_timeout;
         loop {
@@ -188,6 +213,10 @@ impl Gateway {
                 .find(session.as_str())
                 .await
                 .map_err(to_status)?;
+            may_use(caller, session, &found.team)?;
+            if let Some(endpoint) = owner.clone() {
+                return Ok(endpoint);
+            }
             if let Some(endpoint) = self.ready_endpoint(&found).await? {
                 return Ok(endpoint);
             }
@@ -210,11 +239,16 @@ impl Gateway {
                 let endpoint = session.endpoint.clone().ok_or_else(|| {
                     Status::unavailable(format!("session {} has no endpoint yet", session.id))
                 })?;
+                let cached = Cached {
+                    endpoint: endpoint.clone(),
+                    team: session.team.clone(),
+                    read: Instant::now(),
+                };
                 self.inner
                     .endpoints
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(session.id.clone(), (endpoint.clone(), Instant::now()));
+                    .insert(session.id.clone(), cached);
                 Ok(Some(endpoint))
             }
             SessionState::Starting => Ok(None),
@@ -235,16 +269,17 @@ impl Gateway {
         }
     }
 
-    /// A READY session's endpoint read less than [`ENDPOINT_TTL`] ago: a session stopped
-    /// for idleness is noticed (and resumed) by the next RPC after that.
-    fn cached(&self, session: &SessionId) -> Option<String> {
+    /// A READY session's endpoint and team read less than [`ENDPOINT_TTL`] ago: a session
+    /// stopped for idleness is noticed (and resumed) by the next RPC after that.
+    fn cached(&self, session: &SessionId) -> Option<(String, String)> {
         let endpoints = self
             .inner
             .endpoints
             .read()
             .unwrap_or_else(|p| p.into_inner());
-        let (endpoint, read) = endpoints.get(session)?;
-        (read.elapsed() < ENDPOINT_TTL).then(|| endpoint.clone())
+        let cached = endpoints.get(session)?;
+        (cached.read.elapsed() < ENDPOINT_TTL)
+            .then(|| (cached.endpoint.clone(), cached.team.clone()))
     }
 
     /// Forgets a session's endpoint (it stopped, or did not answer).
@@ -428,6 +463,21 @@ fn upstream_request(
     Ok(request)
 }
 
+/// Only members of a session's team may use it; to anyone else it does not exist.
+fn may_use(caller: &Identity, session: &SessionId, team: &str) -> Result<(), Status> {
+    if !caller.sees(team) {
+        return Err(to_status(sessions::not_found(session.as_str())));
+    }
+    if caller.role < Role::Member {
+        return Err(Status::permission_denied(format!(
+            "{} is a {} of team {team}; running queries takes the member role",
+            caller.user,
+            caller.role.as_str()
+        )));
+    }
+    Ok(())
+}
+
 fn not_serving(session: &Session, state: SessionState) -> Status {
     let id = &session.id;
     let why = session.reason.as_deref().unwrap_or("no reason recorded");
@@ -445,6 +495,8 @@ fn not_serving(session: &Session, state: SessionState) -> Status {
 fn to_status(err: Error) -> Status {
     match err {
         Error::NotFound(message) => Status::not_found(message),
+        Error::Unauthenticated(message) => Status::unauthenticated(message),
+        Error::Forbidden(message) => Status::permission_denied(message),
         Error::InvalidRequest { message, .. } => Status::invalid_argument(message),
         Error::Unavailable(message) => Status::unavailable(message),
         other => Status::internal(other.to_string()),

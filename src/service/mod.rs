@@ -10,6 +10,7 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::{Identity, Role};
 use crate::backend::{Backend, BackendError, LogStream};
 use crate::domain::jobspec::Format;
 use crate::domain::{Attempt, Event, Job, JobId, JobSpec, JobState, NewEvent, SpecDefaults};
@@ -95,11 +96,13 @@ impl JobService {
         body: &[u8],
         format: Format,
         idempotency_key: Option<String>,
+        caller: &Identity,
     ) -> Result<Submitted> {
         if let Some(key) = &idempotency_key {
             check_idempotency_key(key)?;
         }
         let spec = JobSpec::parse(body, format, &self.defaults)?;
+        may_act(caller, Role::Member, spec.team.as_str(), "submit jobs")?;
         let digest = spec.digest();
         let job = Job::new(spec, idempotency_key, Utc::now());
         let outcome = match self.store.job_insert(&job, &digest).await? {
@@ -124,8 +127,8 @@ impl JobService {
         Ok(outcome)
     }
 
-    pub async fn get(&self, id: &str) -> Result<JobDetail> {
-        let job = self.find(id).await?;
+    pub async fn get(&self, id: &str, caller: &Identity) -> Result<JobDetail> {
+        let job = self.find(id, caller).await?;
         let attempts = self.store.attempt_list(&job.id).await?;
         let links = Links {
             spark_ui: job.spark_ui_url.clone(),
@@ -145,7 +148,13 @@ impl JobService {
         })
     }
 
-    pub async fn list(&self, mut filter: JobFilter, page_token: Option<&str>) -> Result<JobPage> {
+    pub async fn list(
+        &self,
+        mut filter: JobFilter,
+        page_token: Option<&str>,
+        caller: &Identity,
+    ) -> Result<JobPage> {
+        filter.visible_teams = caller.visible_teams();
         if let Some(token) = page_token {
             filter.before = Some(decode_page_token(token, JobId::parse)?);
         }
@@ -162,9 +171,10 @@ impl JobService {
 
     /// Cancels a job: at once if nothing of it runs, else via CANCELLING while the reconciler
     /// stops its attempt. Cancelling a cancelled or cancelling job is a no-op.
-    pub async fn cancel(&self, id: &str) -> Result<Job> {
+    pub async fn cancel(&self, id: &str, caller: &Identity) -> Result<Job> {
         for _ in 0..CANCEL_TRIES {
-            let mut job = self.find(id).await?;
+            let mut job = self.find(id, caller).await?;
+            may_act(caller, Role::Member, &job.team, "cancel jobs")?;
             let to = match job.state {
                 JobState::Cancelled | JobState::Cancelling => return Ok(job),
                 JobState::Succeeded | JobState::Failed => {
@@ -198,15 +208,15 @@ impl JobService {
         )))
     }
 
-    pub async fn events(&self, id: &str) -> Result<Vec<Event>> {
-        let job = self.find(id).await?;
+    pub async fn events(&self, id: &str, caller: &Identity) -> Result<Vec<Event>> {
+        let job = self.find(id, caller).await?;
         Ok(self.store.event_list(&job.id).await?)
     }
 
     /// The driver log of the job's latest attempt. With `follow`, waits for a queued job to
     /// start and streams until the attempt ends.
-    pub async fn logs(&self, id: &str, follow: bool) -> Result<LogStream> {
-        let mut job = self.find(id).await?;
+    pub async fn logs(&self, id: &str, follow: bool, caller: &Identity) -> Result<LogStream> {
+        let mut job = self.find(id, caller).await?;
         loop {
             if let Some(attempt) = self.latest_started_attempt(&job).await? {
                 let backend_ref = attempt.backend_ref.expect("filtered on backend_ref");
@@ -227,7 +237,7 @@ impl JobService {
                 )));
             }
             tokio::time::sleep(LOG_WAIT_POLL).await;
-            job = self.find(id).await?;
+            job = self.find(id, caller).await?;
         }
     }
 
@@ -236,14 +246,19 @@ impl JobService {
         Ok(attempts.into_iter().rev().find(|a| a.backend_ref.is_some()))
     }
 
-    async fn find(&self, id: &str) -> Result<Job> {
+    /// A job the caller may see; another team's job is not found, like one that never was.
+    async fn find(&self, id: &str, caller: &Identity) -> Result<Job> {
         let not_found = || {
             Error::NotFound(format!(
                 "job {id:?} not found; `sk8 list` shows the jobs you can see"
             ))
         };
         let id = JobId::parse(id).ok_or_else(not_found)?;
-        self.store.job_get(&id).await?.ok_or_else(not_found)
+        let job = self.store.job_get(&id).await?.ok_or_else(not_found)?;
+        if !caller.sees(&job.team) {
+            return Err(not_found());
+        }
+        Ok(job)
     }
 
     /// Whether the store answers (readiness).
@@ -296,6 +311,27 @@ fn decode_page_token<T>(token: &str, parse: impl FnOnce(&str) -> Option<T>) -> R
         .map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     text.strip_prefix("v1:").and_then(parse).ok_or_else(invalid)
+}
+
+/// Whether the caller may act as `role` in `team` (to `action`): the refusal says whether the
+/// team or the role is missing.
+pub(crate) fn may_act(caller: &Identity, role: Role, team: &str, action: &str) -> Result<()> {
+    if caller.may(role, team) {
+        return Ok(());
+    }
+    Err(Error::Forbidden(if caller.sees(team) {
+        format!(
+            "{} is a {} of team {team}; to {action} takes the {} role",
+            caller.user,
+            caller.role.as_str(),
+            role.as_str()
+        )
+    } else {
+        format!(
+            "{} is not a member of team {team}; a team-admin of {team} can grant access",
+            caller.user
+        )
+    }))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
-use super::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token};
+use super::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token, may_act};
+use crate::auth::{Identity, Role};
 use crate::domain::jobspec::Format;
 use crate::domain::{Session, SessionEvent, SessionId, SessionSpec, SessionState, SpecDefaults};
 use crate::error::{Error, Result};
@@ -65,8 +66,9 @@ impl SessionService {
 
     /// Creates a session, or returns the one of that team, env and name (starting it again
     /// when it was stopped or had failed).
-    pub async fn create(&self, body: &[u8], format: Format) -> Result<Created> {
+    pub async fn create(&self, body: &[u8], format: Format, caller: &Identity) -> Result<Created> {
         let spec = SessionSpec::parse(body, format, &self.defaults)?;
+        may_act(caller, Role::Member, spec.team.as_str(), "start sessions")?;
         let session = Session::new(spec, Utc::now());
         match self.store.session_insert(&session).await? {
             SessionInsert::Created(session) => {
@@ -81,15 +83,17 @@ impl SessionService {
         }
     }
 
-    pub async fn get(&self, id: &str) -> Result<SessionDetail> {
-        Ok(self.detail(self.find(id).await?))
+    pub async fn get(&self, id: &str, caller: &Identity) -> Result<SessionDetail> {
+        Ok(self.detail(self.find_for(id, caller).await?))
     }
 
     pub async fn list(
         &self,
         mut filter: SessionFilter,
         page_token: Option<&str>,
+        caller: &Identity,
     ) -> Result<SessionPage> {
+        filter.visible_teams = caller.visible_teams();
         if let Some(token) = page_token {
             filter.before = Some(decode_page_token(token, SessionId::parse)?);
         }
@@ -107,16 +111,17 @@ impl SessionService {
         })
     }
 
-    pub async fn events(&self, id: &str) -> Result<Vec<SessionEvent>> {
-        let session = self.find(id).await?;
+    pub async fn events(&self, id: &str, caller: &Identity) -> Result<Vec<SessionEvent>> {
+        let session = self.find_for(id, caller).await?;
         Ok(self.store.session_event_list(&session.id).await?)
     }
 
     /// Deletes a session: its server is stopped and it never resumes. Deleting twice is a
     /// no-op.
-    pub async fn delete(&self, id: &str) -> Result<SessionDetail> {
+    pub async fn delete(&self, id: &str, caller: &Identity) -> Result<SessionDetail> {
         for _ in 0..WRITE_TRIES {
-            let mut session = self.find(id).await?;
+            let mut session = self.find_for(id, caller).await?;
+            may_act(caller, Role::Member, &session.team, "delete sessions")?;
             if session.deleted_at.is_some() {
                 return Ok(self.detail(session));
             }
@@ -155,14 +160,22 @@ impl SessionService {
             .await
     }
 
+    /// Any session, whoever asks (the gateway checks the caller itself).
     pub async fn find(&self, id: &str) -> Result<Session> {
-        let not_found = || {
-            Error::NotFound(format!(
-                "session {id:?} not found; `sk8 session list` shows the sessions you can see"
-            ))
-        };
-        let id = SessionId::parse(id).ok_or_else(not_found)?;
-        self.store.session_get(&id).await?.ok_or_else(not_found)
+        let id = SessionId::parse(id).ok_or_else(|| not_found(id))?;
+        self.store
+            .session_get(&id)
+            .await?
+            .ok_or_else(|| not_found(id.as_str()))
+    }
+
+    /// A session the caller may see; another team's is not found, like one that never was.
+    pub async fn find_for(&self, id: &str, caller: &Identity) -> Result<Session> {
+        let session = self.find(id).await?;
+        if !caller.sees(&session.team) {
+            return Err(not_found(id));
+        }
+        Ok(session)
     }
 
     /// STARTING again for a stopped or failed (not deleted) session; as it is otherwise.
@@ -202,4 +215,11 @@ impl SessionService {
             session,
         }
     }
+}
+
+/// What a caller hears of a session that does not exist or is not theirs.
+pub(crate) fn not_found(id: &str) -> Error {
+    Error::NotFound(format!(
+        "session {id:?} not found; `sk8 session list` shows the sessions you can see"
+    ))
 }

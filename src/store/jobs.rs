@@ -23,6 +23,8 @@ pub enum InsertOutcome {
 #[derive(Clone, Debug, Default)]
 pub struct JobFilter {
     pub team: Option<String>,
+    /// Only jobs of these teams (what the caller may see); `None`: every team.
+    pub visible_teams: Option<Vec<String>>,
     pub env: Option<String>,
     pub state: Option<JobState>,
     pub name: Option<String>,
@@ -275,6 +277,19 @@ impl Store {
     }
 }
 
+/// `team IN (…)` over `teams` (never true for none), its values bound after `args`.
+pub(super) fn team_in(teams: &[String], args: &mut Vec<Arg>) -> String {
+    if teams.is_empty() {
+        return "1 = 0".into();
+    }
+    let mut placeholders = Vec::new();
+    for team in teams {
+        args.push(Arg::Text(team.clone()));
+        placeholders.push(format!("${}", args.len()));
+    }
+    format!("team IN ({})", placeholders.join(", "))
+}
+
 fn list_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
     let mut clauses = Vec::new();
     let mut args = Vec::new();
@@ -297,6 +312,9 @@ fn list_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
     }
     if let Some(before) = &filter.before {
         push("id < ?", Arg::Text(before.as_str().into()), &mut args);
+    }
+    if let Some(teams) = &filter.visible_teams {
+        clauses.push(team_in(teams, &mut args));
     }
     for (key, value) in &filter.labels {
         args.push(Arg::Text(key.clone()));

@@ -21,6 +21,8 @@ pub enum SessionInsert {
 #[derive(Clone, Debug, Default)]
 pub struct SessionFilter {
     pub team: Option<String>,
+    /// Only sessions of these teams (what the caller may see); `None`: every team.
+    pub visible_teams: Option<Vec<String>>,
     pub env: Option<String>,
     pub state: Option<SessionState>,
     /// Only sessions older than this one (the last id of the previous page).
@@ -135,6 +137,9 @@ impl Store {
             }
             if let Some(before) = &filter.before {
                 add("id <", before.as_str().into());
+            }
+            if let Some(teams) = &filter.visible_teams {
+                conditions.push(super::jobs::team_in(teams, &mut args));
             }
             args.push(Arg::Int(i64::from(filter.limit)));
             let limit = args.len();

@@ -1,0 +1,294 @@
+//! Authentication and authorization end to end, on the real daemon with static API tokens from
+//! `auth.tokensFile`: a matrix of every route × every kind of caller (none, malformed, unknown,
+//! another team's member, viewer, member, team-admin, platform-admin), and token rotation
+//! without a restart.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Engine, Options, TestApp};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The callers of the matrix: their Authorization header, and what they are.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Caller {
+    Anonymous,
+    Malformed,
+    UnknownToken,
+    OtherTeam,
+    Viewer,
+    Member,
+    TeamAdmin,
+    PlatformAdmin,
+}
+
+impl Caller {
+    const ALL: [Caller; 8] = [
+        Caller::PlatformAdmin,
+        Caller::Anonymous,
+        Caller::Malformed,
+        Caller::UnknownToken,
+        Caller::OtherTeam,
+        Caller::Viewer,
+        Caller::Member,
+        Caller::TeamAdmin,
+    ];
+
+    fn header(self) -> Option<&'static str> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::Malformed => Some("Token member-a"),
+            Caller::UnknownToken => Some("Bearer no-such-token"),
+            Caller::OtherTeam => Some("Bearer member-b"),
+            Caller::Viewer => Some("Bearer viewer-a"),
+            Caller::Member => Some("Bearer member-a"),
+            Caller::TeamAdmin => Some("Bearer admin-a"),
+            Caller::PlatformAdmin => Some("Bearer platform"),
+        }
+    }
+
+    /// The rank of a caller of team `payments` (None: not one).
+    fn rank(self) -> Option<u8> {
+        match self {
+            Caller::Viewer => Some(0),
+            Caller::Member => Some(1),
+            Caller::TeamAdmin => Some(2),
+            Caller::PlatformAdmin => Some(3),
+            _ => None,
+        }
+    }
+}
+
+fn sha256_hex(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The tokens file: (token, user, teams, role) per line.
+fn write_tokens(path: &Path, tokens: &[(&str, &str, &[&str], &str)]) {
+    let entries: Vec<Value> = tokens
+        .iter()
+        .map(|(token, user, teams, role)| {
+            json!({"user": user, "teams": teams, "role": role, "sha256": sha256_hex(token)})
+        })
+        .collect();
+    // JSON is YAML.
+    std::fs::write(path, Value::Array(entries).to_string()).unwrap();
+}
+
+const TOKENS: [(&str, &str, &[&str], &str); 5] = [
+    ("viewer-a", "vera", &["payments"], "viewer"),
+    ("member-a", "mia", &["payments"], "member"),
+    ("admin-a", "ada", &["payments"], "team-admin"),
+    ("platform", "pat", &[], "platform-admin"),
+    ("member-b", "bob", &["risk"], "member"),
+];
+
+async fn sk8_with_tokens(tokens_file: &Path) -> TestApp {
+    let mut options = Options::new(Engine::Sqlite);
+    options.extra = json!({"auth": {"mode": "tokens", "tokensFile": tokens_file}});
+    TestApp::spawn(options).await
+}
+
+async fn call(
+    app: &TestApp,
+    caller: Caller,
+    method: &Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut request = app.http.request(method.clone(), app.url(path));
+    if let Some(header) = caller.header() {
+        request = request.header("authorization", header);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// One route of the matrix and the least rank of team `payments` it takes (None: public).
+struct Route {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    least: Option<u8>,
+}
+
+fn route(method: Method, path: &str, body: Option<Value>, least: Option<u8>) -> Route {
+    Route {
+        method,
+        path: path.into(),
+        body,
+        least,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    write_tokens(&tokens, &TOKENS);
+    let app = sk8_with_tokens(&tokens).await;
+    let job = common::fake_job("payments", "nightly", "succeed");
+    let (status, created) = call(
+        &app,
+        Caller::PlatformAdmin,
+        &Method::POST,
+        "/v1/jobs",
+        Some(&job),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let session = json!({"team": "payments", "env": "dev", "name": "notebook"});
+    let (status, created) = call(
+        &app,
+        Caller::PlatformAdmin,
+        &Method::POST,
+        "/v1/sessions",
+        Some(&session),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let sid = created["id"].as_str().unwrap().to_owned();
+
+    let routes = [
+        route(Method::POST, "/v1/jobs", Some(job.clone()), Some(1)),
+        route(Method::GET, "/v1/jobs", None, Some(0)),
+        route(Method::GET, &format!("/v1/jobs/{id}"), None, Some(0)),
+        route(Method::GET, &format!("/v1/jobs/{id}/events"), None, Some(0)),
+        route(Method::GET, &format!("/v1/jobs/{id}/logs"), None, Some(0)),
+        route(
+            Method::POST,
+            &format!("/v1/jobs/{id}/cancel"),
+            None,
+            Some(1),
+        ),
+        route(Method::POST, "/v1/sessions", Some(session.clone()), Some(1)),
+        route(Method::GET, "/v1/sessions", None, Some(0)),
+        route(Method::GET, &format!("/v1/sessions/{sid}"), None, Some(0)),
+        route(
+            Method::GET,
+            &format!("/v1/sessions/{sid}/events"),
+            None,
+            Some(0),
+        ),
+        route(
+            Method::DELETE,
+            &format!("/v1/sessions/{sid}"),
+            None,
+            Some(1),
+        ),
+        route(Method::GET, "/healthz", None, None),
+        route(Method::GET, "/readyz", None, None),
+        route(Method::GET, "/metrics", None, None),
+        route(Method::GET, "/openapi.json", None, None),
+    ];
+    for route in &routes {
+        // What a platform admin gets is what anyone allowed gets (2xx, or the same answer).
+        let mut allowed_status = None;
+        for caller in Caller::ALL {
+            let (status, body) = call(
+                &app,
+                caller,
+                &route.method,
+                &route.path,
+                route.body.as_ref(),
+            )
+            .await;
+            let cell = format!(
+                "{} {} as {caller:?}: {status} {body}",
+                route.method, route.path
+            );
+            let expected = match (route.least, caller, caller.rank()) {
+                (None, _, _) => 200,
+                (Some(_), Caller::Anonymous | Caller::Malformed | Caller::UnknownToken, _) => 401,
+                // Another team's job or session does not exist for them; a list is empty;
+                // submitting into another team is refused.
+                (Some(_), Caller::OtherTeam, _)
+                    if route.path.contains(&id) || route.path.contains(&sid) =>
+                {
+                    404
+                }
+                (Some(_), Caller::OtherTeam, _) if route.method == Method::POST => 403,
+                (Some(least), _, Some(rank)) if rank < least => 403,
+                _ => *allowed_status.get_or_insert(status),
+            };
+            let same_class = status / 100 == 2 && expected / 100 == 2;
+            assert!(
+                status == expected || same_class,
+                "{cell}; expected {expected}"
+            );
+            if status == 401 {
+                assert_eq!(body["error"]["code"], "unauthenticated", "{cell}");
+            }
+            if caller == Caller::OtherTeam && route.method == Method::GET && status == 200 {
+                let listed = body.to_string();
+                assert!(!listed.contains(&id) && !listed.contains(&sid), "{cell}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_rotate_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    write_tokens(&tokens, &[("first", "mia", &["payments"], "member")]);
+    let app = sk8_with_tokens(&tokens).await;
+    let get = |token: &'static str| {
+        let app = &app;
+        async move {
+            let request = app.http.get(app.url("/v1/jobs")).bearer_auth(token);
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(get("first").await, 200);
+    assert_eq!(get("second").await, 401);
+    // Rotate: the new token in, the old one out (a later mtime, as a rewrite would have).
+    write_tokens(&tokens, &[("second", "mia", &["payments"], "member")]);
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&tokens)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get("second").await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new token never worked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(get("first").await, 401, "the old token is revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_beyond_loopback_without_authentication_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sk8.yaml");
+    std::fs::write(
+        &config,
+        "http: {addr: 0.0.0.0:0}\ngateway: {addr: 127.0.0.1:0}\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sk8"))
+        .args(["serve", "--check-config", "--config"])
+        .arg(&config)
+        .env_remove("SK8_HTTP_ADDR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("auth.mode") && stderr.contains("allowUnauthenticated"),
+        "{stderr}"
+    );
+}
