@@ -20,9 +20,11 @@ use crate::backend::noop::NoopBackend;
 use crate::config::{BackendKind, Config, TlsConfig, redact_url};
 use crate::gateway::activity::Activity;
 use crate::gateway::{Gateway, GatewaySettings};
+use crate::reconciler::namespaces::NamespaceReconciler;
 use crate::reconciler::sessions::{SessionReconciler, SessionSettings};
 use crate::reconciler::{OrphanSettings, Reconciler, ReconcilerSettings};
 use crate::service::JobService;
+use crate::service::namespaces::NamespaceService;
 use crate::service::sessions::SessionService;
 use crate::store::{Store, StoreOptions};
 use crate::wake::Wake;
@@ -45,14 +47,17 @@ pub async fn run(
     let store = connect_store(&config).await?;
     let wake = Arc::new(Wake::default());
     let backend = build_backend(&config, wake.clone()).await?;
+    let reconciler_stop = CancellationToken::new();
+    let (namespaces, namespace_task) =
+        namespace_service(&config, &store, backend.as_ref(), &reconciler_stop);
     let jobs = JobService::new(
         store.clone(),
         backend.clone(),
         config.spec_defaults(),
         wake.clone(),
-    );
+    )
+    .with_namespaces(namespaces.clone());
 
-    let reconciler_stop = CancellationToken::new();
     let reconciler = Reconciler::new(
         store.clone(),
         backend.clone(),
@@ -73,7 +78,8 @@ pub async fn run(
         config.spec_defaults(),
         gateway_address.clone(),
         sessions_wake.clone(),
-    );
+    )
+    .with_namespaces(namespaces.clone());
     let session_reconciler = SessionReconciler::new(
         store.clone(),
         backend.clone(),
@@ -109,6 +115,7 @@ pub async fn run(
     let state = AppState {
         jobs,
         sessions,
+        namespaces,
         metrics: Arc::new(metrics),
     };
     let router = api::router(state, config.http.max_body_bytes);
@@ -185,10 +192,38 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut reconciler_task).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), session_task).await;
+    if let Some(task) = namespace_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
     backend.shutdown().await;
     store.close().await;
     tracing::info!("sk8 stopped");
     outcome
+}
+
+/// The namespace service, and the reconciler that repairs namespaces on backends with
+/// clusters (until `stop`).
+fn namespace_service(
+    config: &Config,
+    store: &Store,
+    backend: &dyn Backend,
+    stop: &CancellationToken,
+) -> (NamespaceService, Option<tokio::task::JoinHandle<()>>) {
+    let provisioner = backend.provisioner(&config.namespaces);
+    let wake = Arc::new(Notify::new());
+    let service = NamespaceService::new(
+        store.clone(),
+        provisioner.clone(),
+        config.namespaces.policy(),
+        config.namespaces.require_provisioned,
+        wake.clone(),
+    );
+    let task = provisioner.map(|provisioner| {
+        let every = Duration::from_secs(config.namespaces.resync_seconds);
+        let reconciler = NamespaceReconciler::new(store.clone(), provisioner, every, wake);
+        tokio::spawn(reconciler.run(stop.clone()))
+    });
+    (service, task)
 }
 
 /// What ended the daemon's main wait.

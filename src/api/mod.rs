@@ -3,6 +3,7 @@
 pub mod error;
 mod health;
 mod jobs;
+mod namespaces;
 mod sessions;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use utoipa::OpenApi;
 
 use crate::error::Error;
 use crate::service::JobService;
+use crate::service::namespaces::NamespaceService;
 use crate::service::sessions::SessionService;
 
 /// What every handler can reach.
@@ -25,6 +27,7 @@ use crate::service::sessions::SessionService;
 pub struct AppState {
     pub jobs: JobService,
     pub sessions: SessionService,
+    pub namespaces: NamespaceService,
     pub metrics: Arc<PrometheusHandle>,
 }
 
@@ -34,11 +37,13 @@ pub struct AppState {
     paths(
         jobs::submit, jobs::list, jobs::get, jobs::cancel, jobs::events, jobs::logs,
         sessions::create, sessions::list, sessions::get, sessions::delete, sessions::events,
+        namespaces::apply, namespaces::list, namespaces::get, namespaces::delete,
         health::healthz, health::readyz, health::metrics, health::openapi,
     ),
     tags(
         (name = "jobs", description = "Batch Spark jobs and their history"),
         (name = "sessions", description = "Interactive Spark Connect sessions behind the gateway"),
+        (name = "namespaces", description = "Team namespaces sjns-<team>-<env> and their guard rails"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -58,6 +63,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(sessions::get).delete(sessions::delete),
         )
         .route("/v1/sessions/{id}/events", get(sessions::events))
+        .route("/v1/namespaces", get(namespaces::list))
+        .route(
+            "/v1/namespaces/{team}/{env}",
+            get(namespaces::get)
+                .put(namespaces::apply)
+                .delete(namespaces::delete),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -1,6 +1,7 @@
 //! The service layer: what sk8 does for a caller, independent of transport. HTTP handlers and
 //! gRPC services are thin wrappers over these functions.
 
+pub mod namespaces;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use crate::backend::{Backend, BackendError, LogStream};
 use crate::domain::jobspec::Format;
 use crate::domain::{Attempt, Event, Job, JobId, JobSpec, JobState, NewEvent, SpecDefaults};
 use crate::error::{Error, Result};
+use crate::service::namespaces::NamespaceService;
+use crate::service::namespaces::guard::Footprint;
 use crate::store::{InsertOutcome, JobFilter, Store};
 use crate::wake::Wake;
 
@@ -32,6 +35,8 @@ pub struct JobService {
     defaults: SpecDefaults,
     /// Wakes the reconciler so a new or cancelled job is acted on without waiting a tick.
     wake: Arc<Wake>,
+    /// The submission guard of team namespaces.
+    namespaces: Option<NamespaceService>,
 }
 
 /// A job with its attempts: the answer to `GET /v1/jobs/{id}`.
@@ -86,7 +91,14 @@ impl JobService {
             backend,
             defaults,
             wake,
+            namespaces: None,
         }
+    }
+
+    /// Jobs pass the namespace guard before they are stored.
+    pub fn with_namespaces(mut self, namespaces: NamespaceService) -> Self {
+        self.namespaces = Some(namespaces);
+        self
     }
 
     /// Parses, validates and stores a job (before anything reaches a backend).
@@ -100,6 +112,10 @@ impl JobService {
             check_idempotency_key(key)?;
         }
         let spec = JobSpec::parse(body, format, &self.defaults)?;
+        if let Some(namespaces) = &self.namespaces {
+            let footprint = Footprint::of_job(&spec);
+            namespaces.admit(&spec.team, &spec.env, &footprint).await?;
+        }
         let digest = spec.digest();
         let job = Job::new(spec, idempotency_key, Utc::now());
         let outcome = match self.store.job_insert(&job, &digest).await? {

@@ -8,6 +8,8 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
+use super::namespaces::NamespaceService;
+use super::namespaces::guard::Footprint;
 use super::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token};
 use crate::domain::jobspec::Format;
 use crate::domain::{Session, SessionEvent, SessionId, SessionSpec, SessionState, SpecDefaults};
@@ -25,6 +27,8 @@ pub struct SessionService {
     gateway: String,
     /// Wakes the session reconciler.
     wake: Arc<Notify>,
+    /// The submission guard of team namespaces.
+    namespaces: Option<NamespaceService>,
 }
 
 /// A session with how to connect to it: the answer to `GET /v1/sessions/{id}`.
@@ -60,13 +64,24 @@ impl SessionService {
             defaults,
             gateway,
             wake,
+            namespaces: None,
         }
+    }
+
+    /// Sessions pass the namespace guard before they are stored.
+    pub fn with_namespaces(mut self, namespaces: NamespaceService) -> Self {
+        self.namespaces = Some(namespaces);
+        self
     }
 
     /// Creates a session, or returns the one of that team, env and name (starting it again
     /// when it was stopped or had failed).
     pub async fn create(&self, body: &[u8], format: Format) -> Result<Created> {
         let spec = SessionSpec::parse(body, format, &self.defaults)?;
+        if let Some(namespaces) = &self.namespaces {
+            let footprint = Footprint::of_session(&spec);
+            namespaces.admit(&spec.team, &spec.env, &footprint).await?;
+        }
         let session = Session::new(spec, Utc::now());
         match self.store.session_insert(&session).await? {
             SessionInsert::Created(session) => {

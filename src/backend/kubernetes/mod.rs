@@ -16,6 +16,7 @@
 
 mod cluster;
 mod health;
+pub mod namespaces;
 mod pods;
 pub mod render;
 pub mod status;
@@ -34,7 +35,8 @@ use super::{
     AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, Managed,
     NoCapacity, StopProgress, StopReason,
 };
-use crate::config::KubernetesConfig;
+use crate::backend::namespaces::Provisioner;
+use crate::config::{KubernetesConfig, NamespacesConfig};
 use crate::domain::{FailureClass, JobSpec};
 use crate::wake::Wake;
 
@@ -64,7 +66,7 @@ impl KubeRef {
 }
 
 /// Which cluster serves a team (and env).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Routes {
     /// `team/env` or `team` → index into the clusters.
     by_key: HashMap<String, usize>,
@@ -89,10 +91,14 @@ impl Routes {
 
     /// The most specific route: `team/env`, then `team`, then the default cluster.
     fn cluster_for(&self, spec: &JobSpec) -> usize {
-        let exact = format!("{}/{}", spec.team, spec.env);
+        self.cluster_for_team(spec.team.as_str(), spec.env.as_str())
+    }
+
+    fn cluster_for_team(&self, team: &str, env: &str) -> usize {
+        let exact = format!("{team}/{env}");
         self.by_key
             .get(&exact)
-            .or_else(|| self.by_key.get(spec.team.as_str()))
+            .or_else(|| self.by_key.get(team))
             .copied()
             .unwrap_or(self.default)
     }
@@ -102,6 +108,7 @@ pub struct KubernetesBackend {
     clusters: Vec<Cluster>,
     routes: Routes,
     stop_watch: CancellationToken,
+    driver_service_account: String,
 }
 
 impl KubernetesBackend {
@@ -122,6 +129,7 @@ impl KubernetesBackend {
             clusters,
             routes: Routes::of(config),
             stop_watch,
+            driver_service_account: config.driver_service_account.clone(),
         })
     }
 
@@ -216,6 +224,26 @@ impl Backend for KubernetesBackend {
 
     async fn managed(&self) -> Result<Vec<Managed>, BackendError> {
         Ok(self.clusters.iter().flat_map(Cluster::managed).collect())
+    }
+
+    fn provisioner(&self, config: &NamespacesConfig) -> Option<Arc<dyn Provisioner>> {
+        let clusters = self
+            .clusters
+            .iter()
+            .map(|c| namespaces::ClusterClient {
+                name: c.name.clone(),
+                client: c.client(),
+            })
+            .collect();
+        let settings = namespaces::render::NamespaceSettings {
+            namespaces: config.clone(),
+            driver_service_account: self.driver_service_account.clone(),
+        };
+        Some(Arc::new(namespaces::KubeProvisioner::new(
+            clusters,
+            self.routes.clone(),
+            settings,
+        )))
     }
 
     async fn shutdown(&self) {
