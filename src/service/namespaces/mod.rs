@@ -148,7 +148,7 @@ impl NamespaceService {
     /// Deletes a namespace from its clusters, and then from sk8. Refused while jobs or
     /// sessions run in it, unless `force` (they then fail as their objects disappear).
     pub async fn delete(&self, team: &str, env: &str, force: bool) -> Result<NamespaceDetail> {
-        let stored = self.find(team, env).await?;
+        let mut stored = self.find(team, env).await?;
         let active = self.store.namespace_active_work(team, env).await?;
         if !force && (active.jobs > 0 || active.sessions > 0) {
             return Err(Error::Conflict(format!(
@@ -157,8 +157,10 @@ impl NamespaceService {
                 stored.namespace, active.jobs, active.sessions
             )));
         }
+        // From here on the reconciler no longer repairs it, and finishes the delete if the
+        // clusters cannot be reached now.
         self.store.namespace_mark_deleted(team, env).await?;
-        let mut stored = self.find(team, env).await?;
+        stored.deleted_at = Some(chrono::Utc::now());
         if let Some(provisioner) = &self.provisioner
             && let Err(err) = provisioner.delete(&stored.spec).await
         {
@@ -170,7 +172,6 @@ impl NamespaceService {
         }
         self.store.namespace_remove(team, env).await?;
         tracing::info!(namespace = %stored.namespace, force, "namespace deleted");
-        stored.deleted_at.get_or_insert_with(chrono::Utc::now);
         Ok(NamespaceDetail {
             namespace: stored,
             clusters: Vec::new(),
