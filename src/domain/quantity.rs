@@ -53,7 +53,7 @@ impl Quantity {
     pub fn from_bytes(bytes: u64) -> Self {
         let (value, unit) = [("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)]
             .into_iter()
-            .find(|(_, shift)| bytes != 0 && bytes % (1 << shift) == 0)
+            .find(|(_, shift)| bytes != 0 && bytes.is_multiple_of(1 << shift))
             .map_or((bytes, ""), |(unit, shift)| (bytes >> shift, unit));
         Quantity(Parsed {
             text: format!("{value}{unit}"),
@@ -63,7 +63,7 @@ impl Quantity {
 
     /// Millicores (for cpu), written as cores when whole.
     pub fn from_millis(millis: u64) -> Self {
-        let text = if millis % 1000 == 0 {
+        let text = if millis.is_multiple_of(1000) {
             (millis / 1000).to_string()
         } else {
             format!("{millis}m")
