@@ -20,6 +20,7 @@ use crate::backend::noop::NoopBackend;
 use crate::config::{BackendKind, Config, TlsConfig, redact_url};
 use crate::gateway::activity::Activity;
 use crate::gateway::{Gateway, GatewaySettings};
+use crate::grpc::namespaces::NamespaceGrpc;
 use crate::reconciler::namespaces::NamespaceReconciler;
 use crate::reconciler::sessions::{SessionReconciler, SessionSettings};
 use crate::reconciler::{OrphanSettings, Reconciler, ReconcilerSettings};
@@ -102,6 +103,7 @@ pub async fn run(
     let mut grpc_server = tokio::spawn(
         grpc_builder
             .add_service(gateway)
+            .add_service(NamespaceGrpc::server(namespaces.clone()))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
                 async move { grpc_drain.cancelled().await },

@@ -19,6 +19,17 @@ pub enum ObjectState {
     Missing,
 }
 
+impl ObjectState {
+    /// As the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectState::InSync => "IN_SYNC",
+            ObjectState::Drifted => "DRIFTED",
+            ObjectState::Missing => "MISSING",
+        }
+    }
+}
+
 /// One object of a team namespace as found in a cluster. Secret values are never part of it.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
