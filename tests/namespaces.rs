@@ -148,6 +148,12 @@ async fn versions(cluster: &Cluster) -> Vec<(String, String)> {
     out
 }
 
+/// What `kubectl edit resourcequota sk8-quota` would do.
+async fn edit_quota_behind_sk8s_back(cluster: &Cluster) {
+    let patch = json!({"spec": {"hard": {"requests.cpu": "999"}}});
+    cluster.merge_patch(&quota_path(), &patch).await;
+}
+
 fn quota_path() -> String {
     object_path("", NS, "resourcequotas", "sk8-quota")
 }
@@ -270,12 +276,7 @@ async fn drift_is_reported_and_a_reapply_repairs_it() {
     )
     .await;
     assert_eq!(put(&app, "payments", "dev", &spec()).await.0, 201);
-    cluster
-        .merge_patch(
-            &quota_path(),
-            &json!({"spec": {"hard": {"requests.cpu": "999"}}}),
-        )
-        .await;
+    edit_quota_behind_sk8s_back(&cluster).await;
     cluster
         .delete(&object_path(
             "networking.k8s.io",
@@ -308,12 +309,7 @@ async fn drift_is_reported_and_a_reapply_repairs_it() {
 async fn the_reconciler_repairs_drift_and_syncs_secrets() {
     let (cluster, app) = setup(Engine::Sqlite, json!({"namespaces": {"resyncSeconds": 1}})).await;
     assert_eq!(put(&app, "payments", "dev", &spec()).await.0, 201);
-    cluster
-        .merge_patch(
-            &quota_path(),
-            &json!({"spec": {"hard": {"requests.cpu": "999"}}}),
-        )
-        .await;
+    edit_quota_behind_sk8s_back(&cluster).await;
     let role = object_path("rbac.authorization.k8s.io", NS, "roles", "sk8-spark-driver");
     cluster.delete(&role).await;
     put_platform_secret(&cluster, "rotated-key").await;
@@ -753,4 +749,88 @@ async fn grpc_and_rest_give_the_same_result() {
     assert!(!deleted.deleted_at.is_empty(), "{deleted:?}");
     let (_, list) = app.get("/v1/namespaces").await;
     assert_eq!(list["namespaces"], json!([]));
+}
+
+/// `sk8 namespace apply | get | list | delete` with examples/namespace.yaml.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_applies_the_example_and_reads_it_back() {
+    let (cluster, app) = setup(Engine::Sqlite, json!({})).await;
+    let sk8 = |args: &[&str]| {
+        let output = app.cli(args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "sk8 {args:?}: {stderr}{stdout}");
+        stdout
+    };
+    let example = common::repo_file("examples/namespace.yaml");
+    let applied = sk8(&["namespace", "apply", example.to_str().unwrap()]);
+    assert!(
+        applied.starts_with("namespace sjns-payments-dev (in sync)"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("quota: cpu 16, memory 64Gi, pods 40"),
+        "{applied}"
+    );
+    let (_, quota) = cluster.get(&quota_path()).await;
+    assert_eq!(quota["spec"]["hard"]["requests.storage"], "500Gi");
+    let got: Value =
+        serde_json::from_str(&sk8(&["-o", "json", "namespace", "get", "payments", "dev"])).unwrap();
+    assert_eq!(got["drift"], false, "{got}");
+    let listed = sk8(&["namespace", "list", "--team", "payments"]);
+    assert!(listed.lines().nth(1).unwrap().starts_with(NS), "{listed}");
+    let deleted = sk8(&["namespace", "delete", "payments", "dev"]);
+    assert_eq!(deleted.trim(), format!("namespace {NS} deleted"));
+    assert_eq!(
+        cluster.get(&format!("/api/v1/namespaces/{NS}")).await.0,
+        404
+    );
+}
+
+/// Without clusters (the local backend) sk8 keeps the spec, and the guard works the same:
+/// here for a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_backend_keeps_the_spec_and_guards_sessions() {
+    let mut options = common::Options::new(Engine::Sqlite);
+    options.extra = json!({"namespaces": {"requireProvisioned": true}});
+    let app = TestApp::spawn(options).await;
+    let session = json!({"team": "payments", "env": "dev", "name": "explore"});
+    let create = async |body: &Value| {
+        let response = app
+            .http
+            .post(app.url("/v1/sessions"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    };
+    let (status, refused) = create(&session).await;
+    assert_eq!(
+        (status, &refused["error"]["field"]),
+        (400, &json!("env")),
+        "{refused}"
+    );
+    let (status, created) = put(
+        &app,
+        "payments",
+        "dev",
+        &json!({"limits": {"max": {"memory": "2Gi"}}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["clusters"], json!([]));
+    let mut big = session.clone();
+    big["driver"] = json!({"memory": "2g"});
+    let (status, refused) = create(&big).await;
+    assert_eq!(
+        (status, &refused["error"]["field"]),
+        (400, &json!("driver.memory")),
+        "{refused}"
+    );
+    let (status, accepted) = create(&session).await;
+    assert_eq!(status, 201, "{accepted}");
 }

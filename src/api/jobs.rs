@@ -44,15 +44,7 @@ pub async fn submit(
     let key = idempotency_key(&headers)?;
     let body = body.map_err(body_error)?;
     Ok(match state.jobs.submit(&body, format, key).await? {
-        Submitted::Created(job) => {
-            let location = format!("/v1/jobs/{}", job.id);
-            (
-                StatusCode::CREATED,
-                [(header::LOCATION, location)],
-                Json(job),
-            )
-                .into_response()
-        }
+        Submitted::Created(job) => super::created(format!("/v1/jobs/{}", job.id), job),
         Submitted::Existing(job) => (StatusCode::OK, Json(job)).into_response(),
     })
 }

@@ -84,6 +84,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// 201 Created with the new resource's location and its JSON.
+fn created(location: String, body: impl serde::Serialize) -> Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::CREATED,
+        [(axum::http::header::LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
 async fn not_found() -> Error {
     Error::NotFound("no such route; GET /openapi.json lists the API".into())
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -45,13 +45,7 @@ pub async fn apply(
     Ok(
         match state.namespaces.apply(&team, &env, &body, format).await? {
             Applied::Created(detail) => {
-                let location = format!("/v1/namespaces/{team}/{env}");
-                (
-                    StatusCode::CREATED,
-                    [(header::LOCATION, location)],
-                    Json(detail),
-                )
-                    .into_response()
+                super::created(format!("/v1/namespaces/{team}/{env}"), detail)
             }
             Applied::Existing(detail) => (StatusCode::OK, Json(detail)).into_response(),
         },

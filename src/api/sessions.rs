@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -41,13 +41,7 @@ pub async fn create(
     let body = body.map_err(body_error)?;
     Ok(match state.sessions.create(&body, format).await? {
         Created::New(detail) => {
-            let location = format!("/v1/sessions/{}", detail.session.id);
-            (
-                StatusCode::CREATED,
-                [(header::LOCATION, location)],
-                Json(detail),
-            )
-                .into_response()
+            super::created(format!("/v1/sessions/{}", detail.session.id), detail)
         }
         Created::Existing(detail) => (StatusCode::OK, Json(detail)).into_response(),
     })

@@ -173,3 +173,12 @@ fn cidrs() {
         assert!(check_cidr(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn the_example_parses_within_the_default_policy() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/namespace.yaml");
+    let body = std::fs::read(path).unwrap();
+    let policy = crate::config::Config::default().namespaces.policy();
+    let spec = NamespaceSpec::parse(&body, Format::Yaml, "payments", "dev", &policy).unwrap();
+    assert_eq!(spec.quota.other["requests.storage"].as_str(), "500Gi");
+}
