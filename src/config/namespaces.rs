@@ -187,3 +187,56 @@ impl NamespacesConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn check(namespaces: serde_json::Value) -> Result<(), String> {
+        let config: NamespacesConfig =
+            serde_json::from_value(namespaces).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_validate() {
+        NamespacesConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn each_mistake_names_its_key() {
+        let cases = [
+            (json!({"resyncSeconds": 0}), "namespaces.resyncSeconds"),
+            (
+                json!({"platformNamespace": "Platform"}),
+                "namespaces.platformNamespace",
+            ),
+            (
+                json!({"labels": {"bad key": "x"}}),
+                "namespaces.labels.bad key",
+            ),
+            (
+                json!({"network": {"apiServerCidrs": ["10.0.0.1"]}}),
+                "namespaces.network.apiServerCidrs[0]",
+            ),
+            (
+                json!({"network": {"extraEgress": [{"cidr": "10.0.0.0/8", "ports": [0]}]}}),
+                "namespaces.network.extraEgress[0].ports[0]",
+            ),
+            (
+                json!({"defaults": {"quota": {"cpu": "1000"}}}),
+                "namespaces.defaults.quota.cpu",
+            ),
+            (
+                json!({"maxima": {"limits": {"defaultRequest": {"cpu": "1"}}}}),
+                "namespaces.maxima.limits.defaultRequest",
+            ),
+        ];
+        for (namespaces, key) in cases {
+            let err = check(namespaces.clone()).expect_err(&namespaces.to_string());
+            assert!(err.contains(&format!("{key}:")), "{err} (expected {key})");
+        }
+    }
+}
