@@ -16,6 +16,7 @@ use crate::api::{self, AppState};
 use crate::backend::Backend;
 use crate::backend::kubernetes::KubernetesBackend;
 use crate::backend::local::LocalBackend;
+use crate::backend::namespaces::NamespaceChanges;
 use crate::backend::noop::NoopBackend;
 use crate::config::{BackendKind, Config, TlsConfig, redact_url};
 use crate::gateway::activity::Activity;
@@ -211,18 +212,20 @@ fn namespace_service(
     backend: &dyn Backend,
     stop: &CancellationToken,
 ) -> (NamespaceService, Option<tokio::task::JoinHandle<()>>) {
-    let provisioner = backend.provisioner(&config.namespaces);
-    let wake = Arc::new(Notify::new());
+    let changes = Arc::new(NamespaceChanges::default());
+    let provisioner = backend.provisioner(&config.namespaces, &changes);
     let service = NamespaceService::new(
         store.clone(),
         provisioner.clone(),
         config.namespaces.policy(),
         config.namespaces.require_provisioned,
-        wake.clone(),
+        changes.clone(),
     );
     let task = provisioner.map(|provisioner| {
         let every = Duration::from_secs(config.namespaces.resync_seconds);
-        let reconciler = NamespaceReconciler::new(store.clone(), provisioner, every, wake);
+        let repair = config.namespaces.repair_drift;
+        let reconciler =
+            NamespaceReconciler::new(store.clone(), provisioner, every, repair, changes);
         tokio::spawn(reconciler.run(stop.clone()))
     });
     (service, task)

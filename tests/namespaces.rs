@@ -63,7 +63,11 @@ const OBJECTS: [(&str, &str, &str, &str); 11] = [
 /// The platform secret's value: it must reach the team namespace and nothing else.
 const SECRET_VALUE: &str = "s3cr3t-access-key";
 
-both_engines!(a_namespace_is_provisioned_and_read_back);
+both_engines!(
+    a_namespace_is_provisioned_and_read_back,
+    delete_waits_for_running_work_unless_forced,
+    lists_page_by_name_and_filter,
+);
 
 /// A cluster with the platform namespace and its `object-store` secret, and sk8 on it.
 async fn setup(engine: Engine, extra: Value) -> (Cluster, TestApp) {
@@ -269,10 +273,10 @@ async fn the_quota_shrinks_and_grows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_reported_and_a_reapply_repairs_it() {
-    // No reconciler pass during the test: the drift stays until sk8 is asked.
+    // Drift is only reported: it stays until sk8 is asked.
     let (cluster, app) = setup(
         Engine::Sqlite,
-        json!({"namespaces": {"resyncSeconds": 3600}}),
+        json!({"namespaces": {"repairDrift": false}}),
     )
     .await;
     assert_eq!(put(&app, "payments", "dev", &spec()).await.0, 201);
@@ -306,8 +310,13 @@ async fn drift_is_reported_and_a_reapply_repairs_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_reconciler_repairs_drift_and_syncs_secrets() {
-    let (cluster, app) = setup(Engine::Sqlite, json!({"namespaces": {"resyncSeconds": 1}})).await;
+async fn drift_is_repaired_and_secrets_follow_their_source_as_watches_see_them() {
+    // No resync during the test: what is repaired, the watches saw.
+    let (cluster, app) = setup(
+        Engine::Sqlite,
+        json!({"namespaces": {"resyncSeconds": 3600}}),
+    )
+    .await;
     assert_eq!(put(&app, "payments", "dev", &spec()).await.0, 201);
     edit_quota_behind_sk8s_back(&cluster).await;
     let role = object_path("rbac.authorization.k8s.io", NS, "roles", "sk8-spark-driver");
@@ -338,9 +347,8 @@ async fn wait_until(cluster: &Cluster, what: &str, done: impl AsyncFn(&Cluster) 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_waits_for_running_work_unless_forced() {
-    let (cluster, app) = setup(Engine::Sqlite, json!({})).await;
+async fn delete_waits_for_running_work_unless_forced(engine: Engine) {
+    let (cluster, app) = setup(engine, json!({})).await;
     assert_eq!(put(&app, "payments", "dev", &spec()).await.0, 201);
     let job = app
         .submit(&json!({
@@ -446,9 +454,8 @@ async fn bad_specs_are_rejected_naming_the_field() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lists_page_by_name_and_filter() {
-    let (_cluster, app) = setup(Engine::Sqlite, json!({})).await;
+async fn lists_page_by_name_and_filter(engine: Engine) {
+    let (_cluster, app) = setup(engine, json!({})).await;
     for (team, env) in [("payments", "dev"), ("payments", "prod"), ("risk", "dev")] {
         assert_eq!(put(&app, team, env, &json!({})).await.0, 201);
     }

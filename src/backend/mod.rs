@@ -226,10 +226,12 @@ pub trait Backend: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
-    /// Who provisions team namespaces on this backend's clusters; none without clusters.
+    /// Who provisions team namespaces on this backend's clusters (announcing what changes
+    /// there to `changes`); none without clusters.
     fn provisioner(
         &self,
         _config: &crate::config::NamespacesConfig,
+        _changes: &std::sync::Arc<namespaces::NamespaceChanges>,
     ) -> Option<std::sync::Arc<dyn namespaces::Provisioner>> {
         None
     }

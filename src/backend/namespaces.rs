@@ -2,12 +2,71 @@
 //! implements [`Provisioner`] (server-side apply of the rendered objects on the team's
 //! clusters); backends without clusters have none, and sk8 then keeps only the desired spec.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use async_trait::async_trait;
 use serde::Serialize;
+use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 use super::BackendError;
 use crate::domain::NamespaceSpec;
+
+/// Which team namespaces may have changed: announced by the provisioner's watches (an object
+/// of a namespace edited or deleted, a platform secret changed) and by a failed apply or
+/// delete; taken by the namespace reconciler, which looks at just those.
+#[derive(Default)]
+pub struct NamespaceChanges {
+    pending: Mutex<Pending>,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    namespaces: BTreeSet<String>,
+    all: bool,
+}
+
+/// What the reconciler is to look at.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Changed {
+    All,
+    Namespaces(BTreeSet<String>),
+}
+
+impl NamespaceChanges {
+    /// Something in `namespace` (`sjns-<team>-<env>`) may differ from its spec.
+    pub fn namespace(&self, namespace: String) {
+        self.lock().namespaces.insert(namespace);
+        self.notify.notify_one();
+    }
+
+    /// Any namespace may differ (a platform secret they copy changed).
+    pub fn all(&self) {
+        self.lock().all = true;
+        self.notify.notify_one();
+    }
+
+    /// Waits for an announcement.
+    pub async fn announced(&self) {
+        self.notify.notified().await;
+    }
+
+    /// What was announced since the last take.
+    pub fn take(&self) -> Changed {
+        let pending = std::mem::take(&mut *self.lock());
+        if pending.all {
+            Changed::All
+        } else {
+            Changed::Namespaces(pending.namespaces)
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// How one managed object compares with what sk8 wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]

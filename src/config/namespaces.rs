@@ -21,8 +21,12 @@ pub struct NamespacesConfig {
     /// Labels put on every team namespace besides sk8's own: the one the Spark operator's
     /// namespace selector matches, Pod Security labels, and so on.
     pub labels: BTreeMap<String, String>,
-    /// How often every provisioned namespace is compared with its spec and repaired.
+    /// How often every provisioned namespace is compared with its spec and repaired (besides
+    /// when a watch sees one of its objects change).
     pub resync_seconds: u64,
+    /// Apply the spec again where a namespace drifted; false only reports drift (in GET and
+    /// the log).
+    pub repair_drift: bool,
     /// What a NamespaceSpec gets for what it leaves out.
     pub defaults: NamespaceResources,
     /// What no NamespaceSpec may exceed.
@@ -54,6 +58,7 @@ impl Default for NamespacesConfig {
             platform_namespace: "sk8-platform".into(),
             labels: BTreeMap::from([("sk8.dev/spark-operator".into(), "watched".into())]),
             resync_seconds: 30,
+            repair_drift: true,
             defaults: NamespaceResources {
                 quota: quota("8", "32Gi", 100),
                 limits: LimitsSpec {

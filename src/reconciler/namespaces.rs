@@ -1,16 +1,19 @@
-//! The namespace reconciler: every `namespaces.resyncSeconds` (or when woken) it compares each
-//! provisioned namespace with what its clusters hold and applies the spec again where an object
-//! was edited or deleted behind sk8's back, or where an apply failed; it finishes deletions a
-//! cluster did not complete. Secret copies follow their sources the same way: a changed source
-//! is a drifted copy. A pass never retries in place: the next pass is the retry.
+//! The namespace reconciler: it compares provisioned namespaces with what their clusters hold
+//! and applies the spec again where an object was edited or deleted behind sk8's back, or where
+//! an apply failed; it finishes deletions a cluster did not complete. Secret copies follow their
+//! sources the same way: a changed source is a drifted copy.
+//!
+//! A pass looks at the namespaces announced in [`NamespaceChanges`] (by the provisioner's
+//! watches, or a failed apply), and at every namespace each `namespaces.resyncSeconds`: the
+//! safety net for what no watch saw. A pass never retries in place: the next pass is the retry.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::namespaces::{ClusterNamespace, Provisioner};
+use crate::backend::namespaces::{Changed, ClusterNamespace, NamespaceChanges, Provisioner};
 use crate::domain::namespace::TeamNamespace;
 use crate::store::{Store, StoreError};
 
@@ -18,7 +21,9 @@ pub struct NamespaceReconciler {
     store: Store,
     provisioner: Arc<dyn Provisioner>,
     every: Duration,
-    wake: Arc<Notify>,
+    /// Apply the spec again on drift (else only report it).
+    repair: bool,
+    changes: Arc<NamespaceChanges>,
 }
 
 impl NamespaceReconciler {
@@ -26,32 +31,49 @@ impl NamespaceReconciler {
         store: Store,
         provisioner: Arc<dyn Provisioner>,
         every: Duration,
-        wake: Arc<Notify>,
+        repair: bool,
+        changes: Arc<NamespaceChanges>,
     ) -> Self {
         NamespaceReconciler {
             store,
             provisioner,
             every,
-            wake,
+            repair,
+            changes,
         }
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut resync_at = Instant::now() + self.every;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.every) => {}
+                _ = self.changes.announced() => {}
+                _ = tokio::time::sleep_until(resync_at) => {}
             }
-            if let Err(err) = self.pass().await {
+            let changed = match self.changes.take() {
+                _ if Instant::now() >= resync_at => {
+                    resync_at = Instant::now() + self.every;
+                    Changed::All
+                }
+                changed => changed,
+            };
+            if let Err(err) = self.pass(&changed).await {
                 tracing::warn!(error = %err, "namespace pass failed; the next pass retries");
             }
         }
         tracing::info!("namespace reconciler stopped");
     }
 
-    async fn pass(&self) -> Result<(), StoreError> {
+    async fn pass(&self, changed: &Changed) -> Result<(), StoreError> {
+        let wanted = |namespace: &TeamNamespace| match changed {
+            Changed::All => true,
+            Changed::Namespaces(names) => names.contains(&namespace.namespace),
+        };
         for namespace in self.store.namespace_list_all().await? {
+            if !wanted(&namespace) {
+                continue;
+            }
             if namespace.deleted_at.is_some() {
                 self.finish_delete(&namespace).await?;
             } else {
@@ -83,6 +105,10 @@ impl NamespaceReconciler {
         if drifted.is_empty() && !unreadable {
             return;
         }
+        if !self.repair {
+            tracing::info!(namespace = %namespace.namespace, objects = ?drifted, "namespace drifted; not repaired (namespaces.repairDrift is false)");
+            return;
+        }
         match self.provisioner.apply(&namespace.spec).await {
             Ok(()) => {
                 metrics::counter!("sk8_namespace_repairs_total").increment(1);
@@ -103,4 +129,88 @@ fn drifted_objects(cluster: &ClusterNamespace) -> Vec<String> {
         .filter(|o| o.state != crate::backend::namespaces::ObjectState::InSync)
         .map(|o| format!("{}/{} on {}", o.kind, o.name, cluster.cluster))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::backend::BackendError;
+    use crate::backend::namespaces::{ObjectState, ObservedObject, ProvisionError};
+    use crate::domain::NamespaceSpec;
+    use crate::store::StoreOptions;
+
+    /// A cluster where the namespace's quota is always missing; counts the applies.
+    #[derive(Default)]
+    struct AlwaysMissing {
+        applies: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Provisioner for AlwaysMissing {
+        async fn check(&self, _: &NamespaceSpec) -> Result<(), ProvisionError> {
+            Ok(())
+        }
+        async fn apply(&self, _: &NamespaceSpec) -> Result<(), ProvisionError> {
+            self.applies.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn observe(&self, _: &NamespaceSpec) -> Vec<ClusterNamespace> {
+            let quota = ObservedObject {
+                kind: "ResourceQuota".into(),
+                name: "sk8-quota".into(),
+                state: ObjectState::Missing,
+                drifted_fields: Vec::new(),
+                resource_version: None,
+            };
+            vec![ClusterNamespace {
+                cluster: "default".into(),
+                objects: vec![quota],
+                error: None,
+            }]
+        }
+        async fn delete(&self, _: &NamespaceSpec) -> Result<(), BackendError> {
+            Ok(())
+        }
+    }
+
+    /// With no watch announcing anything, the resync alone finds the drift and repairs it.
+    #[tokio::test]
+    async fn the_resync_repairs_what_no_watch_announced() {
+        let store = Store::connect(&StoreOptions {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        let policy = crate::config::Config::default().namespaces.policy();
+        let spec = NamespaceSpec::parse(
+            b"{}",
+            crate::domain::jobspec::Format::Json,
+            "t",
+            "e",
+            &policy,
+        )
+        .unwrap();
+        store.namespace_put(&spec).await.unwrap();
+        let cluster = Arc::new(AlwaysMissing::default());
+        let changes = Arc::new(NamespaceChanges::default());
+        let every = Duration::from_millis(50);
+        let reconciler = NamespaceReconciler::new(store, cluster.clone(), every, true, changes);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(reconciler.run(stop.clone()));
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while cluster.applies.load(Ordering::SeqCst) < 2 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("two resyncs applied the spec again");
+        stop.cancel();
+        task.await.unwrap();
+    }
 }

@@ -35,7 +35,7 @@ use super::{
     AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, Managed,
     NoCapacity, StopProgress, StopReason,
 };
-use crate::backend::namespaces::Provisioner;
+use crate::backend::namespaces::{NamespaceChanges, Provisioner};
 use crate::config::{KubernetesConfig, NamespacesConfig};
 use crate::domain::{FailureClass, JobSpec};
 use crate::wake::Wake;
@@ -226,7 +226,11 @@ impl Backend for KubernetesBackend {
         Ok(self.clusters.iter().flat_map(Cluster::managed).collect())
     }
 
-    fn provisioner(&self, config: &NamespacesConfig) -> Option<Arc<dyn Provisioner>> {
+    fn provisioner(
+        &self,
+        config: &NamespacesConfig,
+        changes: &Arc<NamespaceChanges>,
+    ) -> Option<Arc<dyn Provisioner>> {
         let clusters = self
             .clusters
             .iter()
@@ -243,6 +247,8 @@ impl Backend for KubernetesBackend {
             clusters,
             self.routes.clone(),
             settings,
+            changes,
+            &self.stop_watch,
         )))
     }
 

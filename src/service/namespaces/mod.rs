@@ -11,12 +11,11 @@ pub mod guard;
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 use super::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token};
 use crate::backend::BackendError;
-use crate::backend::namespaces::{ClusterNamespace, ProvisionError, Provisioner};
+use crate::backend::namespaces::{ClusterNamespace, NamespaceChanges, ProvisionError, Provisioner};
 use crate::domain::jobspec::Format;
 use crate::domain::namespace::TeamNamespace;
 use crate::domain::{NamespacePolicy, NamespaceSpec};
@@ -31,7 +30,7 @@ pub struct NamespaceService {
     policy: NamespacePolicy,
     require_provisioned: bool,
     /// Wakes the namespace reconciler (a delete to finish, an apply to retry).
-    wake: Arc<Notify>,
+    changes: Arc<NamespaceChanges>,
 }
 
 /// A namespace with what its clusters hold: the answer to `GET /v1/namespaces/{team}/{env}`.
@@ -68,14 +67,14 @@ impl NamespaceService {
         provisioner: Option<Arc<dyn Provisioner>>,
         policy: NamespacePolicy,
         require_provisioned: bool,
-        wake: Arc<Notify>,
+        changes: Arc<NamespaceChanges>,
     ) -> Self {
         NamespaceService {
             store,
             provisioner,
             policy,
             require_provisioned,
-            wake,
+            changes,
         }
     }
 
@@ -101,7 +100,7 @@ impl NamespaceService {
         if let Some(provisioner) = &self.provisioner
             && let Err(err) = provisioner.apply(&spec).await
         {
-            self.wake.notify_one();
+            self.changes.namespace(stored.namespace.clone());
             return Err(Error::Unavailable(format!(
                 "the spec of {} is saved, but applying it failed ({}); sk8 retries on its own, \
                  or apply again",
@@ -164,7 +163,7 @@ impl NamespaceService {
         if let Some(provisioner) = &self.provisioner
             && let Err(err) = provisioner.delete(&stored.spec).await
         {
-            self.wake.notify_one();
+            self.changes.namespace(stored.namespace.clone());
             return Err(Error::Unavailable(format!(
                 "{} is marked for deletion, but deleting it failed ({err}); sk8 retries on its own",
                 stored.namespace

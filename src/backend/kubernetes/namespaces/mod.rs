@@ -8,6 +8,9 @@
 //! `1Gi`).
 
 pub mod render;
+mod watch;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret, ServiceAccount};
@@ -15,12 +18,13 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use self::render::{LABEL_COPIED_FROM, NamespaceSettings, Rendered, SecretSource};
 use super::{FIELD_MANAGER, Routes};
 use crate::backend::BackendError;
 use crate::backend::namespaces::{
-    ClusterNamespace, ObjectState, ObservedObject, ProvisionError, Provisioner,
+    ClusterNamespace, NamespaceChanges, ObjectState, ObservedObject, ProvisionError, Provisioner,
 };
 use crate::domain::NamespaceSpec;
 use crate::domain::quantity::Quantity;
@@ -39,11 +43,17 @@ pub struct KubeProvisioner {
 }
 
 impl KubeProvisioner {
+    /// A provisioner on `clusters`, whose watches announce changes to `changes` until `stop`.
     pub(super) fn new(
         clusters: Vec<ClusterClient>,
         routes: Routes,
         settings: NamespaceSettings,
+        changes: &Arc<NamespaceChanges>,
+        stop: &CancellationToken,
     ) -> Self {
+        for cluster in &clusters {
+            watch::start(cluster, &settings, changes, stop);
+        }
         KubeProvisioner {
             clusters,
             routes,
@@ -65,7 +75,7 @@ impl KubeProvisioner {
         let objects = render::objects(spec, &self.settings, &sources);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         for object in &objects {
-            api(cluster, object.kind, &spec.namespace())
+            api(cluster, object.kind, Some(&spec.namespace()))
                 .patch(&object.name, &params, &Patch::Apply(&object.manifest))
                 .await
                 .map_err(|e| {
@@ -89,7 +99,7 @@ impl KubeProvisioner {
         spec: &NamespaceSpec,
     ) -> Result<Vec<SecretSource>, ProvisionError> {
         let platform = &self.settings.namespaces.platform_namespace;
-        let secrets = api(cluster, "Secret", platform);
+        let secrets = api(cluster, "Secret", Some(platform));
         let mut sources = Vec::new();
         for (index, reference) in spec.secrets.iter().enumerate() {
             let found = secrets.get_opt(&reference.name).await.map_err(|e| {
@@ -131,7 +141,7 @@ impl KubeProvisioner {
         cluster: &ClusterClient,
         spec: &NamespaceSpec,
     ) -> Result<(), ProvisionError> {
-        let secrets = api(cluster, "Secret", &spec.namespace());
+        let secrets = api(cluster, "Secret", Some(&spec.namespace()));
         let selector = format!(
             "{LABEL_COPIED_FROM},{}={}",
             super::render::LABEL_MANAGED_BY,
@@ -171,7 +181,7 @@ impl KubeProvisioner {
         };
         let mut objects = Vec::new();
         for object in render::objects(spec, &self.settings, &sources) {
-            match api(cluster, object.kind, &spec.namespace())
+            match api(cluster, object.kind, Some(&spec.namespace()))
                 .get_opt(&object.name)
                 .await
             {
@@ -214,7 +224,7 @@ impl Provisioner for KubeProvisioner {
     async fn delete(&self, spec: &NamespaceSpec) -> Result<(), BackendError> {
         let name = spec.namespace();
         for cluster in self.clusters_of(spec.team.as_str(), spec.env.as_str()) {
-            match api(cluster, "Namespace", "")
+            match api(cluster, "Namespace", None)
                 .delete(&name, &DeleteParams::background())
                 .await
             {
@@ -229,8 +239,20 @@ impl Provisioner for KubeProvisioner {
     }
 }
 
-/// The API of one kind: cluster-wide for Namespaces, else in `namespace`.
-fn api(cluster: &ClusterClient, kind: &str, namespace: &str) -> Api<DynamicObject> {
+/// Every kind a team namespace is made of.
+const KINDS: [&str; 8] = [
+    "Namespace",
+    "ResourceQuota",
+    "LimitRange",
+    "NetworkPolicy",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "Secret",
+];
+
+/// The API of one kind: in `namespace`, or across all (Namespaces are never in one).
+fn api(cluster: &ClusterClient, kind: &str, namespace: Option<&str>) -> Api<DynamicObject> {
     let client = cluster.client.clone();
     let resource = match kind {
         "Namespace" => return Api::all_with(client, &ApiResource::erase::<Namespace>(&())),
@@ -241,9 +263,12 @@ fn api(cluster: &ClusterClient, kind: &str, namespace: &str) -> Api<DynamicObjec
         "Role" => ApiResource::erase::<Role>(&()),
         "RoleBinding" => ApiResource::erase::<RoleBinding>(&()),
         "Secret" => ApiResource::erase::<Secret>(&()),
-        other => unreachable!("render produces no {other}"),
+        other => unreachable!("a team namespace has no {other}"),
     };
-    Api::namespaced_with(client, namespace, &resource)
+    match namespace {
+        Some(namespace) => Api::namespaced_with(client, namespace, &resource),
+        None => Api::all_with(client, &resource),
+    }
 }
 
 /// An observed object against the rendered one.
