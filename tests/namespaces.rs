@@ -841,3 +841,30 @@ async fn the_local_backend_keeps_the_spec_and_guards_sessions() {
     let (status, accepted) = create(&session).await;
     assert_eq!(status, 201, "{accepted}");
 }
+
+/// With several clusters, a namespace is applied on the one its team/env is routed to, and its
+/// detail names that cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_lives_on_the_cluster_its_team_is_routed_to() {
+    let (east, west) = (Cluster::start().await, Cluster::start().await);
+    let mut options = common::Options::new(Engine::Sqlite);
+    options.extra = json!({"backend": {"kind": "kubernetes", "kubernetes": {
+        "clusters": [
+            {"name": "east", "kubeconfig": &*east.kubeconfig, "teams": ["payments"]},
+            {"name": "west", "kubeconfig": &*west.kubeconfig, "teams": ["payments/prod"]},
+        ],
+    }}});
+    let app = TestApp::spawn(options).await;
+    for (env, on, not_on, name) in [
+        ("dev", &east, &west, "east"),
+        ("prod", &west, &east, "west"),
+    ] {
+        let (status, detail) = put(&app, "payments", env, &json!({})).await;
+        assert_eq!(status, 201, "{detail}");
+        assert_eq!(detail["clusters"][0]["cluster"], name, "{detail}");
+        assert_eq!(detail["clusters"].as_array().unwrap().len(), 1);
+        let path = format!("/api/v1/namespaces/sjns-payments-{env}");
+        assert_eq!(on.get(&path).await.0, 200);
+        assert_eq!(not_on.get(&path).await.0, 404);
+    }
+}
