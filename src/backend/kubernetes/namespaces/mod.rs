@@ -20,7 +20,7 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use self::render::{LABEL_COPIED_FROM, NamespaceSettings, Rendered, SecretSource};
+use self::render::{LABEL_COPIED_SECRET, NamespaceSettings, Rendered, SecretSource};
 use super::{FIELD_MANAGER, Routes};
 use crate::backend::BackendError;
 use crate::backend::namespaces::{
@@ -143,7 +143,7 @@ impl KubeProvisioner {
     ) -> Result<(), ProvisionError> {
         let secrets = api(cluster, "Secret", Some(&spec.namespace()));
         let selector = format!(
-            "{LABEL_COPIED_FROM},{}={}",
+            "{LABEL_COPIED_SECRET}=true,{}={}",
             super::render::LABEL_MANAGED_BY,
             super::render::MANAGED_BY
         );

@@ -11,8 +11,11 @@ use super::super::render::{LABEL_ENV, LABEL_MANAGED_BY, LABEL_TEAM, MANAGED_BY};
 use crate::config::{NamespacesConfig, NetworkConfig};
 use crate::domain::NamespaceSpec;
 
-/// The label on a copied secret naming its source (`<namespace>.<name>`).
-pub const LABEL_COPIED_FROM: &str = "sk8.dev/copied-from";
+/// The label that marks a secret as a copy sk8 keeps (so a copy the spec no longer lists can
+/// be found and deleted).
+pub const LABEL_COPIED_SECRET: &str = "sk8.dev/copied-secret";
+/// The annotation naming a copy's source, `<namespace>/<name>` (too long for a label value).
+const ANNOTATION_COPIED_FROM: &str = "sk8.dev/copied-from";
 /// The Role drivers get; sk8's RBAC may bind only this one (deploy/base/rbac.yaml).
 pub const DRIVER_ROLE: &str = "sk8-spark-driver";
 pub const QUOTA: &str = "sk8-quota";
@@ -73,10 +76,9 @@ pub fn objects(
     objects.extend(driver_rbac(&settings.driver_service_account, &meta));
     for secret in secrets {
         let mut metadata = meta(&secret.name);
-        metadata["labels"][LABEL_COPIED_FROM] = json!(format!(
-            "{}.{}",
-            settings.namespaces.platform_namespace, secret.name
-        ));
+        metadata["labels"][LABEL_COPIED_SECRET] = json!("true");
+        let source = format!("{}/{}", settings.namespaces.platform_namespace, secret.name);
+        metadata["annotations"] = json!({ ANNOTATION_COPIED_FROM: source });
         let mut manifest = object("v1", "Secret", metadata);
         manifest["data"] = json!(secret.data);
         if let Some(type_) = &secret.type_ {
