@@ -253,6 +253,26 @@ async fn applying_the_same_spec_again_writes_nothing() {
         "a no-op apply wrote something"
     );
     assert_eq!(again["drift"], false, "{again}");
+    // The same spec in YAML, without the team and env the URL names.
+    let yaml = "quota: {cpu: \"16\", memory: 64Gi, pods: 40, other: {services: \"10\"}}
+limits: {defaultRequest: {cpu: 500m, memory: 1Gi}, max: {cpu: \"4\", memory: 16Gi}}
+secrets: [{name: object-store}]
+egress: [{cidr: 10.20.0.0/16, ports: [443]}]
+";
+    let response = app
+        .http
+        .put(app.url("/v1/namespaces/payments/dev"))
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    assert_eq!(
+        versions(&cluster).await,
+        before,
+        "the YAML spec is the same spec"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,7 +36,11 @@ const QUOTA_OWN_KEYS: [&str; 6] = [
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NamespaceSpec {
+    /// May be left out of a request body: the URL names it.
+    #[schema(required = false)]
     pub team: DnsLabel,
+    /// May be left out of a request body: the URL names it.
+    #[schema(required = false)]
     pub env: DnsLabel,
     #[serde(default)]
     pub quota: QuotaSpec,
