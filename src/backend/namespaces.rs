@@ -18,21 +18,36 @@ use crate::domain::NamespaceSpec;
 /// delete; taken by the namespace reconciler, which looks at just those.
 #[derive(Default)]
 pub struct NamespaceChanges {
-    pending: Mutex<Pending>,
+    pending: Mutex<Changed>,
     notify: Notify,
 }
 
-#[derive(Default)]
-struct Pending {
-    namespaces: BTreeSet<String>,
-    all: bool,
+/// What the reconciler is to look at.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// Team namespaces (`sjns-<team>-<env>`) by name.
+    pub namespaces: BTreeSet<String>,
+    /// Platform secrets by name: every namespace that copies one.
+    pub secrets: BTreeSet<String>,
+    /// Every namespace (the periodic resync).
+    pub all: bool,
 }
 
-/// What the reconciler is to look at.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Changed {
-    All,
-    Namespaces(BTreeSet<String>),
+impl Changed {
+    /// Everything: what a resync looks at.
+    pub fn everything() -> Self {
+        Changed {
+            all: true,
+            ..Changed::default()
+        }
+    }
+
+    /// Whether a namespace of this spec is among the changed.
+    pub fn touches(&self, spec: &NamespaceSpec) -> bool {
+        self.all
+            || self.namespaces.contains(&spec.namespace())
+            || spec.secrets.iter().any(|s| self.secrets.contains(&s.name))
+    }
 }
 
 impl NamespaceChanges {
@@ -42,9 +57,9 @@ impl NamespaceChanges {
         self.notify.notify_one();
     }
 
-    /// Any namespace may differ (a platform secret they copy changed).
-    pub fn all(&self) {
-        self.lock().all = true;
+    /// The platform secret `name` changed: its copies may differ from it.
+    pub fn secret(&self, name: String) {
+        self.lock().secrets.insert(name);
         self.notify.notify_one();
     }
 
@@ -55,15 +70,10 @@ impl NamespaceChanges {
 
     /// What was announced since the last take.
     pub fn take(&self) -> Changed {
-        let pending = std::mem::take(&mut *self.lock());
-        if pending.all {
-            Changed::All
-        } else {
-            Changed::Namespaces(pending.namespaces)
-        }
+        std::mem::take(&mut *self.lock())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Changed> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -153,4 +163,29 @@ pub trait Provisioner: Send + Sync + 'static {
     /// Deletes the namespace (and so everything in it) from each of its clusters; done when
     /// it returns Ok.
     async fn delete(&self, spec: &NamespaceSpec) -> Result<(), BackendError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(team: &str, secrets: &str) -> NamespaceSpec {
+        let body = format!(r#"{{"secrets": [{secrets}]}}"#);
+        let policy = crate::config::Config::default().namespaces.policy();
+        let format = crate::domain::jobspec::Format::Json;
+        NamespaceSpec::parse(body.as_bytes(), format, team, "dev", &policy).unwrap()
+    }
+
+    #[test]
+    fn announcements_name_the_namespaces_to_look_at() {
+        let changes = NamespaceChanges::default();
+        changes.namespace("sjns-a-dev".into());
+        changes.secret("object-store".into());
+        let changed = changes.take();
+        assert!(changed.touches(&spec("a", "")));
+        assert!(changed.touches(&spec("b", r#"{"name": "object-store"}"#)));
+        assert!(!changed.touches(&spec("c", r#"{"name": "catalog"}"#)));
+        assert_eq!(changes.take(), Changed::default(), "taken once");
+        assert!(Changed::everything().touches(&spec("c", "")));
+    }
 }

@@ -51,13 +51,11 @@ impl NamespaceReconciler {
                 _ = self.changes.announced() => {}
                 _ = tokio::time::sleep_until(resync_at) => {}
             }
-            let changed = match self.changes.take() {
-                _ if Instant::now() >= resync_at => {
-                    resync_at = Instant::now() + self.every;
-                    Changed::All
-                }
-                changed => changed,
-            };
+            let mut changed = self.changes.take();
+            if Instant::now() >= resync_at {
+                resync_at = Instant::now() + self.every;
+                changed = Changed::everything();
+            }
             if let Err(err) = self.pass(&changed).await {
                 tracing::warn!(error = %err, "namespace pass failed; the next pass retries");
             }
@@ -66,12 +64,8 @@ impl NamespaceReconciler {
     }
 
     async fn pass(&self, changed: &Changed) -> Result<(), StoreError> {
-        let wanted = |namespace: &TeamNamespace| match changed {
-            Changed::All => true,
-            Changed::Namespaces(names) => names.contains(&namespace.namespace),
-        };
         for namespace in self.store.namespace_list_all().await? {
-            if !wanted(&namespace) {
+            if !changed.touches(&namespace.spec) {
                 continue;
             }
             if namespace.deleted_at.is_some() {

@@ -1,8 +1,8 @@
 //! Watches of what team namespaces are made of, so drift is repaired when it happens rather
 //! than at the next resync: one watch per kind over the objects labelled as sk8's (an edit, a
 //! delete, or a label removed all show up), and one over the platform namespace's secrets
-//! (their copies follow them). Each event announces the namespace it touched; the reconciler
-//! compares that namespace with its spec, so sk8's own applies cost one read-back and no write.
+//! (their copies follow them). Each event announces the namespace (or the secret) it touched;
+//! the reconciler compares the namespaces concerned with their specs, so sk8's own applies cost one read-back and no write.
 
 use std::sync::Arc;
 
@@ -43,10 +43,15 @@ pub fn start(
     let platform = &settings.namespaces.platform_namespace;
     let sources = api(cluster, "Secret", Some(platform));
     let changes = changes.clone();
+    let announce = move |secret: &DynamicObject| {
+        if let Some(name) = secret.metadata.name.clone() {
+            changes.secret(name);
+        }
+    };
     tokio::spawn(run(
         sources,
         watcher::Config::default(),
-        move |_: &DynamicObject| changes.all(),
+        announce,
         stop.clone(),
     ));
 }
