@@ -47,11 +47,11 @@ pub struct Pod {
 
 /// The spec's parts a footprint is computed from (jobs and sessions alike).
 struct SparkShape<'a> {
-    pub driver: &'a DriverSpec,
-    pub executor: &'a ExecutorSpec,
-    pub dynamic_allocation: Option<&'a DynamicAllocation>,
-    pub spark_conf: &'a BTreeMap<String, ConfValue>,
-    pub python: bool,
+    driver: &'a DriverSpec,
+    executor: &'a ExecutorSpec,
+    dynamic_allocation: Option<&'a DynamicAllocation>,
+    spark_conf: &'a BTreeMap<String, ConfValue>,
+    python: bool,
 }
 
 impl Footprint {
