@@ -27,6 +27,7 @@ use crate::reconciler::sessions::{SessionReconciler, SessionSettings};
 use crate::reconciler::{OrphanSettings, Reconciler, ReconcilerSettings};
 use crate::service::JobService;
 use crate::service::namespaces::NamespaceService;
+use crate::service::namespaces::guard::NamespaceGuard;
 use crate::service::sessions::SessionService;
 use crate::store::{Store, StoreOptions};
 use crate::wake::Wake;
@@ -49,17 +50,16 @@ pub async fn run(
     let store = connect_store(&config).await?;
     let wake = Arc::new(Wake::default());
     let backend = build_backend(&config, wake.clone()).await?;
-    let reconciler_stop = CancellationToken::new();
-    let (namespaces, namespace_task) =
-        namespace_service(&config, &store, backend.as_ref(), &reconciler_stop);
+    let guard = NamespaceGuard::new(store.clone(), config.namespaces.require_provisioned);
     let jobs = JobService::new(
         store.clone(),
         backend.clone(),
         config.spec_defaults(),
         wake.clone(),
     )
-    .with_namespaces(namespaces.clone());
+    .with_guard(guard.clone());
 
+    let reconciler_stop = CancellationToken::new();
     let reconciler = Reconciler::new(
         store.clone(),
         backend.clone(),
@@ -81,7 +81,10 @@ pub async fn run(
         gateway_address.clone(),
         sessions_wake.clone(),
     )
-    .with_namespaces(namespaces.clone());
+    .with_guard(guard);
+    let work = (jobs.clone(), sessions.clone());
+    let (namespaces, namespace_task) =
+        namespace_service(&config, &store, backend.as_ref(), &reconciler_stop, work);
     let session_reconciler = SessionReconciler::new(
         store.clone(),
         backend.clone(),
@@ -211,6 +214,7 @@ fn namespace_service(
     store: &Store,
     backend: &dyn Backend,
     stop: &CancellationToken,
+    work: (JobService, SessionService),
 ) -> (NamespaceService, Option<tokio::task::JoinHandle<()>>) {
     let changes = Arc::new(NamespaceChanges::default());
     let provisioner = backend.provisioner(&config.namespaces, &changes);
@@ -218,8 +222,8 @@ fn namespace_service(
         store.clone(),
         provisioner.clone(),
         config.namespaces.policy(),
-        config.namespaces.require_provisioned,
         changes.clone(),
+        work,
     );
     let task = provisioner.map(|provisioner| {
         let every = Duration::from_secs(config.namespaces.resync_seconds);

@@ -400,9 +400,18 @@ async fn delete_waits_for_running_work_unless_forced(engine: Engine) {
     assert_eq!(app.get("/v1/namespaces/payments/dev").await.0, 404);
     let id = job["id"].as_str().unwrap();
     let done = app.wait_finished(id, WAIT).await;
+    assert_eq!(done["state"], "CANCELLED", "{done}");
+    let (_, events) = app.get(&format!("/v1/jobs/{id}/events")).await;
+    let why = format!("cancelled: its namespace {NS} was deleted");
+    let cancelling = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to"] == "CANCELLING");
     assert_eq!(
-        done["state"], "FAILED",
-        "its application went with the namespace: {done}"
+        cancelling.map(|e| &e["reason"]),
+        Some(&json!(why)),
+        "{events}"
     );
     assert_eq!(delete(&app, "/v1/namespaces/payments/dev").await.0, 404);
 }

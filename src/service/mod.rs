@@ -15,8 +15,7 @@ use crate::backend::{Backend, BackendError, LogStream};
 use crate::domain::jobspec::Format;
 use crate::domain::{Attempt, Event, Job, JobId, JobSpec, JobState, NewEvent, SpecDefaults};
 use crate::error::{Error, Result};
-use crate::service::namespaces::NamespaceService;
-use crate::service::namespaces::guard::Footprint;
+use crate::service::namespaces::guard::{Footprint, NamespaceGuard};
 use crate::store::{InsertOutcome, JobFilter, Store};
 use crate::wake::Wake;
 
@@ -36,7 +35,7 @@ pub struct JobService {
     /// Wakes the reconciler so a new or cancelled job is acted on without waiting a tick.
     wake: Arc<Wake>,
     /// The submission guard of team namespaces.
-    namespaces: Option<NamespaceService>,
+    guard: Option<NamespaceGuard>,
 }
 
 /// A job with its attempts: the answer to `GET /v1/jobs/{id}`.
@@ -91,13 +90,13 @@ impl JobService {
             backend,
             defaults,
             wake,
-            namespaces: None,
+            guard: None,
         }
     }
 
     /// Jobs pass the namespace guard before they are stored.
-    pub fn with_namespaces(mut self, namespaces: NamespaceService) -> Self {
-        self.namespaces = Some(namespaces);
+    pub fn with_guard(mut self, guard: NamespaceGuard) -> Self {
+        self.guard = Some(guard);
         self
     }
 
@@ -112,9 +111,9 @@ impl JobService {
             check_idempotency_key(key)?;
         }
         let spec = JobSpec::parse(body, format, &self.defaults)?;
-        if let Some(namespaces) = &self.namespaces {
+        if let Some(guard) = &self.guard {
             let footprint = Footprint::of_job(&spec);
-            namespaces.admit(&spec.team, &spec.env, &footprint).await?;
+            guard.admit(&spec.team, &spec.env, &footprint).await?;
         }
         let digest = spec.digest();
         let job = Job::new(spec, idempotency_key, Utc::now());
@@ -179,6 +178,11 @@ impl JobService {
     /// Cancels a job: at once if nothing of it runs, else via CANCELLING while the reconciler
     /// stops its attempt. Cancelling a cancelled or cancelling job is a no-op.
     pub async fn cancel(&self, id: &str) -> Result<Job> {
+        self.cancel_because(id, "cancel requested").await
+    }
+
+    /// Cancels a job, recording `reason` in its history.
+    pub async fn cancel_because(&self, id: &str, reason: &str) -> Result<Job> {
         for _ in 0..CANCEL_TRIES {
             let mut job = self.find(id).await?;
             let to = match job.state {
@@ -196,7 +200,7 @@ impl JobService {
                 attempt: (job.attempts > 0).then_some(job.attempts),
                 from: Some(job.state),
                 to,
-                reason: "cancel requested".into(),
+                reason: reason.into(),
                 detail: None,
             };
             job.state = to;

@@ -8,8 +8,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
-use super::namespaces::NamespaceService;
-use super::namespaces::guard::Footprint;
+use super::namespaces::guard::{Footprint, NamespaceGuard};
 use super::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token};
 use crate::domain::jobspec::Format;
 use crate::domain::{Session, SessionEvent, SessionId, SessionSpec, SessionState, SpecDefaults};
@@ -28,7 +27,7 @@ pub struct SessionService {
     /// Wakes the session reconciler.
     wake: Arc<Notify>,
     /// The submission guard of team namespaces.
-    namespaces: Option<NamespaceService>,
+    guard: Option<NamespaceGuard>,
 }
 
 /// A session with how to connect to it: the answer to `GET /v1/sessions/{id}`.
@@ -64,13 +63,13 @@ impl SessionService {
             defaults,
             gateway,
             wake,
-            namespaces: None,
+            guard: None,
         }
     }
 
     /// Sessions pass the namespace guard before they are stored.
-    pub fn with_namespaces(mut self, namespaces: NamespaceService) -> Self {
-        self.namespaces = Some(namespaces);
+    pub fn with_guard(mut self, guard: NamespaceGuard) -> Self {
+        self.guard = Some(guard);
         self
     }
 
@@ -78,9 +77,9 @@ impl SessionService {
     /// when it was stopped or had failed).
     pub async fn create(&self, body: &[u8], format: Format) -> Result<Created> {
         let spec = SessionSpec::parse(body, format, &self.defaults)?;
-        if let Some(namespaces) = &self.namespaces {
+        if let Some(guard) = &self.guard {
             let footprint = Footprint::of_session(&spec);
-            namespaces.admit(&spec.team, &spec.env, &footprint).await?;
+            guard.admit(&spec.team, &spec.env, &footprint).await?;
         }
         let session = Session::new(spec, Utc::now());
         match self.store.session_insert(&session).await? {

@@ -8,8 +8,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::jobs::{Arg, LIVE_STATES, bind_all};
 use super::{Store, StoreError, millis, timed};
-use crate::domain::NamespaceSpec;
 use crate::domain::namespace::TeamNamespace;
+use crate::domain::{JobId, NamespaceSpec, SessionId};
 
 const COLUMNS: &str = "team, env, namespace, spec, created_at, updated_at, deleted_at, version";
 
@@ -33,10 +33,16 @@ pub struct NamespaceFilter {
 }
 
 /// Jobs and sessions that still run in a namespace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActiveWork {
-    pub jobs: i64,
-    pub sessions: i64,
+    pub jobs: Vec<JobId>,
+    pub sessions: Vec<SessionId>,
+}
+
+impl ActiveWork {
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.sessions.is_empty()
+    }
 }
 
 impl Store {
@@ -182,26 +188,34 @@ impl Store {
         env: &str,
     ) -> Result<ActiveWork, StoreError> {
         timed("namespace_active_work", async {
-            let count = |table: &str, live: &str| {
-                format!(
-                    "SELECT COUNT(*) AS n FROM {table} WHERE team = $1 AND env = $2 AND state IN {live}"
-                )
+            let ids = |table: &str, live: &str| {
+                format!("SELECT id FROM {table} WHERE team = $1 AND env = $2 AND state IN {live}")
             };
-            let mut counts = [0i64; 2];
-            for (n, sql) in counts.iter_mut().zip([
-                count("jobs", LIVE_STATES),
-                count("sessions", "('STARTING', 'READY', 'STOPPING')"),
+            let mut found = [Vec::new(), Vec::new()];
+            for (ids, sql) in found.iter_mut().zip([
+                ids("jobs", LIVE_STATES),
+                ids("sessions", "('STARTING', 'READY', 'STOPPING')"),
             ]) {
-                *n = sqlx::query(AssertSqlSafe(sql))
+                let rows = sqlx::query(AssertSqlSafe(sql))
                     .bind(team)
                     .bind(env)
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get("n")?;
+                    .fetch_all(&self.pool)
+                    .await?;
+                for row in rows {
+                    ids.push(row.try_get::<String, _>("id")?);
+                }
             }
+            let [jobs, sessions] = found;
+            let corrupt = |id: &String| StoreError::Corrupt(format!("id {id:?}"));
             Ok(ActiveWork {
-                jobs: counts[0],
-                sessions: counts[1],
+                jobs: jobs
+                    .iter()
+                    .map(|id| JobId::parse(id).ok_or_else(|| corrupt(id)))
+                    .collect::<Result<_, _>>()?,
+                sessions: sessions
+                    .iter()
+                    .map(|id| SessionId::parse(id).ok_or_else(|| corrupt(id)))
+                    .collect::<Result<_, _>>()?,
             })
         })
         .await

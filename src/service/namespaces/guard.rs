@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use super::NamespaceService;
 use crate::domain::jobspec::{
     ConfValue, DriverSpec, DynamicAllocation, ExecutorSpec, memory_bytes,
 };
@@ -19,6 +18,7 @@ use crate::domain::namespace::NamespaceSpec;
 use crate::domain::quantity::Quantity;
 use crate::domain::{JobSpec, SessionSpec};
 use crate::error::{Error, Result};
+use crate::store::Store;
 
 const MIB: u64 = 1 << 20;
 const MIN_OVERHEAD: u64 = 384 * MIB;
@@ -149,7 +149,21 @@ fn mebibytes_by_default(size: &str) -> Option<u64> {
     }
 }
 
-impl NamespaceService {
+/// What jobs and sessions pass before they are stored.
+#[derive(Clone)]
+pub struct NamespaceGuard {
+    store: Store,
+    require_provisioned: bool,
+}
+
+impl NamespaceGuard {
+    pub fn new(store: Store, require_provisioned: bool) -> Self {
+        NamespaceGuard {
+            store,
+            require_provisioned,
+        }
+    }
+
     /// Admits a job or session for `team`/`env`, or says why it can never run there.
     pub async fn admit(
         &self,

@@ -3,7 +3,8 @@
 //! sessions pass through ([`guard`]). REST and gRPC call these same functions.
 //!
 //! The desired spec is stored first, then applied; a failed apply is retried by the namespace
-//! reconciler, which also repairs drift. Secret values never pass through here: the
+//! reconciler, which also repairs drift. A forced delete cancels the namespace's jobs and
+//! deletes its sessions first. Secret values never pass through here: the
 //! provisioner copies them cluster-side and reports only names and states.
 
 pub mod guard;
@@ -20,7 +21,9 @@ use crate::domain::jobspec::Format;
 use crate::domain::namespace::TeamNamespace;
 use crate::domain::{NamespacePolicy, NamespaceSpec};
 use crate::error::{Error, Result};
-use crate::store::{NamespaceFilter, NamespaceWrite, Store};
+use crate::service::JobService;
+use crate::service::sessions::SessionService;
+use crate::store::{ActiveWork, NamespaceFilter, NamespaceWrite, Store};
 
 #[derive(Clone)]
 pub struct NamespaceService {
@@ -28,9 +31,11 @@ pub struct NamespaceService {
     /// None on backends without clusters: the spec is kept, nothing is applied.
     provisioner: Option<Arc<dyn Provisioner>>,
     policy: NamespacePolicy,
-    require_provisioned: bool,
     /// Wakes the namespace reconciler (a delete to finish, an apply to retry).
     changes: Arc<NamespaceChanges>,
+    /// What a forced delete cancels.
+    jobs: JobService,
+    sessions: SessionService,
 }
 
 /// A namespace with what its clusters hold: the answer to `GET /v1/namespaces/{team}/{env}`.
@@ -66,15 +71,17 @@ impl NamespaceService {
         store: Store,
         provisioner: Option<Arc<dyn Provisioner>>,
         policy: NamespacePolicy,
-        require_provisioned: bool,
         changes: Arc<NamespaceChanges>,
+        work: (JobService, SessionService),
     ) -> Self {
+        let (jobs, sessions) = work;
         NamespaceService {
             store,
             provisioner,
             policy,
-            require_provisioned,
             changes,
+            jobs,
+            sessions,
         }
     }
 
@@ -145,17 +152,20 @@ impl NamespaceService {
     }
 
     /// Deletes a namespace from its clusters, and then from sk8. Refused while jobs or
-    /// sessions run in it, unless `force` (they then fail as their objects disappear).
+    /// sessions run in it, unless `force`: they are cancelled (and deleted) first.
     pub async fn delete(&self, team: &str, env: &str, force: bool) -> Result<NamespaceDetail> {
         let mut stored = self.find(team, env).await?;
         let active = self.store.namespace_active_work(team, env).await?;
-        if !force && (active.jobs > 0 || active.sessions > 0) {
+        if !force && !active.is_empty() {
             return Err(Error::Conflict(format!(
                 "{} has {} unfinished job(s) and {} running session(s); cancel them, or delete \
-                 with force=true to delete everything in it",
-                stored.namespace, active.jobs, active.sessions
+                 with force=true to cancel them and delete everything in it",
+                stored.namespace,
+                active.jobs.len(),
+                active.sessions.len()
             )));
         }
+        self.stop_work(&stored.namespace, &active).await?;
         // From here on the reconciler no longer repairs it, and finishes the delete if the
         // clusters cannot be reached now.
         self.store.namespace_mark_deleted(team, env).await?;
@@ -176,6 +186,22 @@ impl NamespaceService {
             clusters: Vec::new(),
             drift: false,
         })
+    }
+
+    /// Cancels the jobs and deletes the sessions of a namespace being deleted; one that
+    /// finished meanwhile is fine.
+    async fn stop_work(&self, namespace: &str, active: &ActiveWork) -> Result<()> {
+        let reason = format!("cancelled: its namespace {namespace} was deleted");
+        for job in &active.jobs {
+            match self.jobs.cancel_because(job.as_str(), &reason).await {
+                Ok(_) | Err(Error::Conflict(_) | Error::NotFound(_)) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        for session in &active.sessions {
+            self.sessions.delete(session.as_str()).await?;
+        }
+        Ok(())
     }
 
     /// A namespace that exists and is not being deleted.
