@@ -243,10 +243,15 @@ async fn a_namespace_is_provisioned_and_read_back(engine: Engine) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_the_same_spec_again_writes_nothing() {
     let (cluster, app) = setup(Engine::Sqlite, json!({})).await;
-    assert_eq!(put(&app, "payments", "dev", &spec()).await.0, 201);
+    let (status, created) = put(&app, "payments", "dev", &spec()).await;
+    assert_eq!(status, 201, "{created}");
     let before = versions(&cluster).await;
     let (status, again) = put(&app, "payments", "dev", &spec()).await;
     assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["updatedAt"], created["updatedAt"],
+        "nor is the stored spec rewritten"
+    );
     assert_eq!(
         versions(&cluster).await,
         before,
