@@ -169,3 +169,112 @@ async fn grpc_and_rest_give_the_same_result() {
     let (_, list) = app.get("/v1/namespaces").await;
     assert_eq!(list["namespaces"], json!([]));
 }
+
+/// Every kind of bad input is INVALID_ARGUMENT over gRPC, naming the field as REST does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_rejections_name_the_field() {
+    use sk8::grpc::proto::namespace_provisioning_client::NamespaceProvisioningClient;
+    use sk8::grpc::proto::{ApplyNamespaceRequest, EgressRule, NamespaceSpec, Quota, SecretRef};
+    let (_cluster, app) = setup(Engine::Sqlite, json!({})).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the gRPC port");
+    let mut grpc = NamespaceProvisioningClient::new(channel);
+    let base = NamespaceSpec {
+        team: "risk".into(),
+        env: "dev".into(),
+        ..Default::default()
+    };
+    let quota = |cpu: &str| Quota {
+        cpu: cpu.into(),
+        ..Default::default()
+    };
+    let egress = |cidr: &str, port: u32| EgressRule {
+        cidr: cidr.into(),
+        ports: vec![port],
+    };
+    let cases = [
+        (
+            NamespaceSpec {
+                team: "Risk".into(),
+                ..base.clone()
+            },
+            "team",
+        ),
+        (
+            NamespaceSpec {
+                team: String::new(),
+                ..base.clone()
+            },
+            "team",
+        ),
+        (
+            NamespaceSpec {
+                env: "e".repeat(60),
+                ..base.clone()
+            },
+            "env",
+        ),
+        (
+            NamespaceSpec {
+                quota: Some(quota("1000")),
+                ..base.clone()
+            },
+            "quota.cpu",
+        ),
+        (
+            NamespaceSpec {
+                quota: Some(quota("lots")),
+                ..base.clone()
+            },
+            "quota.cpu",
+        ),
+        (
+            NamespaceSpec {
+                secrets: vec![SecretRef {
+                    name: "nope".into(),
+                }],
+                ..base.clone()
+            },
+            "secrets[0].name",
+        ),
+        (
+            NamespaceSpec {
+                egress: vec![egress("10.0.0.0", 443)],
+                ..base.clone()
+            },
+            "egress[0].cidr",
+        ),
+        (
+            NamespaceSpec {
+                egress: vec![egress("10.0.0.0/8", 70000)],
+                ..base.clone()
+            },
+            "egress[0].ports[0]",
+        ),
+    ];
+    for (spec, field) in cases {
+        let request = ApplyNamespaceRequest {
+            spec: Some(spec.clone()),
+        };
+        let status = grpc.apply_namespace(request).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{spec:?}: {status:?}"
+        );
+        assert_eq!(
+            status.metadata().get("sk8-field").unwrap(),
+            field,
+            "{status:?}"
+        );
+        assert!(
+            status.message().starts_with(&format!("{field}: ")),
+            "{status:?}"
+        );
+    }
+    let (_, list) = app.get("/v1/namespaces").await;
+    assert_eq!(list["namespaces"], json!([]));
+}
