@@ -54,6 +54,11 @@ async fn submissions_are_guarded_by_the_namespace() {
             "7 cpu in all, above the quota of sjns-payments-dev (4, quota.cpu)",
         ),
         (
+            json!({"sparkConf": {"spark.kubernetes.executor.limit.cores": "3"}}),
+            "sparkConf.spark.kubernetes.executor.limit.cores",
+            "cpu limit 3 is above the per-container maximum 2",
+        ),
+        (
             json!({"dynamicAllocation": {"enabled": true, "maxExecutors": 20}}),
             "dynamicAllocation.maxExecutors",
             "1 driver and 20 executors",

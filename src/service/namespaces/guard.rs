@@ -14,7 +14,7 @@ use crate::domain::jobspec::{
     ConfValue, DriverSpec, DynamicAllocation, ExecutorSpec, memory_bytes,
 };
 use crate::domain::names::DnsLabel;
-use crate::domain::namespace::NamespaceSpec;
+use crate::domain::namespace::{NamespaceSpec, Resources};
 use crate::domain::quantity::Quantity;
 use crate::domain::{JobSpec, SessionSpec};
 use crate::error::{Error, Result};
@@ -36,10 +36,12 @@ pub struct Footprint {
     pub executors_field: &'static str,
 }
 
-/// One pod's requests.
+/// One pod's requests (and its cpu limit, when Spark is told one).
 #[derive(Clone, Debug)]
 pub struct Pod {
     pub cpu: Quantity,
+    /// `spark.kubernetes.{driver,executor}.limit.cores`.
+    pub cpu_limit: Option<Quantity>,
     pub memory: Quantity,
     /// How the memory adds up, for messages (`1g + 384Mi overhead`).
     pub memory_why: String,
@@ -86,9 +88,12 @@ impl Footprint {
             let cpu = conf(confs, &format!("spark.kubernetes.{role}.request.cores"))
                 .and_then(|c| Quantity::parse(c).ok())
                 .unwrap_or_else(|| Quantity::from_count(cores.into()));
+            let cpu_limit = conf(confs, &format!("spark.kubernetes.{role}.limit.cores"))
+                .and_then(|c| Quantity::parse(c).ok());
             let (memory, memory_why) = pod_memory(role, memory, shape.python, confs);
             Pod {
                 cpu,
+                cpu_limit,
                 memory,
                 memory_why,
             }
@@ -192,34 +197,46 @@ impl NamespaceGuard {
 
 /// Each pod within the LimitRange's maximum, and all of them within the quota.
 fn fits(spec: &NamespaceSpec, footprint: &Footprint) -> Result<()> {
-    let namespace = spec.namespace();
-    let max = &spec.limits.max;
-    for (role, pod) in [
-        ("driver", &footprint.driver),
-        ("executor", &footprint.executor),
-    ] {
-        if let Some(limit) = max.cpu.as_ref().filter(|limit| pod.cpu > **limit) {
-            return Err(Error::invalid(
-                format!("{role}.cores"),
-                format!(
-                    "the {role} pod would request {} cpu, above the per-container maximum {limit} \
-                     of {namespace} (limits.max.cpu)",
-                    pod.cpu
-                ),
-            ));
-        }
-        if let Some(limit) = max.memory.as_ref().filter(|limit| pod.memory > **limit) {
-            return Err(Error::invalid(
-                format!("{role}.memory"),
-                format!(
-                    "the {role} pod would request {} memory ({}), above the per-container maximum \
-                     {limit} of {namespace} (limits.max.memory)",
-                    pod.memory, pod.memory_why
-                ),
-            ));
-        }
-    }
+    let (namespace, max) = (spec.namespace(), &spec.limits.max);
+    fits_container(&namespace, max, "driver", &footprint.driver)?;
+    fits_container(&namespace, max, "executor", &footprint.executor)?;
     fits_quota(spec, footprint)
+}
+
+/// A `role` pod's requests and cpu limit within the per-container maximum.
+fn fits_container(namespace: &str, max: &Resources, role: &str, pod: &Pod) -> Result<()> {
+    if let Some(limit) = max.cpu.as_ref().filter(|limit| pod.cpu > **limit) {
+        return Err(Error::invalid(
+            format!("{role}.cores"),
+            format!(
+                "the {role} pod would request {} cpu, above the per-container maximum {limit} \
+                 of {namespace} (limits.max.cpu)",
+                pod.cpu
+            ),
+        ));
+    }
+    if let (Some(limit), Some(cpu_limit)) = (&max.cpu, &pod.cpu_limit)
+        && cpu_limit > limit
+    {
+        return Err(Error::invalid(
+            format!("sparkConf.spark.kubernetes.{role}.limit.cores"),
+            format!(
+                "the {role} pod's cpu limit {cpu_limit} is above the per-container maximum \
+                 {limit} of {namespace} (limits.max.cpu)"
+            ),
+        ));
+    }
+    if let Some(limit) = max.memory.as_ref().filter(|limit| pod.memory > **limit) {
+        return Err(Error::invalid(
+            format!("{role}.memory"),
+            format!(
+                "the {role} pod would request {} memory ({}), above the per-container maximum \
+                 {limit} of {namespace} (limits.max.memory)",
+                pod.memory, pod.memory_why
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn fits_quota(spec: &NamespaceSpec, footprint: &Footprint) -> Result<()> {
