@@ -179,21 +179,22 @@ impl KubeProvisioner {
             Ok(sources) => sources,
             Err(e) => return report(Vec::new(), Some(e.to_string())),
         };
-        let mut objects = Vec::new();
-        for object in render::objects(spec, &self.settings, &sources) {
-            match api(cluster, object.kind, Some(&spec.namespace()))
+        // Read back concurrently: a GET is a round trip per object, a dozen per namespace.
+        let rendered = render::objects(spec, &self.settings, &sources);
+        let namespace = spec.namespace();
+        let reads = rendered.iter().map(|object| async {
+            let found = api(cluster, object.kind, Some(&namespace))
                 .get_opt(&object.name)
                 .await
-            {
-                Ok(found) => objects.push(compare(&object, found)),
-                Err(e) => {
-                    let error =
-                        kube_error(cluster, &format!("read {} {}", object.kind, object.name), e);
-                    return report(objects, Some(error.to_string()));
-                }
-            }
+                .map_err(|e| {
+                    kube_error(cluster, &format!("read {} {}", object.kind, object.name), e)
+                })?;
+            Ok::<_, BackendError>(compare(object, found))
+        });
+        match futures::future::try_join_all(reads).await {
+            Ok(objects) => report(objects, None),
+            Err(error) => report(Vec::new(), Some(error.to_string())),
         }
-        report(objects, None)
     }
 }
 
