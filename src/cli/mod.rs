@@ -99,7 +99,7 @@ pub enum Command {
     /// Interactive Spark Connect sessions (notebooks connect through sk8's gateway).
     #[command(subcommand)]
     Session(session::SessionCommand),
-    /// Team namespaces sjns-<team>-<env>: quota, limits, network policy, RBAC and secrets.
+    /// Team namespaces sjns-TEAM-ENV: quota, limits, network policy, RBAC and secrets.
     #[command(subcommand)]
     Namespace(namespace::NamespaceCommand),
     /// Print the OpenAPI document of the HTTP API.

@@ -52,7 +52,7 @@ pub struct SecretSource {
     pub data: BTreeMap<String, Value>,
 }
 
-/// One object to apply: its kind (which [`super::kinds`] maps to an API) and its manifest.
+/// One object to apply: its kind (the provisioner maps it to an API) and its manifest.
 #[derive(Clone, Debug)]
 pub struct Rendered {
     pub kind: &'static str,
