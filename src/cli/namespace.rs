@@ -32,7 +32,7 @@ pub enum NamespaceCommand {
     Delete {
         team: String,
         env: String,
-        /// Delete even while jobs or sessions run in it (they fail).
+        /// Delete even while jobs or sessions run in it: they are cancelled first.
         #[arg(long)]
         force: bool,
     },
