@@ -80,7 +80,7 @@ pub async fn list(
 }
 
 /// Delete a namespace and everything in it from its clusters. Refused (409) while jobs or
-/// sessions run in it, unless `force=true`.
+/// sessions run in it, unless `force=true`: they are then cancelled (and deleted) first.
 #[utoipa::path(delete, path = "/v1/namespaces/{team}/{env}", tag = "namespaces",
     params(("team" = String, Path), ("env" = String, Path), ("force" = Option<bool>, Query)),
     responses(
