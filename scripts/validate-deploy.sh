@@ -8,7 +8,9 @@
 #     or apiVersions it has no schema for (the tool itself only warns about those, which would
 #     let `kind: Deploymnet` or `policy/v2` through);
 #  3. when an sk8 binary is built, loads the sk8.yaml of every rendered sk8-config ConfigMap with
-#     it, so a key sk8 does not know fails here instead of at pod startup.
+#     it, so a key sk8 does not know fails here instead of at pod startup;
+#  4. (with no arguments) validates the team-namespace objects sk8 renders, from their goldens
+#     in tests/golden/namespace, the same way as step 2.
 #
 #   scripts/validate-deploy.sh [KUSTOMIZATION_DIR...]    (default: deploy/base deploy/overlays/*)
 #
@@ -194,6 +196,20 @@ for dir in "${dirs[@]}"; do
     done
   fi
 done
+
+# The objects sk8 itself renders for a team namespace (tests/golden/namespace, kept in step
+# with the renderer by tests/namespaces.rs), validated the same way: one document per file.
+golden=tests/golden/namespace
+if [ "$#" -eq 0 ] && [ -d "$golden" ]; then
+  printf '== %s (rendered by sk8 for a team namespace)\n' "$golden"
+  out="$work/golden"
+  mkdir -p "$out"
+  for file in "$golden"/*.json; do
+    cat "$file"
+    printf -- '---\n'
+  done >"$out/rendered.yaml"
+  validate_rendered "$out/rendered.yaml" "$KUBE_VERSION" "" "$out" || status=1
+fi
 
 if [ -z "$sk8_bin" ]; then
   say "sk8 config check skipped: no up-to-date sk8 binary (cargo build, or set SK8_BIN)"

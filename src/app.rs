@@ -17,14 +17,19 @@ use crate::auth::Authenticator;
 use crate::backend::Backend;
 use crate::backend::kubernetes::KubernetesBackend;
 use crate::backend::local::LocalBackend;
+use crate::backend::namespaces::NamespaceChanges;
 use crate::backend::noop::NoopBackend;
 use crate::config::{BackendKind, Config, TlsConfig, redact_url};
 use crate::gateway::activity::Activity;
 use crate::gateway::token::UpstreamTokens;
 use crate::gateway::{Gateway, GatewaySettings};
+use crate::grpc::namespaces::NamespaceGrpc;
+use crate::reconciler::namespaces::NamespaceReconciler;
 use crate::reconciler::sessions::{SessionReconciler, SessionSettings};
 use crate::reconciler::{OrphanSettings, Reconciler, ReconcilerSettings};
 use crate::service::JobService;
+use crate::service::namespaces::NamespaceService;
+use crate::service::namespaces::guard::NamespaceGuard;
 use crate::service::sessions::SessionService;
 use crate::store::{Store, StoreOptions};
 use crate::wake::Wake;
@@ -47,12 +52,14 @@ pub async fn run(
     let store = connect_store(&config).await?;
     let wake = Arc::new(Wake::default());
     let backend = build_backend(&config, wake.clone()).await?;
+    let guard = NamespaceGuard::new(store.clone(), config.namespaces.require_provisioned);
     let jobs = JobService::new(
         store.clone(),
         backend.clone(),
         config.spec_defaults(),
         wake.clone(),
-    );
+    )
+    .with_guard(guard.clone());
 
     let reconciler_stop = CancellationToken::new();
     let reconciler = Reconciler::new(
@@ -75,7 +82,11 @@ pub async fn run(
         config.spec_defaults(),
         gateway_address.clone(),
         sessions_wake.clone(),
-    );
+    )
+    .with_guard(guard);
+    let work = (jobs.clone(), sessions.clone());
+    let (namespaces, namespace_task) =
+        namespace_service(&config, &store, backend.as_ref(), &reconciler_stop, work);
     let auth = Arc::new(
         Authenticator::new(&config.auth, &config.gateway.default_user)
             .context("set up authentication (auth)")?,
@@ -123,6 +134,7 @@ pub async fn run(
     let mut grpc_server = tokio::spawn(
         grpc_builder
             .add_service(gateway)
+            .add_service(NamespaceGrpc::server(namespaces.clone(), auth.clone()))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
                 async move { grpc_drain.cancelled().await },
@@ -137,6 +149,7 @@ pub async fn run(
         jobs,
         sessions,
         auth,
+        namespaces,
         metrics: Arc::new(metrics),
     };
     let router = api::router(state, config.http.max_body_bytes);
@@ -213,10 +226,41 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut reconciler_task).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), session_task).await;
+    if let Some(task) = namespace_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
     backend.shutdown().await;
     store.close().await;
     tracing::info!("sk8 stopped");
     outcome
+}
+
+/// The namespace service, and the reconciler that repairs namespaces on backends with
+/// clusters (until `stop`).
+fn namespace_service(
+    config: &Config,
+    store: &Store,
+    backend: &dyn Backend,
+    stop: &CancellationToken,
+    work: (JobService, SessionService),
+) -> (NamespaceService, Option<tokio::task::JoinHandle<()>>) {
+    let changes = Arc::new(NamespaceChanges::default());
+    let provisioner = backend.provisioner(&config.namespaces, &changes);
+    let service = NamespaceService::new(
+        store.clone(),
+        provisioner.clone(),
+        config.namespaces.policy(),
+        changes.clone(),
+        work,
+    );
+    let task = provisioner.map(|provisioner| {
+        let every = Duration::from_secs(config.namespaces.resync_seconds);
+        let repair = config.namespaces.repair_drift;
+        let reconciler =
+            NamespaceReconciler::new(store.clone(), provisioner, every, repair, changes);
+        tokio::spawn(reconciler.run(stop.clone()))
+    });
+    (service, task)
 }
 
 /// What ended the daemon's main wait.

@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use crate::domain::SpecDefaults;
 
+mod namespaces;
+pub use namespaces::{NamespacesConfig, NetworkConfig};
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
@@ -25,6 +28,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub auth: AuthConfig,
     pub defaults: DefaultsConfig,
+    /// Team namespaces: what sk8 provisions in them and the platform's bounds.
+    pub namespaces: NamespacesConfig,
     pub log: LogConfig,
 }
 
@@ -323,6 +328,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             auth: AuthConfig::default(),
             defaults: DefaultsConfig::default(),
+            namespaces: NamespacesConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -653,6 +659,7 @@ impl Config {
         crate::domain::names::dns_label_rule(&self.backend.kubernetes.driver_service_account)
             .map_err(|m| invalid("backend.kubernetes.driverServiceAccount", &m))?;
         self.backend.kubernetes.validate()?;
+        self.namespaces.validate()?;
         let defaults = self.spec_defaults();
         let probe = serde_json::json!({
             "team": "t", "env": "e", "name": "n", "mainApplicationFile": "/x.py",

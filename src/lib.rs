@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod gateway;
+pub mod grpc;
 pub mod reconciler;
 pub mod service;
 pub mod store;

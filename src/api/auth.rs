@@ -25,6 +25,14 @@ pub const ROUTES: &[(&str, &str, Option<Role>)] = &[
     ("GET", "/v1/sessions/{id}", Some(Role::Viewer)),
     ("DELETE", "/v1/sessions/{id}", Some(Role::Member)),
     ("GET", "/v1/sessions/{id}/events", Some(Role::Viewer)),
+    ("PUT", "/v1/namespaces/{team}/{env}", Some(Role::TeamAdmin)),
+    ("GET", "/v1/namespaces/{team}/{env}", Some(Role::Viewer)),
+    ("GET", "/v1/namespaces", Some(Role::Viewer)),
+    (
+        "DELETE",
+        "/v1/namespaces/{team}/{env}",
+        Some(Role::TeamAdmin),
+    ),
     // Probes and scrapes come from the kubelet and Prometheus, without credentials.
     ("GET", "/healthz", None),
     ("GET", "/readyz", None),

@@ -47,15 +47,7 @@ pub async fn submit(
     let body = body.map_err(body_error)?;
     Ok(
         match state.jobs.submit(&body, format, key, &caller).await? {
-            Submitted::Created(job) => {
-                let location = format!("/v1/jobs/{}", job.id);
-                (
-                    StatusCode::CREATED,
-                    [(header::LOCATION, location)],
-                    Json(job),
-                )
-                    .into_response()
-            }
+            Submitted::Created(job) => super::created(format!("/v1/jobs/{}", job.id), job),
             Submitted::Existing(job) => (StatusCode::OK, Json(job)).into_response(),
         },
     )
@@ -125,7 +117,7 @@ pub async fn logs(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let follow = follow_param(query.as_deref().unwrap_or_default())?;
+    let follow = bool_param(query.as_deref().unwrap_or_default(), "follow")?;
     let stream = state.jobs.logs(&id, follow, &caller).await?;
     let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
     Ok((headers, Body::from_stream(stream)).into_response())
@@ -224,15 +216,21 @@ pub(super) fn limit_param(value: &str) -> Result<u32, Error> {
         .ok_or_else(|| Error::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}")))
 }
 
-fn follow_param(query: &str) -> Result<bool, Error> {
-    let mut follow = false;
+/// The only parameter of a query: a boolean flag named `name` (false when absent).
+pub(super) fn bool_param(query: &str, name: &str) -> Result<bool, Error> {
+    let mut flag = false;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        match (key.as_ref(), value.as_ref()) {
-            ("follow", "true" | "1") => follow = true,
-            ("follow", "false" | "0") => follow = false,
-            ("follow", _) => return Err(Error::invalid("follow", "must be true or false")),
-            (other, _) => return Err(Error::invalid(other, "is not a parameter; use follow")),
+        match (key.as_ref() == name, value.as_ref()) {
+            (true, "true" | "1") => flag = true,
+            (true, "false" | "0") => flag = false,
+            (true, _) => return Err(Error::invalid(name, "must be true or false")),
+            (false, _) => {
+                return Err(Error::invalid(
+                    key.as_ref(),
+                    format!("is not a parameter; use {name}"),
+                ));
+            }
         }
     }
-    Ok(follow)
+    Ok(flag)
 }

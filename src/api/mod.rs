@@ -4,6 +4,7 @@ mod auth;
 pub mod error;
 mod health;
 mod jobs;
+mod namespaces;
 mod sessions;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use utoipa::OpenApi;
 use crate::auth::Authenticator;
 use crate::error::Error;
 use crate::service::JobService;
+use crate::service::namespaces::NamespaceService;
 use crate::service::sessions::SessionService;
 
 /// What every handler can reach.
@@ -27,6 +29,7 @@ use crate::service::sessions::SessionService;
 pub struct AppState {
     pub jobs: JobService,
     pub sessions: SessionService,
+    pub namespaces: NamespaceService,
     pub metrics: Arc<PrometheusHandle>,
     pub auth: Arc<Authenticator>,
 }
@@ -37,11 +40,13 @@ pub struct AppState {
     paths(
         jobs::submit, jobs::list, jobs::get, jobs::cancel, jobs::events, jobs::logs,
         sessions::create, sessions::list, sessions::get, sessions::delete, sessions::events,
+        namespaces::apply, namespaces::list, namespaces::get, namespaces::delete,
         health::healthz, health::readyz, health::metrics, health::openapi,
     ),
     tags(
         (name = "jobs", description = "Batch Spark jobs and their history"),
         (name = "sessions", description = "Interactive Spark Connect sessions behind the gateway"),
+        (name = "namespaces", description = "Team namespaces sjns-<team>-<env> and their guard rails"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -62,6 +67,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(sessions::get).delete(sessions::delete),
         )
         .route("/v1/sessions/{id}/events", get(sessions::events))
+        .route("/v1/namespaces", get(namespaces::list))
+        .route(
+            "/v1/namespaces/{team}/{env}",
+            get(namespaces::get)
+                .put(namespaces::apply)
+                .delete(namespaces::delete),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -78,6 +90,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         }))
         .layer(middleware::from_fn(record_request))
         .with_state(state)
+}
+
+/// 201 Created with the new resource's location and its JSON.
+fn created(location: String, body: impl serde::Serialize) -> Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::CREATED,
+        [(axum::http::header::LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Error {

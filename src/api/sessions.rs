@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
@@ -43,13 +43,7 @@ pub async fn create(
     let body = body.map_err(body_error)?;
     Ok(match state.sessions.create(&body, format, &caller).await? {
         Created::New(detail) => {
-            let location = format!("/v1/sessions/{}", detail.session.id);
-            (
-                StatusCode::CREATED,
-                [(header::LOCATION, location)],
-                Json(detail),
-            )
-                .into_response()
+            super::created(format!("/v1/sessions/{}", detail.session.id), detail)
         }
         Created::Existing(detail) => (StatusCode::OK, Json(detail)).into_response(),
     })

@@ -8,6 +8,7 @@
 
 pub mod kubernetes;
 pub mod local;
+pub mod namespaces;
 pub mod noop;
 
 use std::pin::Pin;
@@ -229,6 +230,16 @@ pub trait Backend: Send + Sync + 'static {
     /// outlive their record (local processes are adopted from the data directory) hold none.
     async fn managed(&self) -> Result<Vec<Managed>, BackendError> {
         Ok(Vec::new())
+    }
+
+    /// Who provisions team namespaces on this backend's clusters (announcing what changes
+    /// there to `changes`); none without clusters.
+    fn provisioner(
+        &self,
+        _config: &crate::config::NamespacesConfig,
+        _changes: &std::sync::Arc<namespaces::NamespaceChanges>,
+    ) -> Option<std::sync::Arc<dyn namespaces::Provisioner>> {
+        None
     }
 
     /// Stops whatever this backend runs in-process (sk8 is shutting down).

@@ -117,6 +117,11 @@ impl Client {
         self.json(self.http.post(self.url(path)).json(body)).await
     }
 
+    /// `PUT path` with a JSON body, as JSON.
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.json(self.http.put(self.url(path)).json(body)).await
+    }
+
     /// `DELETE path`, as JSON.
     pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
         self.json(self.http.delete(self.url(path))).await

@@ -3,6 +3,7 @@
 
 mod client;
 mod manifest;
+mod namespace;
 mod output;
 mod session;
 
@@ -102,6 +103,9 @@ pub enum Command {
     /// Interactive Spark Connect sessions (notebooks connect through sk8's gateway).
     #[command(subcommand)]
     Session(session::SessionCommand),
+    /// Team namespaces sjns-TEAM-ENV: quota, limits, network policy, RBAC and secrets.
+    #[command(subcommand)]
+    Namespace(namespace::NamespaceCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
 }
@@ -158,6 +162,7 @@ pub async fn run_client(cli: Cli) -> ExitCode {
         Command::Logs { id, follow } => client.logs(&id, follow).await.map(|()| ExitCode::SUCCESS),
         Command::Events { id } => client.events(&id).await.map(|events| out.events(&events)),
         Command::Session(command) => session::run(&client, &out, command).await,
+        Command::Namespace(command) => namespace::run(&client, &out, command).await,
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {err}");

@@ -20,7 +20,12 @@ impl Printer {
         Printer { format }
     }
 
-    fn json(&self, value: &Value) -> ExitCode {
+    /// Whether the API's JSON is printed as it is (`-o json`).
+    pub(super) fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    pub(super) fn json(&self, value: &Value) -> ExitCode {
         println!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()

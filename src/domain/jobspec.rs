@@ -374,11 +374,17 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
                 field: None,
                 message: format!("the YAML body is not valid UTF-8: {e}"),
             })?;
-            let value = yaml_value(text)?;
-            serde_path_to_error::deserialize(value)
-                .map_err(|e| shape_error(e, &format!("YAML {kind}")))
+            decode_value(yaml_value(text)?, &format!("YAML {kind}"))
         }
     }
+}
+
+/// Decodes a value already parsed into a spec's shape, naming the field on failure.
+pub(crate) fn decode_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    kind: &str,
+) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| shape_error(e, kind))
 }
 
 /// Parses YAML into a JSON value with limits on aliases and size, so that anchor bombs fail

@@ -6,7 +6,8 @@ use utoipa::ToSchema;
 
 /// The longest Kubernetes object name that is also a DNS label.
 pub const DNS_LABEL_MAX: usize = 63;
-const NAMESPACE_PREFIX: &str = "sjns-";
+/// What every team namespace's name starts with.
+pub const NAMESPACE_PREFIX: &str = "sjns-";
 
 /// A DNS-1123 label: lowercase alphanumerics and `-`, starting and ending alphanumeric,
 /// at most 63 characters.

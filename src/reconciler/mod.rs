@@ -12,6 +12,7 @@
 //! write is conditional on the job's version, so a concurrent cancel is never overwritten: the
 //! job is re-read and decided again.
 
+pub mod namespaces;
 mod orphans;
 pub mod sessions;
 

@@ -1,6 +1,7 @@
 //! The service layer: what sk8 does for a caller, independent of transport. HTTP handlers and
 //! gRPC services are thin wrappers over these functions.
 
+pub mod namespaces;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::backend::{Backend, BackendError, LogStream};
 use crate::domain::jobspec::Format;
 use crate::domain::{Attempt, Event, Job, JobId, JobSpec, JobState, NewEvent, SpecDefaults};
 use crate::error::{Error, Result};
+use crate::service::namespaces::guard::{Footprint, NamespaceGuard};
 use crate::store::{InsertOutcome, JobFilter, Store};
 use crate::wake::Wake;
 
@@ -33,6 +35,8 @@ pub struct JobService {
     defaults: SpecDefaults,
     /// Wakes the reconciler so a new or cancelled job is acted on without waiting a tick.
     wake: Arc<Wake>,
+    /// The submission guard of team namespaces.
+    guard: Option<NamespaceGuard>,
 }
 
 /// A job with its attempts: the answer to `GET /v1/jobs/{id}`.
@@ -87,7 +91,14 @@ impl JobService {
             backend,
             defaults,
             wake,
+            guard: None,
         }
+    }
+
+    /// Jobs pass the namespace guard before they are stored.
+    pub fn with_guard(mut self, guard: NamespaceGuard) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     /// Parses, validates and stores a job (before anything reaches a backend).
@@ -103,6 +114,10 @@ impl JobService {
         }
         let spec = JobSpec::parse(body, format, &self.defaults)?;
         may_act(caller, Role::Member, spec.team.as_str(), "submit jobs")?;
+        if let Some(guard) = &self.guard {
+            let footprint = Footprint::of_job(&spec);
+            guard.admit(&spec.team, &spec.env, &footprint).await?;
+        }
         let digest = spec.digest();
         let job = Job::new(spec, idempotency_key, Utc::now());
         let outcome = match self.store.job_insert(&job, &digest).await? {
@@ -172,6 +187,11 @@ impl JobService {
     /// Cancels a job: at once if nothing of it runs, else via CANCELLING while the reconciler
     /// stops its attempt. Cancelling a cancelled or cancelling job is a no-op.
     pub async fn cancel(&self, id: &str, caller: &Identity) -> Result<Job> {
+        self.cancel_because(id, "cancel requested", caller).await
+    }
+
+    /// Cancels a job for `caller`, recording `reason` in its history.
+    pub async fn cancel_because(&self, id: &str, reason: &str, caller: &Identity) -> Result<Job> {
         for _ in 0..CANCEL_TRIES {
             let mut job = self.find(id, caller).await?;
             may_act(caller, Role::Member, &job.team, "cancel jobs")?;
@@ -190,7 +210,7 @@ impl JobService {
                 attempt: (job.attempts > 0).then_some(job.attempts),
                 from: Some(job.state),
                 to,
-                reason: "cancel requested".into(),
+                reason: reason.into(),
                 detail: None,
             };
             job.state = to;

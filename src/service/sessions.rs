@@ -8,6 +8,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
+use super::namespaces::guard::{Footprint, NamespaceGuard};
 use super::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token, may_act};
 use crate::auth::{Identity, Role};
 use crate::domain::jobspec::Format;
@@ -26,6 +27,8 @@ pub struct SessionService {
     gateway: String,
     /// Wakes the session reconciler.
     wake: Arc<Notify>,
+    /// The submission guard of team namespaces.
+    guard: Option<NamespaceGuard>,
 }
 
 /// A session with how to connect to it: the answer to `GET /v1/sessions/{id}`.
@@ -61,7 +64,14 @@ impl SessionService {
             defaults,
             gateway,
             wake,
+            guard: None,
         }
+    }
+
+    /// Sessions pass the namespace guard before they are stored.
+    pub fn with_guard(mut self, guard: NamespaceGuard) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     /// Creates a session, or returns the one of that team, env and name (starting it again
@@ -69,6 +79,10 @@ impl SessionService {
     pub async fn create(&self, body: &[u8], format: Format, caller: &Identity) -> Result<Created> {
         let spec = SessionSpec::parse(body, format, &self.defaults)?;
         may_act(caller, Role::Member, spec.team.as_str(), "start sessions")?;
+        if let Some(guard) = &self.guard {
+            let footprint = Footprint::of_session(&spec);
+            guard.admit(&spec.team, &spec.env, &footprint).await?;
+        }
         let session = Session::new(spec, Utc::now());
         match self.store.session_insert(&session).await? {
             SessionInsert::Created(session) => {

@@ -1,14 +1,15 @@
 //! The execution-history store: all SQL lives here.
 //!
-//! Durable: jobs (with their spec and labels), attempts, events and idempotency keys. Nothing
-//! else is kept between restarts; the reconciler rebuilds its picture from the live jobs at
-//! startup. One code path serves SQLite (the embedded default) and Postgres through
+//! Durable: jobs (with their spec and labels), attempts, events, idempotency keys, sessions and
+//! the desired spec of team namespaces. Nothing else is kept between restarts; the reconciler
+//! rebuilds its picture from the live jobs at startup. One code path serves SQLite (the embedded default) and Postgres through
 //! `sqlx::Any`: columns hold only plain types (TEXT, BIGINT; timestamps as Unix milliseconds)
 //! and statements use `$n` placeholders, which both engines accept. Each engine has its own
 //! migrations folder, embedded and run at startup.
 
 mod jobs;
 mod live;
+mod namespaces;
 mod rows;
 mod sessions;
 
@@ -22,6 +23,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use jobs::{InsertOutcome, JobFilter};
 pub use live::{LiveJob, LiveScope};
+pub use namespaces::{ActiveWork, NamespaceFilter, NamespaceWrite};
 pub use sessions::{SessionChange, SessionFilter, SessionInsert};
 
 /// Which database engine backs the store.

@@ -243,6 +243,16 @@ impl TestApp {
         self.grpc = ready.grpc;
     }
 
+    /// Runs the `sk8` CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_sk8"))
+            .arg("--server")
+            .arg(&self.base)
+            .args(args)
+            .output()
+            .expect("run the sk8 CLI")
+    }
+
     pub async fn post_job(&self, body: &Value) -> reqwest::Response {
         self.http
             .post(self.url("/v1/jobs"))

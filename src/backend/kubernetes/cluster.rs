@@ -90,6 +90,11 @@ impl Cluster {
         })
     }
 
+    /// The cluster's API client (cheap to clone), for namespace provisioning.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     pub async fn submit(&self, request: &AttemptRequest) -> Result<KubeRef, BackendError> {
         let manifest = render::spark_application(request, &self.settings);
         let (app, _) = self

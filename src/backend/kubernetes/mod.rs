@@ -19,6 +19,7 @@
 
 mod cluster;
 mod health;
+pub mod namespaces;
 mod pods;
 pub mod render;
 pub mod status;
@@ -37,7 +38,8 @@ use super::{
     AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, Managed,
     NoCapacity, ServerStatus, SessionRequest, StopProgress, StopReason,
 };
-use crate::config::KubernetesConfig;
+use crate::backend::namespaces::{NamespaceChanges, Provisioner};
+use crate::config::{KubernetesConfig, NamespacesConfig};
 use crate::domain::{FailureClass, JobSpec};
 use crate::wake::Wake;
 
@@ -67,7 +69,7 @@ impl KubeRef {
 }
 
 /// Which cluster serves a team (and env).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Routes {
     /// `team/env` or `team` → index into the clusters.
     by_key: HashMap<String, usize>,
@@ -105,6 +107,7 @@ pub struct KubernetesBackend {
     clusters: Vec<Cluster>,
     routes: Routes,
     stop_watch: CancellationToken,
+    driver_service_account: String,
 }
 
 impl KubernetesBackend {
@@ -125,6 +128,7 @@ impl KubernetesBackend {
             clusters,
             routes: Routes::of(config),
             stop_watch,
+            driver_service_account: config.driver_service_account.clone(),
         })
     }
 
@@ -257,6 +261,32 @@ impl Backend for KubernetesBackend {
 
     async fn managed(&self) -> Result<Vec<Managed>, BackendError> {
         Ok(self.clusters.iter().flat_map(Cluster::managed).collect())
+    }
+
+    fn provisioner(
+        &self,
+        config: &NamespacesConfig,
+        changes: &Arc<NamespaceChanges>,
+    ) -> Option<Arc<dyn Provisioner>> {
+        let clusters = self
+            .clusters
+            .iter()
+            .map(|c| namespaces::ClusterClient {
+                name: c.name.clone(),
+                client: c.client(),
+            })
+            .collect();
+        let settings = namespaces::render::NamespaceSettings {
+            namespaces: config.clone(),
+            driver_service_account: self.driver_service_account.clone(),
+        };
+        Some(Arc::new(namespaces::KubeProvisioner::new(
+            clusters,
+            self.routes.clone(),
+            settings,
+            changes,
+            &self.stop_watch,
+        )))
     }
 
     async fn shutdown(&self) {

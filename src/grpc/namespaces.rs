@@ -1,0 +1,264 @@
+//! `sk8.v1.NamespaceProvisioning`: the gRPC face of
+//! [`NamespaceService`]. A request's spec is turned into the JSON NamespaceSpec the HTTP API
+//! takes and parsed by the same code, so both reject the same input naming the same field.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use tonic::{Request, Response, Status};
+
+use super::proto::namespace_provisioning_server::{
+    NamespaceProvisioning, NamespaceProvisioningServer,
+};
+use super::proto::{self as pb};
+use crate::auth::{Authenticator, Identity};
+use crate::backend::namespaces::ClusterNamespace;
+use crate::domain::NamespaceSpec;
+use crate::domain::jobspec::Format;
+use crate::domain::namespace::Resources;
+use crate::error::Error;
+use crate::service::MAX_PAGE;
+use crate::service::namespaces::{Applied, NamespaceDetail, NamespaceService};
+use crate::store::NamespaceFilter;
+
+pub struct NamespaceGrpc {
+    service: NamespaceService,
+    auth: Arc<Authenticator>,
+}
+
+impl NamespaceGrpc {
+    pub fn server(
+        service: NamespaceService,
+        auth: Arc<Authenticator>,
+    ) -> NamespaceProvisioningServer<Self> {
+        NamespaceProvisioningServer::new(NamespaceGrpc { service, auth })
+    }
+
+    /// The caller, from `authorization` (or `authentication`) metadata, like on HTTP.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Identity, Status> {
+        let metadata = request.metadata();
+        let credential = metadata
+            .get("authorization")
+            .or_else(|| metadata.get("authentication"))
+            .and_then(|v| v.to_str().ok());
+        self.auth
+            .authenticate(credential)
+            .map_err(|err| Status::unauthenticated(err.to_string()))
+    }
+}
+
+#[tonic::async_trait]
+impl NamespaceProvisioning for NamespaceGrpc {
+    async fn apply_namespace(
+        &self,
+        request: Request<pb::ApplyNamespaceRequest>,
+    ) -> Result<Response<pb::ApplyNamespaceResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let spec = request.into_inner().spec.unwrap_or_default();
+        let (team, env) = (spec.team.clone(), spec.env.clone());
+        let body = spec_json(spec).to_string();
+        let applied = self
+            .service
+            .apply(&team, &env, body.as_bytes(), Format::Json, &caller)
+            .await?;
+        let (created, detail) = match applied {
+            Applied::Created(detail) => (true, detail),
+            Applied::Existing(detail) => (false, detail),
+        };
+        Ok(Response::new(pb::ApplyNamespaceResponse {
+            created,
+            namespace: Some(namespace(detail)),
+        }))
+    }
+
+    async fn get_namespace(
+        &self,
+        request: Request<pb::NamespaceRef>,
+    ) -> Result<Response<pb::Namespace>, Status> {
+        let caller = self.caller(&request)?;
+        let at = request.into_inner();
+        let detail = self.service.get(&at.team, &at.env, &caller).await?;
+        Ok(Response::new(namespace(detail)))
+    }
+
+    async fn list_namespaces(
+        &self,
+        request: Request<pb::ListNamespacesRequest>,
+    ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let request = request.into_inner();
+        if request.limit > MAX_PAGE {
+            return Err(
+                Error::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}")).into(),
+            );
+        }
+        let filter = NamespaceFilter {
+            team: Some(request.team).filter(|t| !t.is_empty()),
+            env: Some(request.env).filter(|e| !e.is_empty()),
+            after: None,
+            limit: request.limit,
+            visible_teams: None,
+        };
+        let token = Some(request.page_token).filter(|t| !t.is_empty());
+        let page = self.service.list(filter, token.as_deref(), &caller).await?;
+        Ok(Response::new(pb::ListNamespacesResponse {
+            namespaces: page
+                .namespaces
+                .into_iter()
+                .map(|ns| {
+                    namespace(NamespaceDetail {
+                        namespace: ns,
+                        clusters: Vec::new(),
+                        drift: false,
+                    })
+                })
+                .collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_namespace(
+        &self,
+        request: Request<pb::DeleteNamespaceRequest>,
+    ) -> Result<Response<pb::Namespace>, Status> {
+        let caller = self.caller(&request)?;
+        let request = request.into_inner();
+        let detail = self
+            .service
+            .delete(&request.team, &request.env, request.force, &caller)
+            .await?;
+        Ok(Response::new(namespace(detail)))
+    }
+}
+
+/// The JSON NamespaceSpec a request's spec stands for: empty strings and absent messages are
+/// fields left out.
+fn spec_json(spec: pb::NamespaceSpec) -> Value {
+    let mut out = json!({ "team": spec.team, "env": spec.env });
+    if let Some(quota) = spec.quota {
+        let mut json = serde_json::Map::new();
+        put(&mut json, "cpu", quota.cpu);
+        put(&mut json, "memory", quota.memory);
+        if let Some(pods) = quota.pods {
+            json.insert("pods".into(), json!(pods));
+        }
+        if !quota.other.is_empty() {
+            json.insert("other".into(), json!(quota.other));
+        }
+        out["quota"] = Value::Object(json);
+    }
+    if let Some(limits) = spec.limits {
+        out["limits"] = json!({
+            "defaultRequest": resources_json(limits.default_request),
+            "max": resources_json(limits.max),
+        });
+    }
+    out["secrets"] = spec
+        .secrets
+        .iter()
+        .map(|s| json!({"name": s.name}))
+        .collect();
+    out["egress"] = spec
+        .egress
+        .iter()
+        .map(|e| json!({"cidr": e.cidr, "ports": e.ports}))
+        .collect();
+    out
+}
+
+fn resources_json(resources: Option<pb::Resources>) -> Value {
+    let resources = resources.unwrap_or_default();
+    let mut json = serde_json::Map::new();
+    put(&mut json, "cpu", resources.cpu);
+    put(&mut json, "memory", resources.memory);
+    Value::Object(json)
+}
+
+fn put(json: &mut serde_json::Map<String, Value>, key: &str, value: String) {
+    if !value.is_empty() {
+        json.insert(key.into(), json!(value));
+    }
+}
+
+fn namespace(detail: NamespaceDetail) -> pb::Namespace {
+    let ns = detail.namespace;
+    pb::Namespace {
+        spec: Some(spec_message(&ns.spec)),
+        team: ns.team,
+        env: ns.env,
+        namespace: ns.namespace,
+        created_at: time(ns.created_at),
+        updated_at: time(ns.updated_at),
+        deleted_at: ns.deleted_at.map(time).unwrap_or_default(),
+        clusters: detail.clusters.into_iter().map(cluster).collect(),
+        drift: detail.drift,
+    }
+}
+
+/// As the HTTP API writes timestamps.
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn spec_message(spec: &NamespaceSpec) -> pb::NamespaceSpec {
+    let text = |q: &Option<crate::domain::quantity::Quantity>| {
+        q.as_ref().map(|q| q.to_string()).unwrap_or_default()
+    };
+    let resources = |r: &Resources| pb::Resources {
+        cpu: text(&r.cpu),
+        memory: text(&r.memory),
+    };
+    pb::NamespaceSpec {
+        team: spec.team.to_string(),
+        env: spec.env.to_string(),
+        quota: Some(pb::Quota {
+            cpu: text(&spec.quota.cpu),
+            memory: text(&spec.quota.memory),
+            pods: spec.quota.pods,
+            other: spec
+                .quota
+                .other
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+        }),
+        limits: Some(pb::Limits {
+            default_request: Some(resources(&spec.limits.default_request)),
+            max: Some(resources(&spec.limits.max)),
+        }),
+        secrets: spec
+            .secrets
+            .iter()
+            .map(|s| pb::SecretRef {
+                name: s.name.clone(),
+            })
+            .collect(),
+        egress: spec
+            .egress
+            .iter()
+            .map(|e| pb::EgressRule {
+                cidr: e.cidr.clone(),
+                ports: e.ports.iter().map(|p| u32::from(*p)).collect(),
+            })
+            .collect(),
+    }
+}
+
+fn cluster(cluster: ClusterNamespace) -> pb::ClusterNamespace {
+    pb::ClusterNamespace {
+        cluster: cluster.cluster,
+        error: cluster.error.unwrap_or_default(),
+        objects: cluster
+            .objects
+            .into_iter()
+            .map(|o| pb::ObservedObject {
+                kind: o.kind,
+                name: o.name,
+                state: o.state.as_str().into(),
+                drifted_fields: o.drifted_fields,
+                resource_version: o.resource_version.unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
