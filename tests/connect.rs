@@ -106,9 +106,10 @@ async fn run_checks_with(
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), output)
+    // Generous: a JVM Spark server on a loaded two-core machine (CI runs two suites at once).
+    let output = tokio::time::timeout(Duration::from_secs(420), output)
         .await
-        .expect("checks.py finished in 4 minutes")
+        .expect("checks.py finished in 7 minutes")
         .expect("run checks.py");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let results: serde_json::Map<String, Value> = stdout
@@ -432,8 +433,8 @@ async fn apache_spark_sessions_demand_sk8s_token_and_take_artifacts_and_interrup
     let results = run_checks(url, &checks).await;
     assert_passed(&results);
     assert_eq!(
-        results["token_conf"]["detail"]["value"], "<unset>",
-        "the server's token is in no Spark conf a client can read"
+        results["token_conf"]["detail"]["value"], "*********(redacted by sk8)",
+        "no answer about the token conf reaches a client"
     );
     // Only sk8 has the server's token: a client going around the gateway is turned away.
     let direct = format!("sc://{}", ready["endpoint"].as_str().unwrap());

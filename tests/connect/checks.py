@@ -242,8 +242,8 @@ def check_whoami(spark):
 
 
 def check_token_conf(spark):
-    # sk8 starts servers with their token in the environment, not in a Spark conf: asking
-    # for the conf must not reveal it. The caller compares the value with the real token.
+    # Whatever the server answers for its token conf (the default echoed back, or a value),
+    # the client must not read it. The caller checks what came back.
     value = spark.conf.get("spark.connect.authenticate.token", "<unset>")
     return {"value": value}
 
