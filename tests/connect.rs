@@ -5,12 +5,15 @@
 //! session's driver, on its own 127.0.0.N "pod IP".
 
 mod common;
+#[path = "common/kube.rs"]
+mod kube;
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{Engine, Options, TestApp};
+use kube::Cluster;
 use serde_json::{Value, json};
 use sk8_fake_kube::{FakeKube, OperatorOptions};
 
@@ -260,32 +263,20 @@ async fn an_idle_session_stops_and_the_next_query_resumes_it() {
 }
 
 /// A fake cluster whose operator runs a real Sail server as each Spark Connect driver, with
-/// namespace `sjns-payments-dev`; and its kubeconfig.
-async fn cluster_running_sail() -> (FakeKube, tempfile::TempPath) {
+/// namespace `sjns-payments-dev`.
+async fn cluster_running_sail() -> Cluster {
     let sail = connect_venv().join("bin/sail").display().to_string();
     let command = [&sail, "spark", "server", "--ip", "{ip}", "--port", "{port}"];
-    let kube = FakeKube::start_with(sk8_fake_kube::Options {
-        operator: Some(OperatorOptions {
-            step: Duration::from_millis(100),
-            connect_server: Some(command.map(str::to_owned).to_vec()),
-            ..Default::default()
-        }),
+    let cluster = Cluster::start_with(OperatorOptions {
+        step: Duration::from_millis(100),
+        connect_server: Some(command.map(str::to_owned).to_vec()),
         ..Default::default()
     })
-    .await
-    .expect("start the fake API server");
-    let kubeconfig = tempfile::NamedTempFile::new().unwrap().into_temp_path();
-    kube.write_kubeconfig(&kubeconfig).unwrap();
+    .await;
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
                            "metadata": {"name": "sjns-payments-dev"}});
-    let created = reqwest::Client::new()
-        .post(format!("{}/api/v1/namespaces", kube.url()))
-        .json(&namespace)
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success(), "{:?}", created.text().await);
-    (kube, kubeconfig)
+    cluster.create("/api/v1/namespaces", &namespace).await;
+    cluster
 }
 
 /// The session's server application, as the fake cluster holds it.
@@ -310,9 +301,11 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_sessions_are_served_from_the_driver_pod_ip_and_resume_on_a_new_driver() {
-    let (kube, kubeconfig) = cluster_running_sail().await;
+    let cluster = cluster_running_sail().await;
+    let kube = &cluster.kube;
+    let kubeconfig = &*cluster.kubeconfig;
     let backend =
-        json!({"backend": {"kind": "kubernetes", "kubernetes": {"kubeconfig": &*kubeconfig}}});
+        json!({"backend": {"kind": "kubernetes", "kubernetes": {"kubeconfig": kubeconfig}}});
     let app = sk8_with_extra("sail", backend).await;
     let created = create_session(&app, "payments", json!({"idleTimeoutSeconds": 3})).await;
     let id = created["id"].as_str().unwrap();
@@ -322,24 +315,10 @@ async fn kubernetes_sessions_are_served_from_the_driver_pod_ip_and_resume_on_a_n
         endpoint.starts_with("127.0.0.") && endpoint.ends_with(":15002"),
         "the driver pod's IP and the Connect port: {ready}"
     );
-    // The server is a SparkConnectServer application whose driver is Ready only when Connect
-    // serves.
+    // The server is the session's own SparkConnectServer application (its manifest is
+    // checked in tests/sparkapplication.rs).
     let first = format!("sk8-s-{id}-1");
-    let manifest = server_app(&kube, &first).expect("the server's SparkApplication");
-    let spec = &manifest["spec"];
-    assert_eq!(
-        spec["mainClass"],
-        "org.apache.spark.sql.connect.service.SparkConnectServer"
-    );
-    assert_eq!(
-        spec["sparkConf"]["spark.connect.grpc.binding.port"],
-        "15002"
-    );
-    let driver = &spec["driverSpec"]["podTemplateSpec"]["spec"]["containers"][0];
-    assert_eq!(
-        driver["readinessProbe"]["tcpSocket"]["port"], 15002,
-        "{spec}"
-    );
+    let manifest = server_app(kube, &first).expect("the server's SparkApplication");
     assert_eq!(manifest["metadata"]["labels"]["sk8.dev/session-id"], id);
 
     let url = created["connectionString"].as_str().unwrap();
@@ -354,7 +333,7 @@ async fn kubernetes_sessions_are_served_from_the_driver_pod_ip_and_resume_on_a_n
     // server 2 on a new driver and succeeds.
     wait_state(&app, id, "STOPPED").await;
     wait_until("the first server's application is deleted", || {
-        server_app(&kube, &first).is_none()
+        server_app(kube, &first).is_none()
     })
     .await;
     wait_until("the first server stops listening", || {
@@ -367,7 +346,7 @@ async fn kubernetes_sessions_are_served_from_the_driver_pod_ip_and_resume_on_a_n
     let starts = resumed["starts"].as_u64().unwrap();
     assert!(starts >= 2, "{resumed}");
     let current = format!("sk8-s-{id}-{starts}");
-    assert!(server_app(&kube, &current).is_some(), "{resumed}");
+    assert!(server_app(kube, &current).is_some(), "{resumed}");
 
     let deleted = app
         .http
@@ -377,7 +356,7 @@ async fn kubernetes_sessions_are_served_from_the_driver_pod_ip_and_resume_on_a_n
         .unwrap();
     assert!(deleted.status().is_success(), "{deleted:?}");
     wait_until("the deleted session's application is gone", || {
-        server_app(&kube, &current).is_none()
+        server_app(kube, &current).is_none()
     })
     .await;
 }

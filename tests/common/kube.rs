@@ -1,7 +1,9 @@
 //! A fake Kubernetes cluster for the suites that run sk8's Kubernetes backend: the project's
 //! fake API server (optionally with its Spark operator), a kubeconfig for it, raw API calls
 //! as another client of the cluster would make them, and the real kubectl pointed at it.
-//! Included with `#[path]` by the suites that use it (`tests/namespaces.rs`), beside `common`.
+//! Included with `#[path]` by the suites that use it (`tests/namespaces.rs`,
+//! `tests/connect.rs`), beside `common`.
+#![allow(dead_code)] // each suite uses part of it
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,14 +23,19 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A fake API server with its operator, and a kubeconfig for it.
+    /// A fake API server with its operator (100 ms steps), and a kubeconfig for it.
     pub async fn start() -> Cluster {
+        Cluster::start_with(OperatorOptions {
+            step: Duration::from_millis(100),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// The same with the operator set up as given.
+    pub async fn start_with(operator: OperatorOptions) -> Cluster {
         let kube = FakeKube::start_with(sk8_fake_kube::Options {
-            operator: Some(OperatorOptions {
-                step: Duration::from_millis(100),
-                namespaces: None,
-                ..Default::default()
-            }),
+            operator: Some(operator),
             ..Default::default()
         })
         .await
