@@ -103,29 +103,43 @@ async fn start_cluster(args: &Args) -> anyhow::Result<FakeKube> {
 }
 
 /// Notes the moment each sk8 application's status first says Succeeded.
+/// Watches the fake until the bench ends. A watch the fake cuts off (this process falls behind
+/// its broadcast buffer on a loaded machine) resumes from the last resourceVersion seen, which
+/// the fake's history still holds, so no transition is missed.
 async fn watch_succeeded(url: String, seen: Seen) -> anyhow::Result<()> {
-    let watch = format!(
-        "{url}/apis/spark.apache.org/v1/sparkapplications?watch=true&labelSelector=app.kubernetes.io/managed-by%3Dsk8"
-    );
-    let mut response = reqwest::get(watch).await?;
-    let mut pending = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let now = unix_ms();
-        pending.extend_from_slice(&chunk);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let Ok(event) = serde_json::from_slice::<Value>(&line) else {
-                continue;
-            };
-            let app = &event["object"];
-            if app["status"]["currentState"]["currentStateSummary"] == "Succeeded"
-                && let Some(name) = app["metadata"]["name"].as_str()
-            {
-                seen.lock().unwrap().entry(name.to_owned()).or_insert(now);
+    let mut last_version = String::new();
+    loop {
+        let mut watch = format!(
+            "{url}/apis/spark.apache.org/v1/sparkapplications?watch=true&labelSelector=app.kubernetes.io/managed-by%3Dsk8"
+        );
+        if !last_version.is_empty() {
+            watch.push_str(&format!("&resourceVersion={last_version}"));
+        }
+        let mut response = reqwest::get(watch).await?;
+        let mut pending = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            let now = unix_ms();
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let Ok(event) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
+                let app = &event["object"];
+                if event["type"] == "ERROR" {
+                    break;
+                }
+                if let Some(version) = app["metadata"]["resourceVersion"].as_str() {
+                    last_version = version.to_owned();
+                }
+                if app["status"]["currentState"]["currentStateSummary"] == "Succeeded"
+                    && let Some(name) = app["metadata"]["name"].as_str()
+                {
+                    seen.lock().unwrap().entry(name.to_owned()).or_insert(now);
+                }
             }
         }
     }
-    Ok(())
 }
 
 fn unix_ms() -> i64 {
