@@ -68,7 +68,7 @@ impl Store {
     /// original job instead when the key was already used for the same spec.
     pub async fn job_insert(&self, job: &Job, digest: &str) -> Result<InsertOutcome, StoreError> {
         timed("job_insert", async {
-            let (_turn, mut tx) = self.begin_write().await?;
+            let mut tx = self.pool.begin().await?;
             // The job row first: it takes SQLite's write lock at the first statement, so the
             // transaction never has to upgrade a read lock (which fails instead of waiting).
             job_row_insert(&mut tx, job).await?;
@@ -193,7 +193,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         timed("job_save", async {
             let now = chrono::Utc::now();
-            let (_turn, mut tx) = self.begin_write().await?;
+            let mut tx = self.pool.begin().await?;
             let updated = sqlx::query(
                 "UPDATE jobs SET state = $1, attempts = $2, failure_reason = $3, \
                  failure_class = $4, spark_ui_url = $5, updated_at = $6, started_at = $7, \

@@ -15,11 +15,8 @@ mod sessions;
 
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Executor, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use sqlx::{AnyPool, Executor};
 
 pub use jobs::{InsertOutcome, JobFilter};
 pub use live::{LiveJob, LiveScope};
@@ -101,10 +98,6 @@ pub struct StoreOptions {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
-    /// SQLite's writers take turns here, in order, instead of in SQLite: a writer that finds
-    /// the database locked sleeps in SQLite's busy handler for 1 to 100 ms, far longer than a
-    /// write takes, which cost both throughput and the write latency tail. None on Postgres.
-    writer: Option<Arc<Mutex<()>>>,
 }
 
 impl Store {
@@ -135,12 +128,7 @@ impl Store {
             });
         }
         let pool = pool_options.connect(&url).await?;
-        let writer = (engine == Engine::Sqlite).then(|| Arc::new(Mutex::new(())));
-        let store = Store {
-            pool,
-            engine,
-            writer,
-        };
+        let store = Store { pool, engine };
         store.migrate().await?;
         Ok(store)
     }
@@ -155,23 +143,6 @@ impl Store {
             }
         }
         Ok(())
-    }
-
-    /// Waits for this writer's turn (SQLite only); hold the guard until the write commits.
-    async fn writer_turn(&self) -> Option<OwnedMutexGuard<()>> {
-        match &self.writer {
-            Some(writer) => Some(writer.clone().lock_owned().await),
-            None => None,
-        }
-    }
-
-    /// Begins a write transaction in this writer's turn; keep the guard as long as the
-    /// transaction.
-    async fn begin_write(
-        &self,
-    ) -> Result<(Option<OwnedMutexGuard<()>>, Transaction<'static, Any>), StoreError> {
-        let turn = self.writer_turn().await;
-        Ok((turn, self.pool.begin().await?))
     }
 
     pub fn engine(&self) -> Engine {

@@ -42,7 +42,7 @@ impl Store {
     /// Stores a new session and its first event, unless one of that name exists.
     pub async fn session_insert(&self, session: &Session) -> Result<SessionInsert, StoreError> {
         timed("session_insert", async {
-            let (_turn, mut tx) = self.begin_write().await?;
+            let mut tx = self.pool.begin().await?;
             let spec = serde_json::to_string(&session.spec).expect("a spec serializes");
             let inserted = sqlx::query(
                 "INSERT INTO sessions (id, team, env, name, namespace, state, spec, starts, \
@@ -183,7 +183,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         timed("session_save", async {
             let now = Utc::now();
-            let (_turn, mut tx) = self.begin_write().await?;
+            let mut tx = self.pool.begin().await?;
             let updated = sqlx::query(
                 "UPDATE sessions SET state = $1, starts = $2, backend_ref = $3, endpoint = $4, \
                  reason = $5, updated_at = $6, last_active_at = $7, deleted_at = $8, \
@@ -221,7 +221,6 @@ impl Store {
     /// count as a change of the session (no version bump).
     pub async fn session_touch(&self, id: &SessionId, at: DateTime<Utc>) -> Result<(), StoreError> {
         timed("session_touch", async {
-            let _turn = self.writer_turn().await;
             sqlx::query(
                 "UPDATE sessions SET last_active_at = $1 WHERE id = $2 AND last_active_at < $1",
             )
