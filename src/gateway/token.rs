@@ -4,7 +4,8 @@
 //! passed as the `SPARK_CONNECT_AUTHENTICATE_TOKEN` environment variable so that it shows in
 //! no command line and no Spark conf), and the gateway sends it upstream as
 //! `authorization: Bearer …` in place of the client's credential, which never goes upstream.
-//! So a server answers only sk8, whoever else can reach its port.
+//! So an Apache Spark server answers only sk8, whoever else can reach its port (Sail does not
+//! check tokens; it ignores the header).
 //!
 //! A session's token is an HMAC of its id under one key, so every replica derives the same
 //! token with nothing stored: the key comes from `gateway.upstreamTokenKeyFile` (mount one

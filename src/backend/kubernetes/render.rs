@@ -56,16 +56,29 @@ pub struct RenderSettings {
 pub fn spark_application(request: &AttemptRequest, settings: &RenderSettings) -> Value {
     let spec = &request.spec;
     let labels = object_labels(request);
+    let app = app_spec(request, settings, &labels);
+    let name = ("sk8.dev/job-name", spec.name.as_str());
+    application(request.name(), spec.namespace(), &labels, name, app)
+}
+
+/// A SparkApplication object around `spec`, annotated with the job's or session's own name.
+fn application(
+    name: String,
+    namespace: String,
+    labels: &BTreeMap<String, String>,
+    (annotation, own_name): (&str, &str),
+    spec: Value,
+) -> Value {
     json!({
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {
-            "name": request.name(),
-            "namespace": spec.namespace(),
+            "name": name,
+            "namespace": namespace,
             "labels": labels,
-            "annotations": { "sk8.dev/job-name": spec.name },
+            "annotations": { annotation: own_name },
         },
-        "spec": app_spec(request, settings, &labels),
+        "spec": spec,
     })
 }
 
@@ -114,32 +127,24 @@ pub fn connect_server(request: &SessionRequest, settings: &RenderSettings) -> Va
         format!("spark.kubernetes.driver.secretKeyRef.{TOKEN_ENV}"),
         format!("{}:{TOKEN_KEY}", token_secret_name(request)),
     );
-    json!({
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {
-            "name": request.name(),
-            "namespace": spec.namespace(),
-            "labels": labels,
-            "annotations": { "sk8.dev/session-name": spec.name },
-        },
-        "spec": {
-            "deploymentMode": "ClusterMode",
-            "mainClass": CONNECT_SERVER_CLASS,
-            "runtimeVersions": { "sparkVersion": spec.spark_version.clone().unwrap_or_default() },
-            "sparkConf": conf,
-            "applicationTolerations": tolerations(settings),
-            "driverSpec": { "podTemplateSpec": { "spec": { "containers": [{
-                "name": DRIVER_CONTAINER,
-                "ports": [{ "name": "spark-connect", "containerPort": CONNECT_PORT }],
-                "readinessProbe": {
-                    "tcpSocket": { "port": CONNECT_PORT },
-                    "periodSeconds": 2,
-                    "failureThreshold": 3,
-                },
-            }]}}},
-        },
-    })
+    let app = json!({
+        "deploymentMode": "ClusterMode",
+        "mainClass": CONNECT_SERVER_CLASS,
+        "runtimeVersions": { "sparkVersion": spec.spark_version.clone().unwrap_or_default() },
+        "sparkConf": conf,
+        "applicationTolerations": tolerations(settings),
+        "driverSpec": { "podTemplateSpec": { "spec": { "containers": [{
+            "name": DRIVER_CONTAINER,
+            "ports": [{ "name": "spark-connect", "containerPort": CONNECT_PORT }],
+            "readinessProbe": {
+                "tcpSocket": { "port": CONNECT_PORT },
+                "periodSeconds": 2,
+                "failureThreshold": 3,
+            },
+        }]}}},
+    });
+    let name = ("sk8.dev/session-name", spec.name.as_str());
+    application(request.name(), spec.namespace(), &labels, name, app)
 }
 
 /// The Secret with a session server's token, owned by (and so deleted with) its application.
