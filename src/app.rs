@@ -7,12 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 use crate::api::{self, AppState};
+use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::backend::Backend;
 use crate::backend::kubernetes::KubernetesBackend;
@@ -24,6 +27,7 @@ use crate::gateway::activity::Activity;
 use crate::gateway::token::UpstreamTokens;
 use crate::gateway::{Gateway, GatewaySettings};
 use crate::grpc::namespaces::NamespaceGrpc;
+use crate::limits::Limits;
 use crate::reconciler::namespaces::NamespaceReconciler;
 use crate::reconciler::sessions::{SessionReconciler, SessionSettings};
 use crate::reconciler::{OrphanSettings, Reconciler, ReconcilerSettings};
@@ -53,11 +57,15 @@ pub async fn run(
     let wake = Arc::new(Wake::default());
     let backend = build_backend(&config, wake.clone()).await?;
     let guard = NamespaceGuard::new(store.clone(), config.namespaces.require_provisioned);
+    let (audit, audit_writer) = Audit::start(store.clone());
+    let limits = Arc::new(Limits::new(&config.limits));
     let jobs = JobService::new(
         store.clone(),
         backend.clone(),
         config.spec_defaults(),
         wake.clone(),
+        audit.clone(),
+        limits.clone(),
     )
     .with_guard(guard.clone());
 
@@ -82,11 +90,19 @@ pub async fn run(
         config.spec_defaults(),
         gateway_address.clone(),
         sessions_wake.clone(),
+        audit.clone(),
+        limits.clone(),
     )
     .with_guard(guard);
     let work = (jobs.clone(), sessions.clone());
-    let (namespaces, namespace_task) =
-        namespace_service(&config, &store, backend.as_ref(), &reconciler_stop, work);
+    let (namespaces, namespace_task) = namespace_service(
+        &config,
+        &store,
+        backend.as_ref(),
+        &reconciler_stop,
+        work,
+        audit.clone(),
+    );
     let auth = Arc::new(
         Authenticator::new(&config.auth, &config.gateway.default_user)
             .context("set up authentication (auth)")?,
@@ -123,9 +139,14 @@ pub async fn run(
         activity,
         tokens,
         auth.clone(),
+        audit.clone(),
+        limits,
     );
     let grpc_drain = shutdown.clone();
-    let mut grpc_builder = tonic::transport::Server::builder();
+    // A header section beyond the limit resets the stream before any of it reaches sk8.
+    let max_header_list = u32::try_from(config.limits.max_header_bytes).unwrap_or(u32::MAX);
+    let mut grpc_builder =
+        tonic::transport::Server::builder().http2_max_header_list_size(max_header_list);
     if let Some(tls) = &config.gateway.tls {
         grpc_builder = grpc_builder
             .tls_config(gateway_tls(tls)?)
@@ -136,7 +157,9 @@ pub async fn run(
             .add_service(gateway)
             .add_service(NamespaceGrpc::server(namespaces.clone(), auth.clone()))
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
+                // Small answers (a tiny query's result, a status) must not wait for the
+                // client's delayed ACK: Nagle would add tens of milliseconds to them.
+                TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
                 async move { grpc_drain.cancelled().await },
             ),
     );
@@ -150,18 +173,33 @@ pub async fn run(
         sessions,
         auth,
         namespaces,
+        audit,
         metrics: Arc::new(metrics),
     };
-    let router = api::router(state, config.http.max_body_bytes);
+    let router = api::router(
+        state,
+        api::RequestLimits {
+            max_body_bytes: config.http.max_body_bytes,
+            max_header_bytes: config.limits.max_header_bytes,
+            max_headers: config.limits.max_headers,
+        },
+    );
     let addr = listeners
         .http
         .local_addr()
         .context("read the HTTP listener's address")?;
     let drain = shutdown.clone();
     let mut server = tokio::spawn(
-        axum::serve(listeners.http, router)
-            .with_graceful_shutdown(async move { drain.cancelled().await })
-            .into_future(),
+        axum::serve(
+            listeners.http.tap_io(|tcp| {
+                if let Err(err) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %err, "could not set TCP_NODELAY");
+                }
+            }),
+            router,
+        )
+        .with_graceful_shutdown(async move { drain.cancelled().await })
+        .into_future(),
     );
     tracing::info!(
         addr = %addr,
@@ -230,6 +268,13 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
     backend.shutdown().await;
+    // Every handle on the audit log is gone with the servers: the writer saves what is queued.
+    if tokio::time::timeout(Duration::from_secs(5), audit_writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("audit rows still queued at shutdown were not written; the log has them");
+    }
     store.close().await;
     tracing::info!("sk8 stopped");
     outcome
@@ -243,6 +288,7 @@ fn namespace_service(
     backend: &dyn Backend,
     stop: &CancellationToken,
     work: (JobService, SessionService),
+    audit: Audit,
 ) -> (NamespaceService, Option<tokio::task::JoinHandle<()>>) {
     let changes = Arc::new(NamespaceChanges::default());
     let provisioner = backend.provisioner(&config.namespaces, &changes);
@@ -252,6 +298,7 @@ fn namespace_service(
         config.namespaces.policy(),
         changes.clone(),
         work,
+        audit,
     );
     let task = provisioner.map(|provisioner| {
         let every = Duration::from_secs(config.namespaces.resync_seconds);
@@ -372,5 +419,6 @@ fn reconciler_settings(config: &Config) -> ReconcilerSettings {
             // A finished application is kept as long as the operator keeps its driver's log.
             keep_finished: Duration::from_secs(config.backend.kubernetes.failed_retain_seconds),
         },
+        max_running_per_team: config.limits.max_running_jobs_per_team,
     }
 }

@@ -30,7 +30,41 @@ pub struct Config {
     pub defaults: DefaultsConfig,
     /// Team namespaces: what sk8 provisions in them and the platform's bounds.
     pub namespaces: NamespacesConfig,
+    /// Rate limits, caps and size limits that keep one team from starving the others.
+    pub limits: LimitsConfig,
     pub log: LogConfig,
+}
+
+/// Per-team limits (per replica for the rates: buckets are kept in memory) and request size
+/// limits. Zero turns a rate or a cap off.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Job submissions per team (`POST /v1/jobs`; answered 429 with `Retry-After`).
+    pub submits: crate::limits::Rate,
+    /// Spark Connect RPCs per team through the gateway (RESOURCE_EXHAUSTED).
+    pub gateway_rpcs: crate::limits::Rate,
+    /// Jobs of one team started on a backend at once; more wait in QUEUED and say why.
+    pub max_running_jobs_per_team: u32,
+    /// Sessions of one team running (STARTING, READY, STOPPING) at once; more are refused.
+    pub max_sessions_per_team: u32,
+    /// Largest request header section, in bytes, on both ports (431 / refused stream).
+    pub max_header_bytes: usize,
+    /// Most request headers on the HTTP port.
+    pub max_headers: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            submits: crate::limits::Rate::default(),
+            gateway_rpcs: crate::limits::Rate::default(),
+            max_running_jobs_per_team: 0,
+            max_sessions_per_team: 0,
+            max_header_bytes: 32 << 10,
+            max_headers: 100,
+        }
+    }
 }
 
 /// Who may call the API and the gateway ([`crate::auth`]).
@@ -329,6 +363,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             defaults: DefaultsConfig::default(),
             namespaces: NamespacesConfig::default(),
+            limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -561,6 +596,34 @@ impl Config {
 
     /// Authentication may be off only where nobody else can connect, unless told otherwise;
     /// `tokens` needs tokens.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: &str| ConfigError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        };
+        for (field, rate) in [
+            ("limits.submits", self.limits.submits),
+            ("limits.gatewayRpcs", self.limits.gateway_rpcs),
+        ] {
+            if !rate.per_second.is_finite() || rate.per_second < 0.0 {
+                return Err(invalid(
+                    &format!("{field}.perSecond"),
+                    "must be a number of at least 0 (0: unlimited)",
+                ));
+            }
+            if rate.burst == Some(0) {
+                return Err(invalid(&format!("{field}.burst"), "must be at least 1"));
+            }
+        }
+        if self.limits.max_header_bytes < 1024 {
+            return Err(invalid("limits.maxHeaderBytes", "must be at least 1024"));
+        }
+        if self.limits.max_headers < 8 {
+            return Err(invalid("limits.maxHeaders", "must be at least 8"));
+        }
+        Ok(())
+    }
+
     fn validate_auth(&self) -> Result<(), ConfigError> {
         let invalid = |field: &str, message: String| ConfigError::Invalid {
             field: field.into(),
@@ -635,6 +698,7 @@ impl Config {
             return Err(invalid("gateway.defaultUser", "must not be empty"));
         }
         self.validate_auth()?;
+        self.validate_limits()?;
         if self.reconciler.orphan_sweep_seconds == 0 {
             return Err(invalid(
                 "reconciler.orphanSweepSeconds",

@@ -26,6 +26,12 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Over a rate limit or a cap; `retry_after` when waiting is what helps.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// A dependency (the store, a backend) is not reachable right now; retrying may help.
@@ -41,6 +47,22 @@ impl Error {
         Error::InvalidRequest {
             field: Some(field.into()),
             message: message.to_string(),
+        }
+    }
+
+    /// Stable and machine-readable: the `code` of an HTTP error body, an audit outcome.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest { .. } => "invalid_request",
+            Error::NotFound(_) => "not_found",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::Conflict(_) => "conflict",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::TooManyRequests { .. } => "too_many_requests",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
         }
     }
 

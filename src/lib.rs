@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod gateway;
 pub mod grpc;
+pub mod limits;
 pub mod reconciler;
 pub mod service;
 pub mod store;

@@ -389,6 +389,9 @@ async fn delete_waits_for_running_work_unless_forced(engine: Engine) {
             "labels": {"fake.sk8.dev/outcome": "Running"},
         }))
         .await;
+    // Running, so the forced delete goes through CANCELLING (a queued job is cancelled at once).
+    let id = job["id"].as_str().unwrap();
+    app.wait_for(id, &["RUNNING"], WAIT).await;
     let (status, refused) = delete(&app, "/v1/namespaces/payments/dev").await;
     assert_eq!(status, 409, "{refused}");
     let message = refused["error"]["message"].as_str().unwrap();
@@ -403,7 +406,6 @@ async fn delete_waits_for_running_work_unless_forced(engine: Engine) {
         404
     );
     assert_eq!(app.get("/v1/namespaces/payments/dev").await.0, 404);
-    let id = job["id"].as_str().unwrap();
     let done = app.wait_finished(id, WAIT).await;
     assert_eq!(done["state"], "CANCELLED", "{done}");
     let (_, events) = app.get(&format!("/v1/jobs/{id}/events")).await;

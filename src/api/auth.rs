@@ -3,13 +3,13 @@
 //! protected routes take the caller's [`Identity`], which only this middleware provides, and
 //! check its teams (the service layer does).
 
-use std::sync::Arc;
-
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::{Authenticator, Role};
+use super::AppState;
+use crate::audit::AuditEvent;
+use crate::auth::Role;
 use crate::error::Error;
 
 /// The least role of each route: `None` is open to anyone, unauthenticated.
@@ -33,6 +33,7 @@ pub const ROUTES: &[(&str, &str, Option<Role>)] = &[
         "/v1/namespaces/{team}/{env}",
         Some(Role::TeamAdmin),
     ),
+    ("GET", "/v1/audit", Some(Role::TeamAdmin)),
     // Probes and scrapes come from the kubelet and Prometheus, without credentials.
     ("GET", "/healthz", None),
     ("GET", "/readyz", None),
@@ -48,24 +49,35 @@ fn least_role(method: &str, route: &str) -> Option<Option<Role>> {
 }
 
 /// Authenticates the caller of a protected route and checks the route's least role; the
-/// identity goes to the handler. A method a route does not have passes on to its 405.
+/// identity goes to the handler. A method a route does not have passes on to its 405. A
+/// refusal is audited.
 pub async fn authenticate(
-    State(auth): State<Arc<Authenticator>>,
+    State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().as_str().to_owned();
-    let Some(Some(role)) = route.and_then(|r| least_role(&method, r.as_str())) else {
+    let Some((route, Some(role))) =
+        route.and_then(|r| Some((r.clone(), least_role(&method, r.as_str())?)))
+    else {
         return next.run(request).await;
     };
     let header = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let identity = match auth.authenticate(header) {
+    let denied = |actor: &str, err: Error| {
+        state.audit.record(
+            AuditEvent::new(actor, "http.denied")
+                .resource(format!("{method} {}", route.as_str()))
+                .failed(&err),
+        );
+        err.into_response()
+    };
+    let identity = match state.auth.authenticate(header) {
         Ok(identity) => identity,
-        Err(err) => return Error::Unauthenticated(err.to_string()).into_response(),
+        Err(err) => return denied("anonymous", Error::Unauthenticated(err.to_string())),
     };
     if identity.role < role {
         let message = format!(
@@ -74,7 +86,7 @@ pub async fn authenticate(
             identity.role.as_str(),
             role.as_str()
         );
-        return Error::Forbidden(message).into_response();
+        return denied(&identity.user, Error::Forbidden(message));
     }
     request.extensions_mut().insert(identity);
     next.run(request).await

@@ -1,5 +1,6 @@
 //! The HTTP API (axum): routes, shared state, request metrics and the OpenAPI document.
 
+mod audit;
 mod auth;
 pub mod error;
 mod health;
@@ -18,6 +19,7 @@ use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 
+use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::error::Error;
 use crate::service::JobService;
@@ -32,6 +34,7 @@ pub struct AppState {
     pub namespaces: NamespaceService,
     pub metrics: Arc<PrometheusHandle>,
     pub auth: Arc<Authenticator>,
+    pub audit: Audit,
 }
 
 #[derive(OpenApi)]
@@ -41,20 +44,31 @@ pub struct AppState {
         jobs::submit, jobs::list, jobs::get, jobs::cancel, jobs::events, jobs::logs,
         sessions::create, sessions::list, sessions::get, sessions::delete, sessions::events,
         namespaces::apply, namespaces::list, namespaces::get, namespaces::delete,
+        audit::list,
         health::healthz, health::readyz, health::metrics, health::openapi,
     ),
     tags(
         (name = "jobs", description = "Batch Spark jobs and their history"),
         (name = "sessions", description = "Interactive Spark Connect sessions behind the gateway"),
         (name = "namespaces", description = "Team namespaces sjns-<team>-<env> and their guard rails"),
+        (name = "audit", description = "Who did what to which resource, and how it ended"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
 pub struct ApiDoc;
 
+/// The size limits of a request.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLimits {
+    pub max_body_bytes: usize,
+    /// The header section: names and values together.
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
 /// The router with every route, limit and middleware.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let authenticator = state.auth.clone();
+pub fn router(state: AppState, limits: RequestLimits) -> Router {
+    let max_body_bytes = limits.max_body_bytes;
     Router::new()
         .route("/v1/jobs", post(jobs::submit).get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get))
@@ -74,6 +88,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .put(namespaces::apply)
                 .delete(namespaces::delete),
         )
+        .route("/v1/audit", get(audit::list))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -81,12 +96,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
-            authenticator,
+            state.clone(),
             auth::authenticate,
         ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(move |request, next| {
             reject_declared_oversize(max_body_bytes, request, next)
+        }))
+        .layer(middleware::from_fn(move |request, next| {
+            reject_large_headers(limits, request, next)
         }))
         .layer(middleware::from_fn(record_request))
         .with_state(state)
@@ -135,6 +153,43 @@ async fn reject_declared_oversize(max_body_bytes: usize, request: Request, next:
         .into_response(),
         _ => next.run(request).await,
     }
+}
+
+/// Answers 431 to a request with too many or too large headers, before any handler (or the
+/// authentication) reads them.
+async fn reject_large_headers(limits: RequestLimits, request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let message = if headers.len() > limits.max_headers {
+        format!(
+            "the request has {} headers, more than limits.maxHeaders ({})",
+            headers.len(),
+            limits.max_headers
+        )
+    } else if bytes > limits.max_header_bytes {
+        format!(
+            "the request's headers take {bytes} bytes, more than limits.maxHeaderBytes ({})",
+            limits.max_header_bytes
+        )
+    } else {
+        return next.run(request).await;
+    };
+    let body = error::ErrorBody {
+        error: error::ErrorDetail {
+            code: "headers_too_large",
+            message,
+            field: None,
+        },
+    };
+    (
+        axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// Counts requests and records their latency by route template (never the raw path, which

@@ -38,9 +38,11 @@ use self::activity::Activity;
 use self::body::{ResponseBody, UpstreamBody};
 use self::token::UpstreamTokens;
 use self::wire::FrameReader;
+use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Authenticator, Identity, Role};
 use crate::domain::{Session, SessionId, SessionState};
 use crate::error::Error;
+use crate::limits::Limits;
 use crate::service::sessions::{self, SessionService};
 
 /// The gRPC service proxied.
@@ -80,6 +82,8 @@ struct Inner {
     activity: Arc<Activity>,
     tokens: Arc<UpstreamTokens>,
     auth: Arc<Authenticator>,
+    audit: Audit,
+    limits: Arc<Limits>,
     /// READY sessions' endpoints and teams, as read at that time.
     endpoints: RwLock<HashMap<SessionId, Cached>>,
     /// Operation id → the endpoint of the server that runs it.
@@ -93,6 +97,8 @@ impl Gateway {
         activity: Arc<Activity>,
         tokens: Arc<UpstreamTokens>,
         auth: Arc<Authenticator>,
+        audit: Audit,
+        limits: Arc<Limits>,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -114,6 +120,8 @@ impl Gateway {
                 activity,
                 tokens,
                 auth,
+                audit,
+                limits,
                 endpoints: RwLock::default(),
                 operations: RwLock::default(),
             }),
@@ -127,7 +135,7 @@ impl Gateway {
         let started = Instant::now();
         let method = method_of(request.uri().path());
         let (parts, body) = request.into_parts();
-        let caller = self.caller(&parts.headers)?;
+        let caller = self.caller(&parts.headers, method)?;
         let user: Arc<str> = caller.user.as_str().into();
         let session = session_of(&parts.headers)?;
         let mut reader = FrameReader::new(self.inner.settings.max_request_message);
@@ -175,16 +183,40 @@ impl Gateway {
         Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
     }
 
-    /// Who is calling, from `authorization` (or `authentication`) metadata.
-    fn caller(&self, headers: &HeaderMap) -> Result<Identity, Status> {
+    /// Who is calling, from `authorization` (or `authentication`) metadata; a refusal is
+    /// audited.
+    fn caller(&self, headers: &HeaderMap, method: &str) -> Result<Identity, Status> {
         let credential = headers
             .get("authorization")
             .or_else(|| headers.get("authentication"))
             .and_then(|v| v.to_str().ok());
-        self.inner
-            .auth
-            .authenticate(credential)
-            .map_err(|err| Status::unauthenticated(err.to_string()))
+        self.inner.auth.authenticate(credential).map_err(|err| {
+            let err = Error::Unauthenticated(err.to_string());
+            self.inner.audit.record(
+                AuditEvent::new("anonymous", "connect.denied")
+                    .resource(format!("rpc/{method}"))
+                    .failed(&err),
+            );
+            Status::from(err)
+        })
+    }
+
+    /// Whether `caller` may send this RPC to a session of `team`; a refusal is audited.
+    fn authorize(&self, caller: &Identity, session: &SessionId, team: &str) -> Result<(), Status> {
+        may_use(caller, session, team).map_err(|err| {
+            self.inner.audit.record(
+                AuditEvent::by(caller, "connect.denied")
+                    .team(team.to_owned())
+                    .resource(format!("session/{session}"))
+                    .failed(&err),
+            );
+            Status::from(err)
+        })
+    }
+
+    /// A token of the team's RPC rate (`limits.gatewayRpcs`).
+    fn admit(&self, team: &str) -> Result<(), Status> {
+        Ok(self.inner.limits.gateway_rpcs.admit(team)?)
     }
 
     /// The endpoint to send the RPC to, waiting for the session when it is starting; only
@@ -202,22 +234,28 @@ impl Gateway {
             .filter(|_| follows_operation)
             .and_then(|op| self.operation(op));
         if let Some((endpoint, team)) = self.cached(session) {
-            may_use(caller, session, &team)?;
+            self.authorize(caller, session, &team)?;
+            self.admit(&team)?;
             return Ok(owner.unwrap_or(endpoint));
         }
         let deadline = Instant::now() + self.inner.settings.resume_timeout;
+        let mut admitted = false;
         loop {
             let found = self
                 .inner
                 .sessions
                 .find(session.as_str())
                 .await
-                .map_err(to_status)?;
-            may_use(caller, session, &found.team)?;
+                .map_err(Status::from)?;
+            self.authorize(caller, session, &found.team)?;
+            if !admitted {
+                self.admit(&found.team)?;
+                admitted = true;
+            }
             if let Some(endpoint) = owner.clone() {
                 return Ok(endpoint);
             }
-            if let Some(endpoint) = self.ready_endpoint(&found).await? {
+            if let Some(endpoint) = self.ready_endpoint(&found, caller).await? {
                 return Ok(endpoint);
             }
             if Instant::now() >= deadline {
@@ -233,7 +271,11 @@ impl Gateway {
 
     /// A READY session's endpoint; `None` while it is worth waiting (starting, or resumed
     /// now); an error when it will not serve.
-    async fn ready_endpoint(&self, session: &Session) -> Result<Option<String>, Status> {
+    async fn ready_endpoint(
+        &self,
+        session: &Session,
+        caller: &Identity,
+    ) -> Result<Option<String>, Status> {
         match session.state {
             SessionState::Ready => {
                 let endpoint = session.endpoint.clone().ok_or_else(|| {
@@ -260,9 +302,9 @@ impl Gateway {
                 tracing::info!(session = %session.id, "resuming a stopped session for an RPC");
                 self.inner
                     .sessions
-                    .resume(&session.id)
+                    .resume(&session.id, caller)
                     .await
-                    .map_err(to_status)?;
+                    .map_err(Status::from)?;
                 Ok(None)
             }
             state => Err(not_serving(session, state)),
@@ -464,12 +506,12 @@ fn upstream_request(
 }
 
 /// Only members of a session's team may use it; to anyone else it does not exist.
-fn may_use(caller: &Identity, session: &SessionId, team: &str) -> Result<(), Status> {
+fn may_use(caller: &Identity, session: &SessionId, team: &str) -> Result<(), Error> {
     if !caller.sees(team) {
-        return Err(to_status(sessions::not_found(session.as_str())));
+        return Err(sessions::not_found(session.as_str()));
     }
     if caller.role < Role::Member {
-        return Err(Status::permission_denied(format!(
+        return Err(Error::Forbidden(format!(
             "{} is a {} of team {team}; running queries takes the member role",
             caller.user,
             caller.role.as_str()
@@ -490,15 +532,4 @@ fn not_serving(session: &Session, state: SessionState) -> Status {
         "session {id} is {state} ({why}); start it again with `sk8 session create` using the \
          same team, env and name"
     ))
-}
-
-fn to_status(err: Error) -> Status {
-    match err {
-        Error::NotFound(message) => Status::not_found(message),
-        Error::Unauthenticated(message) => Status::unauthenticated(message),
-        Error::Forbidden(message) => Status::permission_denied(message),
-        Error::InvalidRequest { message, .. } => Status::invalid_argument(message),
-        Error::Unavailable(message) => Status::unavailable(message),
-        other => Status::internal(other.to_string()),
-    }
 }

@@ -23,7 +23,7 @@ impl From<Error> for tonic::Status {
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Forbidden(_) => Code::PermissionDenied,
             Error::Conflict(_) => Code::FailedPrecondition,
-            Error::PayloadTooLarge(_) => Code::ResourceExhausted,
+            Error::PayloadTooLarge(_) | Error::TooManyRequests { .. } => Code::ResourceExhausted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(source) => {
                 // Logged once, here, with the whole chain; the client sees a generic message.
@@ -38,6 +38,19 @@ impl From<Error> for tonic::Status {
         let mut status = tonic::Status::new(code, message);
         if let Some(field) = err.field().and_then(|f| f.parse().ok()) {
             status.metadata_mut().insert(FIELD_METADATA, field);
+        }
+        if let Error::TooManyRequests {
+            retry_after: Some(wait),
+            ..
+        } = &err
+        {
+            // gRPC's retry pushback: clients that honour it wait this long before retrying.
+            let millis = wait.as_millis().max(1).to_string();
+            if let Ok(value) = millis.parse() {
+                status
+                    .metadata_mut()
+                    .insert("grpc-retry-pushback-ms", value);
+            }
         }
         status
     }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use tokio::sync::MutexGuard;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -58,6 +59,8 @@ pub struct ReconcilerSettings {
     pub retry_backoff: Duration,
     pub max_retry_backoff: Duration,
     pub orphans: OrphanSettings,
+    /// `limits.maxRunningJobsPerTeam` (0: no cap).
+    pub max_running_per_team: u32,
 }
 
 pub struct Reconciler {
@@ -67,6 +70,9 @@ pub struct Reconciler {
     wake: Arc<Wake>,
     /// When jobs with `timeoutSeconds` run out of time, so they are looked at then.
     deadlines: Mutex<BTreeSet<(DateTime<Utc>, JobId)>>,
+    /// Held from counting a team's started jobs to saving the new start, so concurrent starts
+    /// cannot pass the per-team cap together.
+    team_starts: tokio::sync::Mutex<()>,
 }
 
 /// What one turn did: for its log line, and what the next turn looks at again.
@@ -106,6 +112,7 @@ impl Reconciler {
             settings,
             wake,
             deadlines: Mutex::default(),
+            team_starts: tokio::sync::Mutex::default(),
         }
     }
 
@@ -359,6 +366,7 @@ impl Reconciler {
                 everywhere: full.everywhere,
             });
         }
+        let team_slot = self.team_slot(&job.team).await?;
         let number = job.attempts + 1;
         let now = Utc::now();
         let attempt = Attempt {
@@ -387,7 +395,22 @@ impl Reconciler {
             ),
         );
         self.save(&mut job, Some(&attempt), Some(&event)).await?;
+        drop(team_slot);
         self.submit(job, attempt).await
+    }
+
+    /// Under `limits.maxRunningJobsPerTeam`, the right to start one more of `team`'s jobs (held
+    /// until the start is saved); the job waits in QUEUED while the team is at its cap.
+    async fn team_slot(&self, team: &str) -> Result<Option<MutexGuard<'_, ()>>, PassError> {
+        let cap = self.settings.max_running_per_team;
+        if cap == 0 {
+            return Ok(None);
+        }
+        let slot = self.team_starts.lock().await;
+        if self.store.job_count_started(team).await? >= i64::from(cap) {
+            return Err(PassError::AtCapacity { everywhere: false });
+        }
+        Ok(Some(slot))
     }
 
     async fn submit(&self, mut job: Job, mut attempt: Attempt) -> Result<(), PassError> {

@@ -11,11 +11,13 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Identity, Role};
 use crate::backend::{Backend, BackendError, LogStream};
 use crate::domain::jobspec::Format;
 use crate::domain::{Attempt, Event, Job, JobId, JobSpec, JobState, NewEvent, SpecDefaults};
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use crate::service::namespaces::guard::{Footprint, NamespaceGuard};
 use crate::store::{InsertOutcome, JobFilter, Store};
 use crate::wake::Wake;
@@ -37,6 +39,8 @@ pub struct JobService {
     wake: Arc<Wake>,
     /// The submission guard of team namespaces.
     guard: Option<NamespaceGuard>,
+    audit: Audit,
+    limits: Arc<Limits>,
 }
 
 /// A job with its attempts: the answer to `GET /v1/jobs/{id}`.
@@ -85,6 +89,8 @@ impl JobService {
         backend: Arc<dyn Backend>,
         defaults: SpecDefaults,
         wake: Arc<Wake>,
+        audit: Audit,
+        limits: Arc<Limits>,
     ) -> Self {
         JobService {
             store,
@@ -92,6 +98,8 @@ impl JobService {
             defaults,
             wake,
             guard: None,
+            audit,
+            limits,
         }
     }
 
@@ -101,7 +109,7 @@ impl JobService {
         self
     }
 
-    /// Parses, validates and stores a job (before anything reaches a backend).
+    /// Parses, validates and stores a job (before anything reaches a backend); audited.
     pub async fn submit(
         &self,
         body: &[u8],
@@ -109,11 +117,38 @@ impl JobService {
         idempotency_key: Option<String>,
         caller: &Identity,
     ) -> Result<Submitted> {
-        if let Some(key) = &idempotency_key {
-            check_idempotency_key(key)?;
+        let parsed = match &idempotency_key {
+            Some(key) => check_idempotency_key(key),
+            None => Ok(()),
         }
-        let spec = JobSpec::parse(body, format, &self.defaults)?;
+        .and_then(|()| JobSpec::parse(body, format, &self.defaults));
+        let team = parsed.as_ref().ok().map(|spec| spec.team.to_string());
+        let result = match parsed {
+            Ok(spec) => self.admit(spec, idempotency_key, caller).await,
+            Err(err) => Err(err),
+        };
+        let resource = result.as_ref().ok().map(|submitted| {
+            let (Submitted::Created(job) | Submitted::Existing(job)) = submitted;
+            format!("job/{}", job.id)
+        });
+        self.audit.record(
+            AuditEvent::by(caller, "job.submit")
+                .team(team)
+                .resource(resource)
+                .outcome(&result),
+        );
+        result
+    }
+
+    /// Checks a parsed job against the caller's rights and the team's limits, then stores it.
+    async fn admit(
+        &self,
+        spec: JobSpec,
+        idempotency_key: Option<String>,
+        caller: &Identity,
+    ) -> Result<Submitted> {
         may_act(caller, Role::Member, spec.team.as_str(), "submit jobs")?;
+        self.limits.submits.admit(spec.team.as_str())?;
         if let Some(guard) = &self.guard {
             let footprint = Footprint::of_job(&spec);
             guard.admit(&spec.team, &spec.env, &footprint).await?;
@@ -151,16 +186,37 @@ impl JobService {
             logs: format!("/v1/jobs/{}/logs", job.id),
         };
         let waiting = matches!(job.state, JobState::Queued | JobState::Retrying);
-        let waiting_reason = waiting
-            .then(|| self.backend.capacity(&job.spec).err())
-            .flatten()
-            .map(|full| full.reason);
+        let waiting_reason = if waiting {
+            self.waiting_reason(&job).await?
+        } else {
+            None
+        };
         Ok(JobDetail {
             job,
             attempts,
             links,
             waiting_reason,
         })
+    }
+
+    /// Why a waiting job does not start now: its backend is full or unreachable, or its team
+    /// is at `limits.maxRunningJobsPerTeam`.
+    async fn waiting_reason(&self, job: &Job) -> Result<Option<String>> {
+        if let Err(full) = self.backend.capacity(&job.spec) {
+            return Ok(Some(full.reason));
+        }
+        let cap = self.limits.max_running_jobs_per_team;
+        if cap == 0 {
+            return Ok(None);
+        }
+        let started = self.store.job_count_started(&job.team).await?;
+        Ok((started >= i64::from(cap)).then(|| {
+            format!(
+                "team {} has {started} jobs running, its limit (limits.maxRunningJobsPerTeam: \
+                 {cap}); this one starts when one of them ends",
+                job.team
+            )
+        }))
     }
 
     pub async fn list(
@@ -190,8 +246,19 @@ impl JobService {
         self.cancel_because(id, "cancel requested", caller).await
     }
 
-    /// Cancels a job for `caller`, recording `reason` in its history.
+    /// Cancels a job for `caller`, recording `reason` in its history; audited.
     pub async fn cancel_because(&self, id: &str, reason: &str, caller: &Identity) -> Result<Job> {
+        let result = self.cancel_tries(id, reason, caller).await;
+        self.audit.record(
+            AuditEvent::by(caller, "job.cancel")
+                .team(result.as_ref().ok().map(|job| job.team.clone()))
+                .resource(format!("job/{id}"))
+                .outcome(&result),
+        );
+        result
+    }
+
+    async fn cancel_tries(&self, id: &str, reason: &str, caller: &Identity) -> Result<Job> {
         for _ in 0..CANCEL_TRIES {
             let mut job = self.find(id, caller).await?;
             may_act(caller, Role::Member, &job.team, "cancel jobs")?;
@@ -317,13 +384,16 @@ fn check_idempotency_key(key: &str) -> Result<()> {
 /// Page tokens are opaque to clients: the last id seen, base64url-encoded so that nobody builds
 /// on the format.
 /// An opaque token for the page after the item with this id.
-fn encode_page_token(id: &impl std::fmt::Display) -> String {
+pub(crate) fn encode_page_token(id: &impl std::fmt::Display) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{id}"))
 }
 
 /// The id a page token continues after.
-fn decode_page_token<T>(token: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T> {
+pub(crate) fn decode_page_token<T>(
+    token: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T> {
     use base64::Engine;
     let invalid = || Error::invalid("page_token", "is not a token returned by a previous page");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -10,10 +10,12 @@ use utoipa::ToSchema;
 
 use super::namespaces::guard::{Footprint, NamespaceGuard};
 use super::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token, may_act};
+use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Identity, Role};
 use crate::domain::jobspec::Format;
 use crate::domain::{Session, SessionEvent, SessionId, SessionSpec, SessionState, SpecDefaults};
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use crate::store::{SessionChange, SessionFilter, SessionInsert, Store};
 
 /// How many times a write re-reads a session that changed under it before giving up.
@@ -29,6 +31,8 @@ pub struct SessionService {
     wake: Arc<Notify>,
     /// The submission guard of team namespaces.
     guard: Option<NamespaceGuard>,
+    audit: Audit,
+    limits: Arc<Limits>,
 }
 
 /// A session with how to connect to it: the answer to `GET /v1/sessions/{id}`.
@@ -58,13 +62,22 @@ pub enum Created {
 }
 
 impl SessionService {
-    pub fn new(store: Store, defaults: SpecDefaults, gateway: String, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        defaults: SpecDefaults,
+        gateway: String,
+        wake: Arc<Notify>,
+        audit: Audit,
+        limits: Arc<Limits>,
+    ) -> Self {
         SessionService {
             store,
             defaults,
             gateway,
             wake,
             guard: None,
+            audit,
+            limits,
         }
     }
 
@@ -75,26 +88,78 @@ impl SessionService {
     }
 
     /// Creates a session, or returns the one of that team, env and name (starting it again
-    /// when it was stopped or had failed).
+    /// when it was stopped or had failed); audited.
     pub async fn create(&self, body: &[u8], format: Format, caller: &Identity) -> Result<Created> {
-        let spec = SessionSpec::parse(body, format, &self.defaults)?;
+        let parsed = SessionSpec::parse(body, format, &self.defaults);
+        let team = parsed.as_ref().ok().map(|spec| spec.team.to_string());
+        let result = match parsed {
+            Ok(spec) => self.admit(spec, caller).await,
+            Err(err) => Err(err),
+        };
+        let resource = result.as_ref().ok().map(|created| {
+            let (Created::New(detail) | Created::Existing(detail)) = created;
+            format!("session/{}", detail.session.id)
+        });
+        self.audit.record(
+            AuditEvent::by(caller, "session.create")
+                .team(team)
+                .resource(resource)
+                .outcome(&result),
+        );
+        result
+    }
+
+    async fn admit(&self, spec: SessionSpec, caller: &Identity) -> Result<Created> {
         may_act(caller, Role::Member, spec.team.as_str(), "start sessions")?;
         if let Some(guard) = &self.guard {
             let footprint = Footprint::of_session(&spec);
             guard.admit(&spec.team, &spec.env, &footprint).await?;
         }
-        let session = Session::new(spec, Utc::now());
-        match self.store.session_insert(&session).await? {
+        let existing = self
+            .store
+            .session_by_name(spec.team.as_str(), spec.env.as_str(), spec.name.as_str())
+            .await?;
+        if let Some(existing) = existing {
+            let session = self.start_again(existing, "created again").await?;
+            return Ok(Created::Existing(self.detail(session)));
+        }
+        self.check_session_cap(spec.team.as_str()).await?;
+        match self
+            .store
+            .session_insert(&Session::new(spec, Utc::now()))
+            .await?
+        {
             SessionInsert::Created(session) => {
                 tracing::info!(session = %session.id, team = %session.team, name = %session.name, "session created");
                 self.wake.notify_one();
                 Ok(Created::New(self.detail(session)))
             }
+            // Created by another request meanwhile.
             SessionInsert::Existing(existing) => {
                 let session = self.start_again(existing, "created again").await?;
                 Ok(Created::Existing(self.detail(session)))
             }
         }
+    }
+
+    /// Refuses to start one more of `team`'s sessions at `limits.maxSessionsPerTeam`.
+    async fn check_session_cap(&self, team: &str) -> Result<()> {
+        let cap = self.limits.max_sessions_per_team;
+        if cap == 0 {
+            return Ok(());
+        }
+        let running = self.store.session_count_running(team).await?;
+        if running < i64::from(cap) {
+            return Ok(());
+        }
+        Err(Error::TooManyRequests {
+            message: format!(
+                "team {team} has {running} sessions running, its limit \
+                 (limits.maxSessionsPerTeam: {cap}); delete one with `sk8 session delete ID` \
+                 (`sk8 session list --team {team}` shows them)"
+            ),
+            retry_after: None,
+        })
     }
 
     pub async fn get(&self, id: &str, caller: &Identity) -> Result<SessionDetail> {
@@ -131,8 +196,19 @@ impl SessionService {
     }
 
     /// Deletes a session: its server is stopped and it never resumes. Deleting twice is a
-    /// no-op.
+    /// no-op. Audited.
     pub async fn delete(&self, id: &str, caller: &Identity) -> Result<SessionDetail> {
+        let result = self.delete_tries(id, caller).await;
+        self.audit.record(
+            AuditEvent::by(caller, "session.delete")
+                .team(result.as_ref().ok().map(|d| d.session.team.clone()))
+                .resource(format!("session/{id}"))
+                .outcome(&result),
+        );
+        result
+    }
+
+    async fn delete_tries(&self, id: &str, caller: &Identity) -> Result<SessionDetail> {
         for _ in 0..WRITE_TRIES {
             let mut session = self.find_for(id, caller).await?;
             may_act(caller, Role::Member, &session.team, "delete sessions")?;
@@ -164,14 +240,24 @@ impl SessionService {
         )))
     }
 
-    /// Asks for a stopped session to be started again (the gateway, on an RPC for it).
-    pub async fn resume(&self, id: &SessionId) -> Result<Session> {
+    /// Asks for a stopped session to be started again (the gateway, on `caller`'s RPC for
+    /// it); audited.
+    pub async fn resume(&self, id: &SessionId, caller: &Identity) -> Result<Session> {
         let session = self.find(id.as_str()).await?;
         if !session.resumable() {
             return Ok(session);
         }
-        self.start_again(session, "resumed by an RPC through the gateway")
-            .await
+        let team = session.team.clone();
+        let result = self
+            .start_again(session, "resumed by an RPC through the gateway")
+            .await;
+        self.audit.record(
+            AuditEvent::by(caller, "session.resume")
+                .team(team)
+                .resource(format!("session/{id}"))
+                .outcome(&result),
+        );
+        result
     }
 
     /// Any session, whoever asks (the gateway checks the caller itself).
@@ -200,6 +286,7 @@ impl SessionService {
             {
                 return Ok(session);
             }
+            self.check_session_cap(&session.team).await?;
             let change = SessionChange {
                 from: session.state,
                 to: SessionState::Starting,

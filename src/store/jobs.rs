@@ -258,6 +258,22 @@ impl Store {
         .await
     }
 
+    /// How many of a team's jobs are started on a backend (SUBMITTED, RUNNING, CANCELLING):
+    /// what `limits.maxRunningJobsPerTeam` caps.
+    pub async fn job_count_started(&self, team: &str) -> Result<i64, StoreError> {
+        timed("job_count_started", async {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM jobs \
+                 WHERE state IN ('SUBMITTED', 'RUNNING', 'CANCELLING') AND team = $1",
+            )
+            .bind(team)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(row.try_get("n")?)
+        })
+        .await
+    }
+
     /// How many jobs are in each state (for the `sk8_jobs` gauge).
     pub async fn job_count_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
         timed("job_count_by_state", async {

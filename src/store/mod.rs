@@ -7,6 +7,7 @@
 //! and statements use `$n` placeholders, which both engines accept. Each engine has its own
 //! migrations folder, embedded and run at startup.
 
+mod audit;
 mod jobs;
 mod live;
 mod namespaces;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use audit::AuditFilter;
 pub use jobs::{InsertOutcome, JobFilter};
 pub use live::{LiveJob, LiveScope};
 pub use namespaces::{ActiveWork, NamespaceFilter, NamespaceWrite};

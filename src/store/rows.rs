@@ -149,7 +149,7 @@ fn count(raw: i64) -> u32 {
     u32::try_from(raw).unwrap_or(0)
 }
 
-fn time(millis: i64) -> DateTime<Utc> {
+pub(super) fn time(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis)
         .single()
         .unwrap_or(DateTime::UNIX_EPOCH)

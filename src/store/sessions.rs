@@ -2,7 +2,7 @@
 //! saves with their history, and the gateway's activity marks.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Any, AssertSqlSafe};
+use sqlx::{Any, AssertSqlSafe, Row};
 
 use super::jobs::{Arg, bind_all};
 use super::rows::{self, SESSION_COLUMNS, SESSION_EVENT_COLUMNS};
@@ -98,7 +98,7 @@ impl Store {
         .await
     }
 
-    async fn session_by_name(
+    pub async fn session_by_name(
         &self,
         team: &str,
         env: &str,
@@ -154,6 +154,22 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
             rows.iter().map(rows::session).collect()
+        })
+        .await
+    }
+
+    /// How many of a team's sessions run or are being started or stopped: what
+    /// `limits.maxSessionsPerTeam` caps.
+    pub async fn session_count_running(&self, team: &str) -> Result<i64, StoreError> {
+        timed("session_count_running", async {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM sessions \
+                 WHERE state IN ('STARTING', 'READY', 'STOPPING') AND team = $1",
+            )
+            .bind(team)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(row.try_get("n")?)
         })
         .await
     }

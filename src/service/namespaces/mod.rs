@@ -15,6 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token, may_act};
+use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Identity, Role};
 use crate::backend::BackendError;
 use crate::backend::namespaces::{ClusterNamespace, NamespaceChanges, ProvisionError, Provisioner};
@@ -37,6 +38,7 @@ pub struct NamespaceService {
     /// What a forced delete cancels.
     jobs: JobService,
     sessions: SessionService,
+    audit: Audit,
 }
 
 /// A namespace with what its clusters hold: the answer to `GET /v1/namespaces/{team}/{env}`.
@@ -74,6 +76,7 @@ impl NamespaceService {
         policy: NamespacePolicy,
         changes: Arc<NamespaceChanges>,
         work: (JobService, SessionService),
+        audit: Audit,
     ) -> Self {
         let (jobs, sessions) = work;
         NamespaceService {
@@ -83,12 +86,42 @@ impl NamespaceService {
             changes,
             jobs,
             sessions,
+            audit,
         }
     }
 
+    fn record<T>(
+        &self,
+        caller: &Identity,
+        action: &str,
+        team: &str,
+        env: &str,
+        result: &Result<T>,
+    ) {
+        self.audit.record(
+            AuditEvent::by(caller, action)
+                .team(team.to_owned())
+                .resource(format!("namespace/{team}/{env}"))
+                .outcome(result),
+        );
+    }
+
     /// Validates, stores and applies a spec for `team`/`env`. Applying an unchanged spec
-    /// writes nothing to the clusters (server-side apply) but repairs what drifted.
+    /// writes nothing to the clusters (server-side apply) but repairs what drifted. Audited.
     pub async fn apply(
+        &self,
+        team: &str,
+        env: &str,
+        body: &[u8],
+        format: Format,
+        caller: &Identity,
+    ) -> Result<Applied> {
+        let result = self.apply_spec(team, env, body, format, caller).await;
+        self.record(caller, "namespace.apply", team, env, &result);
+        result
+    }
+
+    async fn apply_spec(
         &self,
         team: &str,
         env: &str,
@@ -157,8 +190,20 @@ impl NamespaceService {
     }
 
     /// Deletes a namespace from its clusters, and then from sk8. Refused while jobs or
-    /// sessions run in it, unless `force`: they are cancelled (and deleted) first.
+    /// sessions run in it, unless `force`: they are cancelled (and deleted) first. Audited.
     pub async fn delete(
+        &self,
+        team: &str,
+        env: &str,
+        force: bool,
+        caller: &Identity,
+    ) -> Result<NamespaceDetail> {
+        let result = self.delete_namespace(team, env, force, caller).await;
+        self.record(caller, "namespace.delete", team, env, &result);
+        result
+    }
+
+    async fn delete_namespace(
         &self,
         team: &str,
         env: &str,

@@ -56,6 +56,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -124,6 +125,11 @@ async fn run(
         shutdown.await;
         token.cancel();
     };
+    // Like a real API server (Go sets TCP_NODELAY on every connection): a watch event or a
+    // small answer goes out at once instead of waiting for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(stop)
         .await

@@ -1,0 +1,223 @@
+//! The audit log: who did what to which resource, and how it ended.
+//!
+//! Every change a caller asks for (submit, cancel, session create and delete, namespace apply
+//! and delete) and every refusal at the door (an unauthenticated or forbidden request, a
+//! gateway RPC for a session the caller may not use) becomes an [`AuditEvent`]: a structured
+//! log event (target `sk8::audit`, written at once) and a row in the store's `audit_events`,
+//! written in batches by a background task so no request waits on it. Events carry names and
+//! ids, never credentials or request bodies. If the store falls far behind, rows are dropped
+//! (counted in `sk8_audit_dropped_total`) rather than slowing requests; the log still has them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use utoipa::ToSchema;
+
+use crate::auth::Identity;
+use crate::error::Error;
+use crate::service::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token};
+use crate::store::{AuditFilter, Store};
+
+/// Events waiting for the writer at most; beyond, rows are dropped (the log keeps them).
+const QUEUE: usize = 10_000;
+/// Rows written in one statement at most.
+const BATCH: usize = 200;
+/// Longest detail kept (an error message).
+const MAX_DETAIL: usize = 512;
+
+/// One audited action.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub at: DateTime<Utc>,
+    /// The authenticated user, or `anonymous`.
+    pub actor: String,
+    /// `job.submit`, `job.cancel`, `session.create`, `session.delete`, `namespace.apply`,
+    /// `namespace.delete`, `http.denied`, `connect.denied`.
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// `job/<id>`, `session/<id>`, `namespace/<team>/<env>`, or the route refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// `ok`, or the error code (`invalid_request`, `forbidden`, `too_many_requests`, …).
+    pub outcome: String,
+    /// The refusal's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    pub fn new(actor: &str, action: &str) -> Self {
+        AuditEvent {
+            at: Utc::now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            team: None,
+            resource: None,
+            outcome: "ok".into(),
+            detail: None,
+        }
+    }
+
+    /// An action of an authenticated caller.
+    pub fn by(caller: &Identity, action: &str) -> Self {
+        AuditEvent::new(&caller.user, action)
+    }
+
+    /// The team concerned, when known (a refused manifest may not name one).
+    pub fn team(mut self, team: impl Into<Option<String>>) -> Self {
+        self.team = team.into();
+        self
+    }
+
+    pub fn resource(mut self, resource: impl Into<Option<String>>) -> Self {
+        self.resource = resource.into();
+        self
+    }
+
+    /// How it ended: `ok`, or the error's code and message.
+    pub fn outcome<T>(self, result: &Result<T, Error>) -> Self {
+        match result {
+            Ok(_) => self,
+            Err(err) => self.failed(err),
+        }
+    }
+
+    /// Refused or failed with `err`: its code, and its message.
+    pub fn failed(mut self, err: &Error) -> Self {
+        self.outcome = err.code().into();
+        let mut detail = err.to_string();
+        if detail.len() > MAX_DETAIL {
+            let cut = (0..=MAX_DETAIL)
+                .rev()
+                .find(|i| detail.is_char_boundary(*i))
+                .unwrap_or(0);
+            detail.truncate(cut);
+        }
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// An event as stored, with its id (newer events have larger ids).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditRecord {
+    pub id: i64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// One page of the audit log, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    pub events: Vec<AuditRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// Where events go, and where they are read back; cheap to clone.
+#[derive(Clone)]
+pub struct Audit {
+    queue: mpsc::Sender<AuditEvent>,
+    store: Store,
+}
+
+impl Audit {
+    /// The audit log and its writer, which ends once every `Audit` is dropped and the queue is
+    /// written.
+    pub fn start(store: Store) -> (Audit, JoinHandle<()>) {
+        let (queue, events) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write(store.clone(), events));
+        (Audit { queue, store }, writer)
+    }
+
+    /// The events `caller` may read, newest first: a team admin's teams' events, or every
+    /// event for a platform admin.
+    pub async fn list(
+        &self,
+        mut filter: AuditFilter,
+        page_token: Option<&str>,
+        caller: &Identity,
+    ) -> Result<AuditPage, Error> {
+        filter.visible_teams = caller.visible_teams();
+        if let Some(token) = page_token {
+            filter.before = Some(decode_page_token(token, |s| s.parse().ok())?);
+        }
+        if filter.limit == 0 {
+            filter.limit = DEFAULT_PAGE;
+        }
+        filter.limit = filter.limit.clamp(1, MAX_PAGE);
+        let rows = self.store.audit_list(&filter).await?;
+        let next_page_token = (rows.len() == filter.limit as usize)
+            .then(|| rows.last().map(|(id, _)| encode_page_token(id)))
+            .flatten();
+        Ok(AuditPage {
+            events: rows
+                .into_iter()
+                .map(|(id, event)| AuditRecord { id, event })
+                .collect(),
+            next_page_token,
+        })
+    }
+
+    pub fn record(&self, event: AuditEvent) {
+        tracing::info!(
+            target: "sk8::audit",
+            actor = %event.actor,
+            action = %event.action,
+            team = event.team.as_deref(),
+            resource = event.resource.as_deref(),
+            outcome = %event.outcome,
+            detail = event.detail.as_deref(),
+            "audit"
+        );
+        if self.queue.try_send(event).is_err() {
+            metrics::counter!("sk8_audit_dropped_total").increment(1);
+        }
+    }
+}
+
+/// Writes queued events in batches; a failed batch is retried a few times, then dropped (the
+/// log has the events).
+async fn write(store: Store, mut events: mpsc::Receiver<AuditEvent>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while events.recv_many(&mut batch, BATCH).await > 0 {
+        let mut tries = 0;
+        while let Err(err) = store.audit_insert(&batch).await {
+            tries += 1;
+            if tries == 3 {
+                tracing::warn!(error = %err, rows = batch.len(), "audit rows not written; the log has them");
+                metrics::counter!("sk8_audit_dropped_total").increment(batch.len() as u64);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+        }
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_its_code_and_a_bounded_message() {
+        let long = "é".repeat(600);
+        let result: Result<(), Error> = Err(Error::Forbidden(long));
+        let event = AuditEvent::new("ann", "job.cancel").outcome(&result);
+        assert_eq!(event.outcome, "forbidden");
+        let detail = event.detail.unwrap();
+        assert!(detail.len() <= MAX_DETAIL && detail.starts_with('é'));
+    }
+
+    #[test]
+    fn success_is_ok_without_detail() {
+        let event = AuditEvent::new("ann", "job.submit").outcome(&Ok::<_, Error>(()));
+        assert_eq!((event.outcome.as_str(), event.detail), ("ok", None));
+    }
+}
