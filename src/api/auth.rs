@@ -63,9 +63,9 @@ pub async fn authenticate(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let identity = match auth.authenticate(header) {
+    let identity = match auth.authenticate(header).await {
         Ok(identity) => identity,
-        Err(err) => return Error::Unauthenticated(err.to_string()).into_response(),
+        Err(err) => return Error::from(err).into_response(),
     };
     if identity.role < role {
         let message = format!(

@@ -127,7 +127,7 @@ impl Gateway {
         let started = Instant::now();
         let method = method_of(request.uri().path());
         let (parts, body) = request.into_parts();
-        let caller = self.caller(&parts.headers)?;
+        let caller = self.caller(&parts.headers).await?;
         let user: Arc<str> = caller.user.as_str().into();
         let session = session_of(&parts.headers)?;
         let mut reader = FrameReader::new(self.inner.settings.max_request_message);
@@ -176,15 +176,13 @@ impl Gateway {
     }
 
     /// Who is calling, from `authorization` (or `authentication`) metadata.
-    fn caller(&self, headers: &HeaderMap) -> Result<Identity, Status> {
+    async fn caller(&self, headers: &HeaderMap) -> Result<Identity, Status> {
         let credential = headers
             .get("authorization")
             .or_else(|| headers.get("authentication"))
             .and_then(|v| v.to_str().ok());
-        self.inner
-            .auth
-            .authenticate(credential)
-            .map_err(|err| Status::unauthenticated(err.to_string()))
+        let identity = self.inner.auth.authenticate(credential).await;
+        identity.map_err(|err| to_status(err.into()))
     }
 
     /// The endpoint to send the RPC to, waiting for the session when it is starting; only
