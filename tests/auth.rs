@@ -1,7 +1,7 @@
 //! Authentication and authorization end to end, on the real daemon with every kind of
 //! credential: static API tokens from `auth.tokensFile`, JWTs of an HS256 issuer, and JWTs of
-//! a JWKS issuer (RS256 and ES256 keys) served by the test. A matrix of every route × every kind
-//! of caller (none, malformed, unknown, expired, wrong
+//! a JWKS issuer (RS256 and ES256 keys) served by the test. A matrix of every route (here) and
+//! every RPC (`auth/rpc.rs`) × every kind of caller (none, malformed, unknown, expired, wrong
 //! issuer, another team's member, viewer, member, team-admin, platform-admin, the in-team
 //! roles also by JWT); token rotation without a restart, and JWKS key rotation with the
 //! JWT-only checks in `auth/jwt.rs`.
@@ -9,6 +9,8 @@
 mod common;
 #[path = "auth/jwt.rs"]
 mod jwt;
+#[path = "auth/rpc.rs"]
+mod rpc;
 
 use std::collections::HashMap;
 use std::path::Path;
