@@ -13,7 +13,9 @@ use serde::Deserialize;
 
 use crate::domain::SpecDefaults;
 
+mod jwt;
 mod namespaces;
+pub use jwt::{JwtConfig, JwtIssuer};
 pub use namespaces::{NamespacesConfig, NetworkConfig};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -72,7 +74,8 @@ impl Default for LimitsConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// `off` (the embedded default: every caller is `gateway.defaultUser`, a platform admin;
-    /// refused on non-loopback addresses) or `tokens`.
+    /// refused on non-loopback addresses) or `tokens` (bearer tokens: the static ones below
+    /// and JWTs of `jwt.issuers`).
     pub mode: AuthMode,
     /// Lets `mode: off` serve non-loopback addresses anyway (a trusted network only).
     pub allow_unauthenticated: bool,
@@ -80,6 +83,8 @@ pub struct AuthConfig {
     pub tokens: Vec<crate::auth::TokenEntry>,
     /// More tokens, a YAML list of the same entries, read again whenever it changes.
     pub tokens_file: Option<PathBuf>,
+    /// JWT bearer tokens from identity providers.
+    pub jwt: JwtConfig,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -594,8 +599,7 @@ impl Config {
         Ok(())
     }
 
-    /// Authentication may be off only where nobody else can connect, unless told otherwise;
-    /// `tokens` needs tokens.
+    /// Rates are finite and not negative, bursts at least 1, size limits not absurdly small.
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let invalid = |field: &str, message: &str| ConfigError::Invalid {
             field: field.into(),
@@ -624,7 +628,10 @@ impl Config {
         Ok(())
     }
 
+    /// Authentication may be off only where nobody else can connect, unless told otherwise;
+    /// `tokens` needs tokens or issuers.
     fn validate_auth(&self) -> Result<(), ConfigError> {
+        self.auth.jwt.validate()?;
         let invalid = |field: &str, message: String| ConfigError::Invalid {
             field: field.into(),
             message,
@@ -646,10 +653,15 @@ impl Config {
                     None => Ok(()),
                 }
             }
-            AuthMode::Tokens if self.auth.tokens.is_empty() && self.auth.tokens_file.is_none() => {
+            AuthMode::Tokens
+                if self.auth.tokens.is_empty()
+                    && self.auth.tokens_file.is_none()
+                    && self.auth.jwt.issuers.is_empty() =>
+            {
                 Err(invalid(
                     "auth.tokens",
-                    "auth.mode tokens needs auth.tokens or auth.tokensFile".into(),
+                    "auth.mode tokens needs auth.tokens, auth.tokensFile or auth.jwt.issuers"
+                        .into(),
                 ))
             }
             _ => Ok(()),

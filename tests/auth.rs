@@ -1,63 +1,157 @@
-//! Authentication and authorization end to end, on the real daemon with static API tokens from
-//! `auth.tokensFile`: a matrix of every route × every kind of caller (none, malformed, unknown,
-//! another team's member, viewer, member, team-admin, platform-admin), and token rotation
-//! without a restart.
+//! Authentication and authorization end to end, on the real daemon with every kind of
+//! credential: static API tokens from `auth.tokensFile`, JWTs of an HS256 issuer, and JWTs of
+//! a JWKS issuer (RS256 and ES256 keys) served by the test. A matrix of every route (here) and
+//! every RPC (`auth/rpc.rs`) × every kind of caller (none, malformed, unknown, expired, wrong
+//! issuer, another team's member, viewer, member, team-admin, platform-admin, the in-team
+//! roles also by JWT); token rotation without a restart, and JWKS key rotation with the
+//! JWT-only checks in `auth/jwt.rs`.
 
 mod common;
+#[path = "auth/jwt.rs"]
+mod jwt;
+#[path = "auth/rpc.rs"]
+mod rpc;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use common::{Engine, Options, TestApp};
+use jwt::{HS_ISSUER, JWKS_ISSUER, JwksServer, Key, claims};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// The callers of the matrix: their Authorization header, and what they are.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The callers of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Caller {
     Anonymous,
     Malformed,
     UnknownToken,
+    /// A JWT of the JWKS issuer, expired ten minutes ago.
+    Expired,
+    /// A well-signed JWT of an issuer sk8 does not trust.
+    WrongIssuer,
     OtherTeam,
     Viewer,
     Member,
     TeamAdmin,
     PlatformAdmin,
+    /// The same roles of team `payments` by JWT: HS256, RS256 (JWKS), ES256 (JWKS).
+    ViewerJwt,
+    MemberJwt,
+    TeamAdminJwt,
 }
 
 impl Caller {
-    const ALL: [Caller; 8] = [
+    const ALL: [Caller; 13] = [
         Caller::PlatformAdmin,
         Caller::Anonymous,
         Caller::Malformed,
         Caller::UnknownToken,
+        Caller::Expired,
+        Caller::WrongIssuer,
         Caller::OtherTeam,
         Caller::Viewer,
         Caller::Member,
         Caller::TeamAdmin,
+        Caller::ViewerJwt,
+        Caller::MemberJwt,
+        Caller::TeamAdminJwt,
     ];
-
-    fn header(self) -> Option<&'static str> {
-        match self {
-            Caller::Anonymous => None,
-            Caller::Malformed => Some("Token member-a"),
-            Caller::UnknownToken => Some("Bearer no-such-token"),
-            Caller::OtherTeam => Some("Bearer member-b"),
-            Caller::Viewer => Some("Bearer viewer-a"),
-            Caller::Member => Some("Bearer member-a"),
-            Caller::TeamAdmin => Some("Bearer admin-a"),
-            Caller::PlatformAdmin => Some("Bearer platform"),
-        }
-    }
 
     /// The rank of a caller of team `payments` (None: not one).
     fn rank(self) -> Option<u8> {
         match self {
-            Caller::Viewer => Some(0),
-            Caller::Member => Some(1),
-            Caller::TeamAdmin => Some(2),
+            Caller::Viewer | Caller::ViewerJwt => Some(0),
+            Caller::Member | Caller::MemberJwt => Some(1),
+            Caller::TeamAdmin | Caller::TeamAdminJwt => Some(2),
             Caller::PlatformAdmin => Some(3),
             _ => None,
         }
+    }
+
+    /// Whether sk8 cannot tell who this caller is.
+    fn unauthenticated(self) -> bool {
+        matches!(
+            self,
+            Caller::Anonymous
+                | Caller::Malformed
+                | Caller::UnknownToken
+                | Caller::Expired
+                | Caller::WrongIssuer
+        )
+    }
+}
+
+/// A daemon that knows every kind of credential, and each caller's `Authorization` header.
+struct Setup {
+    app: TestApp,
+    headers: HashMap<Caller, String>,
+    _idp: JwksServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// `extra` is merged over the daemon's config.
+    async fn start(extra: Value) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens.yaml");
+        write_tokens(&tokens, &TOKENS);
+        let (rsa, ec) = (Key::rsa("rsa-1"), Key::ec("ec-1"));
+        let idp = JwksServer::start(&[&rsa, &ec]).await;
+        let mut options = Options::new(Engine::Sqlite);
+        options.extra = json!({"auth": {"mode": "tokens", "tokensFile": tokens,
+                                        "jwt": {"issuers": jwt::issuers(dir.path(), &idp.url)}}});
+        common::merge(&mut options.extra, &extra);
+        let app = TestApp::spawn(options).await;
+        let payments = |iss: &str, user: &str, role: &str, ttl: i64| {
+            claims(iss, user, &["payments"], role, ttl)
+        };
+        let bearer = |token: String| format!("Bearer {token}");
+        let mut headers: HashMap<Caller, String> = [
+            (Caller::Malformed, "Token member-a"),
+            (Caller::UnknownToken, "Bearer no-such-token"),
+            (Caller::OtherTeam, "Bearer member-b"),
+            (Caller::Viewer, "Bearer viewer-a"),
+            (Caller::Member, "Bearer member-a"),
+            (Caller::TeamAdmin, "Bearer admin-a"),
+            (Caller::PlatformAdmin, "Bearer platform"),
+        ]
+        .map(|(caller, header)| (caller, header.to_owned()))
+        .into();
+        let hs = Key::hs256(jwt::SECRET);
+        let jwts = [
+            (
+                Caller::Expired,
+                rsa.token(&payments(JWKS_ISSUER, "mia", "member", -600)),
+            ),
+            (
+                Caller::WrongIssuer,
+                ec.token(&payments("https://stranger.test", "mia", "member", 3600)),
+            ),
+            (
+                Caller::ViewerJwt,
+                hs.token(&payments(HS_ISSUER, "vic", "viewer", 3600)),
+            ),
+            (
+                Caller::MemberJwt,
+                rsa.token(&payments(JWKS_ISSUER, "max", "member", 3600)),
+            ),
+            (
+                Caller::TeamAdminJwt,
+                ec.token(&payments(JWKS_ISSUER, "ann", "team-admin", 3600)),
+            ),
+        ];
+        headers.extend(jwts.map(|(caller, token)| (caller, bearer(token))));
+        Setup {
+            app,
+            headers,
+            _idp: idp,
+            _dir: dir,
+        }
+    }
+
+    fn header(&self, caller: Caller) -> Option<&str> {
+        self.headers.get(&caller).map(String::as_str)
     }
 }
 
@@ -93,14 +187,15 @@ async fn sk8_with_tokens(tokens_file: &Path) -> TestApp {
 }
 
 async fn call(
-    app: &TestApp,
+    setup: &Setup,
     caller: Caller,
     method: &Method,
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
+    let app = &setup.app;
     let mut request = app.http.request(method.clone(), app.url(path));
-    if let Some(header) = caller.header() {
+    if let Some(header) = setup.header(caller) {
         request = request.header("authorization", header);
     }
     if let Some(body) = body {
@@ -137,13 +232,10 @@ impl Route {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.yaml");
-    write_tokens(&tokens, &TOKENS);
-    let app = sk8_with_tokens(&tokens).await;
+    let setup = Setup::start(json!({})).await;
     let job = common::fake_job("payments", "nightly", "succeed");
     let (status, created) = call(
-        &app,
+        &setup,
         Caller::PlatformAdmin,
         &Method::POST,
         "/v1/jobs",
@@ -154,7 +246,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
     let id = created["id"].as_str().unwrap().to_owned();
     let session = json!({"team": "payments", "env": "dev", "name": "notebook"});
     let (status, created) = call(
-        &app,
+        &setup,
         Caller::PlatformAdmin,
         &Method::POST,
         "/v1/sessions",
@@ -218,7 +310,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
             if route.method == Method::DELETE && route.path.starts_with("/v1/namespaces") {
                 let (namespace, spec) = ("/v1/namespaces/payments/dev", json!({}));
                 let put = call(
-                    &app,
+                    &setup,
                     Caller::PlatformAdmin,
                     &Method::PUT,
                     namespace,
@@ -227,7 +319,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
                 assert!(put.await.0 < 300);
             }
             let (status, body) = call(
-                &app,
+                &setup,
                 caller,
                 &route.method,
                 &route.path,
@@ -240,7 +332,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
             );
             let expected = match (route.least, caller, caller.rank()) {
                 (None, _, _) => 200,
-                (Some(_), Caller::Anonymous | Caller::Malformed | Caller::UnknownToken, _) => 401,
+                (Some(_), caller, _) if caller.unauthenticated() => 401,
                 // A member elsewhere: a role too small for the route is refused first; then
                 // another team's job, session or namespace does not exist for them, a list is
                 // empty, and creating in another team is refused.
@@ -257,6 +349,13 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
             );
             if status == 401 {
                 assert_eq!(body["error"]["code"], "unauthenticated", "{cell}");
+                let message = body["error"]["message"].as_str().unwrap_or_default();
+                let says = match caller {
+                    Caller::Expired => "expired",
+                    Caller::WrongIssuer => "is not trusted",
+                    _ => "",
+                };
+                assert!(message.contains(says), "{cell}");
             }
             if caller == Caller::OtherTeam && route.method == Method::GET && status == 200 {
                 let listed = body.to_string();

@@ -75,9 +75,9 @@ pub async fn authenticate(
         );
         err.into_response()
     };
-    let identity = match state.auth.authenticate(header) {
+    let identity = match state.auth.authenticate(header).await {
         Ok(identity) => identity,
-        Err(err) => return denied("anonymous", Error::Unauthenticated(err.to_string())),
+        Err(err) => return denied("anonymous", Error::from(err)),
     };
     if identity.role < role {
         let message = format!(

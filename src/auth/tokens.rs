@@ -13,8 +13,7 @@ use anyhow::Context;
 use ring::digest;
 use serde::Deserialize;
 
-use super::{AuthError, Identity, Role};
-use crate::config::{AuthConfig, AuthMode};
+use super::{Identity, Role};
 
 /// How often the tokens file's modification time is looked at, at most.
 const FILE_CHECK: Duration = Duration::from_secs(1);
@@ -63,65 +62,41 @@ struct FileTokens {
     tokens: Vec<Known>,
 }
 
-/// Turns credentials into identities.
-pub struct Authenticator {
-    enabled: bool,
-    /// Everyone, when authentication is off.
-    dev: Identity,
+/// The static tokens of `auth.tokens` and `auth.tokensFile`.
+pub(super) struct StaticTokens {
     configured: Vec<Known>,
     file: Option<PathBuf>,
     from_file: RwLock<FileTokens>,
 }
 
-impl Authenticator {
-    /// From `auth`; with authentication off, every caller is `dev_user`, a platform admin.
-    pub fn new(config: &AuthConfig, dev_user: &str) -> anyhow::Result<Self> {
-        let configured = config
-            .tokens
+impl StaticTokens {
+    pub(super) fn new(entries: &[TokenEntry], file: Option<PathBuf>) -> anyhow::Result<Self> {
+        let configured = entries
             .iter()
             .map(Known::of)
             .collect::<anyhow::Result<_>>()?;
-        let authenticator = Authenticator {
-            enabled: config.mode == AuthMode::Tokens,
-            dev: Identity {
-                user: dev_user.to_owned(),
-                teams: BTreeSet::new(),
-                role: Role::PlatformAdmin,
-            },
+        let tokens = StaticTokens {
             configured,
-            file: config.tokens_file.clone(),
+            file,
             from_file: RwLock::new(FileTokens {
                 modified: None,
                 checked: Instant::now(),
                 tokens: Vec::new(),
             }),
         };
-        if let Some(path) = &authenticator.file {
-            let (modified, tokens) = read_file(path)?;
-            *authenticator.write_file_tokens() = FileTokens {
+        if let Some(path) = &tokens.file {
+            let (modified, from_file) = read_file(path)?;
+            *tokens.write_file_tokens() = FileTokens {
                 modified,
                 checked: Instant::now(),
-                tokens,
+                tokens: from_file,
             };
         }
-        Ok(authenticator)
+        Ok(tokens)
     }
 
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    /// The caller behind an `Authorization` (or `Authentication`) header value.
-    pub fn authenticate(&self, header: Option<&str>) -> Result<Identity, AuthError> {
-        if !self.enabled {
-            return Ok(self.dev.clone());
-        }
-        let header = header.ok_or(AuthError::Missing)?;
-        let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Malformed)?;
-        let token = token.trim();
-        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-            return Err(AuthError::Malformed);
-        }
+    /// The identity a token stands for, if it is a known one.
+    pub(super) fn find(&self, token: &str) -> Option<Identity> {
         let presented = digest::digest(&digest::SHA256, token.as_bytes());
         self.refresh_file();
         let file = self.from_file.read().unwrap_or_else(|p| p.into_inner());
@@ -132,7 +107,7 @@ impl Authenticator {
                 found = Some(known.identity.clone());
             }
         }
-        found.ok_or(AuthError::Unknown)
+        found
     }
 
     /// Reads the tokens file again if it changed since it was last read.
@@ -205,15 +180,6 @@ mod tests {
         d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    fn config(tokens: Vec<TokenEntry>, file: Option<PathBuf>) -> AuthConfig {
-        AuthConfig {
-            mode: AuthMode::Tokens,
-            tokens,
-            tokens_file: file,
-            ..AuthConfig::default()
-        }
-    }
-
     fn entry(user: &str, token: &str) -> TokenEntry {
         TokenEntry {
             user: user.into(),
@@ -223,36 +189,22 @@ mod tests {
         }
     }
 
+    fn user_of(tokens: &StaticTokens, token: &str) -> Option<String> {
+        tokens.find(token).map(|who| who.user)
+    }
+
     #[test]
-    fn bearer_tokens_map_to_their_identity() {
-        let auth = Authenticator::new(&config(vec![entry("ana", "s3cret")], None), "dev").unwrap();
-        assert_eq!(
-            auth.authenticate(Some("Bearer s3cret")).unwrap().user,
-            "ana"
-        );
-        assert_eq!(
-            auth.authenticate(Some("bearer  s3cret ")).unwrap().user,
-            "ana"
-        );
-        assert_eq!(auth.authenticate(None), Err(AuthError::Missing));
-        assert_eq!(auth.authenticate(Some("s3cret")), Err(AuthError::Malformed));
-        assert_eq!(
-            auth.authenticate(Some("Basic s3cret")),
-            Err(AuthError::Malformed)
-        );
-        assert_eq!(
-            auth.authenticate(Some("Bearer nope")),
-            Err(AuthError::Unknown)
-        );
+    fn tokens_map_to_their_identity() {
+        let tokens = StaticTokens::new(&[entry("ana", "s3cret")], None).unwrap();
+        assert_eq!(user_of(&tokens, "s3cret").as_deref(), Some("ana"));
+        assert_eq!(user_of(&tokens, "nope"), None);
     }
 
     #[test]
     fn a_bad_digest_is_refused_at_startup() {
         let mut bad = entry("ana", "x");
         bad.sha256 = "not-hex".into();
-        let err = Authenticator::new(&config(vec![bad], None), "dev")
-            .err()
-            .unwrap();
+        let err = StaticTokens::new(&[bad], None).err().unwrap();
         assert!(err.to_string().contains("64 hex digits"), "{err}");
     }
 
@@ -268,8 +220,8 @@ mod tests {
             std::fs::write(&path, text).unwrap();
         };
         write("ana", "first");
-        let auth = Authenticator::new(&config(vec![], Some(path.clone())), "dev").unwrap();
-        assert_eq!(auth.authenticate(Some("Bearer first")).unwrap().user, "ana");
+        let tokens = StaticTokens::new(&[], Some(path.clone())).unwrap();
+        assert_eq!(user_of(&tokens, "first").as_deref(), Some("ana"));
         // A later modification time, as a rotation a second later would have.
         write("ana", "second");
         let later = SystemTime::now() + Duration::from_secs(5);
@@ -280,23 +232,7 @@ mod tests {
             .set_modified(later)
             .unwrap();
         std::thread::sleep(FILE_CHECK + Duration::from_millis(50));
-        assert_eq!(
-            auth.authenticate(Some("Bearer first")),
-            Err(AuthError::Unknown)
-        );
-        assert_eq!(
-            auth.authenticate(Some("Bearer second")).unwrap().user,
-            "ana"
-        );
-    }
-
-    #[test]
-    fn with_auth_off_everyone_is_the_dev_platform_admin() {
-        let auth = Authenticator::new(&AuthConfig::default(), "dev@sk8").unwrap();
-        let who = auth.authenticate(None).unwrap();
-        assert_eq!(
-            (who.user.as_str(), who.role),
-            ("dev@sk8", Role::PlatformAdmin)
-        );
+        assert_eq!(user_of(&tokens, "first"), None);
+        assert_eq!(user_of(&tokens, "second").as_deref(), Some("ana"));
     }
 }

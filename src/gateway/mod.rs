@@ -135,7 +135,7 @@ impl Gateway {
         let started = Instant::now();
         let method = method_of(request.uri().path());
         let (parts, body) = request.into_parts();
-        let caller = self.caller(&parts.headers, method)?;
+        let caller = self.caller(&parts.headers, method).await?;
         let user: Arc<str> = caller.user.as_str().into();
         let session = session_of(&parts.headers)?;
         let mut reader = FrameReader::new(self.inner.settings.max_request_message);
@@ -185,13 +185,14 @@ impl Gateway {
 
     /// Who is calling, from `authorization` (or `authentication`) metadata; a refusal is
     /// audited.
-    fn caller(&self, headers: &HeaderMap, method: &str) -> Result<Identity, Status> {
+    async fn caller(&self, headers: &HeaderMap, method: &str) -> Result<Identity, Status> {
         let credential = headers
             .get("authorization")
             .or_else(|| headers.get("authentication"))
             .and_then(|v| v.to_str().ok());
-        self.inner.auth.authenticate(credential).map_err(|err| {
-            let err = Error::Unauthenticated(err.to_string());
+        let identity = self.inner.auth.authenticate(credential).await;
+        identity.map_err(|err| {
+            let err = Error::from(err);
             self.inner.audit.record(
                 AuditEvent::new("anonymous", "connect.denied")
                     .resource(format!("rpc/{method}"))

@@ -36,15 +36,14 @@ impl NamespaceGrpc {
     }
 
     /// The caller, from `authorization` (or `authentication`) metadata, like on HTTP.
-    fn caller<T>(&self, request: &Request<T>) -> Result<Identity, Status> {
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Identity, Status> {
         let metadata = request.metadata();
         let credential = metadata
             .get("authorization")
             .or_else(|| metadata.get("authentication"))
             .and_then(|v| v.to_str().ok());
-        self.auth
-            .authenticate(credential)
-            .map_err(|err| Status::unauthenticated(err.to_string()))
+        let identity = self.auth.authenticate(credential).await;
+        identity.map_err(|err| Error::from(err).into())
     }
 }
 
@@ -54,7 +53,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         &self,
         request: Request<pb::ApplyNamespaceRequest>,
     ) -> Result<Response<pb::ApplyNamespaceResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let spec = request.into_inner().spec.unwrap_or_default();
         let (team, env) = (spec.team.clone(), spec.env.clone());
         let body = spec_json(spec).to_string();
@@ -76,7 +75,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         &self,
         request: Request<pb::NamespaceRef>,
     ) -> Result<Response<pb::Namespace>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let at = request.into_inner();
         let detail = self.service.get(&at.team, &at.env, &caller).await?;
         Ok(Response::new(namespace(detail)))
@@ -86,7 +85,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         &self,
         request: Request<pb::ListNamespacesRequest>,
     ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let request = request.into_inner();
         if request.limit > MAX_PAGE {
             return Err(
@@ -122,7 +121,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         &self,
         request: Request<pb::DeleteNamespaceRequest>,
     ) -> Result<Response<pb::Namespace>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let request = request.into_inner();
         let detail = self
             .service
