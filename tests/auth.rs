@@ -15,7 +15,7 @@ mod rpc;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{Engine, Options, TestApp};
+use common::{Engine, Options, TestApp, write_tokens};
 use jwt::{HS_ISSUER, JWKS_ISSUER, JwksServer, Key, claims};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -153,23 +153,6 @@ impl Setup {
     fn header(&self, caller: Caller) -> Option<&str> {
         self.headers.get(&caller).map(String::as_str)
     }
-}
-
-fn sha256_hex(token: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The tokens file: (token, user, teams, role) per line.
-fn write_tokens(path: &Path, tokens: &[(&str, &str, &[&str], &str)]) {
-    let entries: Vec<Value> = tokens
-        .iter()
-        .map(|(token, user, teams, role)| {
-            json!({"user": user, "teams": teams, "role": role, "sha256": sha256_hex(token)})
-        })
-        .collect();
-    // JSON is YAML.
-    std::fs::write(path, Value::Array(entries).to_string()).unwrap();
 }
 
 const TOKENS: [(&str, &str, &[&str], &str); 5] = [

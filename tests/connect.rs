@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Engine, Options, TestApp};
+use common::{Engine, Options, TestApp, grpc};
 use kube::Cluster;
 use serde_json::{Value, json};
 use sk8_fake_kube::{FakeKube, OperatorOptions};
@@ -533,128 +533,60 @@ async fn with_tokens_callers_reach_only_their_teams_sessions_and_run_as_themselv
     }
 }
 
-/// One raw gRPC call to the gateway (an h2c client, so the test can send what no Spark
-/// client would): the gRPC status code and message.
-async fn raw_call(app: &TestApp, session: &str, body: Vec<u8>) -> (String, String) {
-    use http_body_util::{BodyExt, Full};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<Full<bytes::Bytes>>();
-    let uri = format!(
-        "http://{}/spark.connect.SparkConnectService/ExecutePlan",
-        app.grpc
-    );
-    let request = http::Request::post(uri)
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("x-sk8-session", session)
-        .body(Full::new(bytes::Bytes::from(body)))
-        .unwrap();
-    let response = client.request(request).await.expect("the gateway answers");
-    let (parts, body) = response.into_parts();
-    let trailers = body
-        .collect()
-        .await
-        .expect("a whole answer")
-        .trailers()
-        .cloned();
-    let field = |name: &str| {
-        let value = parts
-            .headers
-            .get(name)
-            .or(trailers.as_ref().and_then(|t| t.get(name)));
-        value
-            .map(|v| v.to_str().unwrap_or_default().to_owned())
-            .unwrap_or_default()
-    };
-    (field("grpc-status"), field("grpc-message"))
-}
-
-/// A gRPC frame around `message`, with the compressed flag as given.
-fn frame(compressed: bool, declared_len: u32, message: &[u8]) -> Vec<u8> {
-    let mut out = vec![u8::from(compressed)];
-    out.extend_from_slice(&declared_len.to_be_bytes());
-    out.extend_from_slice(message);
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_grpc_requests_are_refused_cleanly_and_the_gateway_keeps_serving() {
     let limits = json!({"gateway": {"maxRequestMessageBytes": 65536}});
     let app = sk8_with_extra("sail", limits).await;
     let some_session = "00000000000000000a";
     let garbage = b"\x0a\xff\xff\xff\xff\x0f";
-    let cases: [(&str, String, Vec<u8>, &str, &str); 5] = [
+    let cases: [(&str, String, Vec<u8>, i32, &str); 5] = [
         (
             "not protobuf",
             some_session.into(),
-            frame(false, 6, garbage),
-            "3",
+            grpc::frame(false, 6, garbage),
+            3,
             "malformed",
         ),
         (
             "a message over maxRequestMessageBytes",
             some_session.into(),
-            frame(false, 1 << 20, b"\x0a\x01a"),
-            "3",
+            grpc::frame(false, 1 << 20, b"\x0a\x01a"),
+            3,
             "limit",
         ),
         (
             "a compressed message",
             some_session.into(),
-            frame(true, 3, b"\x0a\x01a"),
-            "3",
+            grpc::frame(true, 3, b"\x0a\x01a"),
+            3,
             "compressed",
         ),
         (
             "cut in the middle of a message",
             some_session.into(),
-            frame(false, 100, b"\x0a"),
-            "3",
+            grpc::frame(false, 100, b"\x0a"),
+            3,
             "middle",
         ),
         (
             "a session id of 4 KiB",
             "a".repeat(4096),
-            frame(false, 0, b""),
-            "5",
+            grpc::frame(false, 0, b""),
+            5,
             "not found",
         ),
     ];
     for (what, session, body, code, says) in cases {
-        let (status, message) = raw_call(&app, &session, body).await;
-        assert_eq!(status, code, "{what}: {message}");
-        let message = percent_decoded(&message);
-        assert!(message.contains(says), "{what}: {message}");
+        let metadata = [("x-sk8-session", session)];
+        let answer = grpc::call(&app.grpc, "ExecutePlan", &metadata, body.into()).await;
+        assert_eq!(answer.code, code, "{what}: {}", answer.message);
+        assert!(answer.message.contains(says), "{what}: {}", answer.message);
     }
     // Still serving, to a real client.
     let created = create_session(&app, "payments", json!({})).await;
     wait_state(&app, created["id"].as_str().unwrap(), "READY").await;
     let url = created["connectionString"].as_str().unwrap();
     assert_passed(&run_checks(url, &["range_count"]).await);
-}
-
-/// grpc-message is percent-encoded on the wire.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

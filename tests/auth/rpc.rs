@@ -8,10 +8,6 @@
 //! does not is refused at once (UNAUTHENTICATED, NOT_FOUND for another team's session,
 //! PERMISSION_DENIED for a viewer).
 
-use std::os::unix::fs::PermissionsExt;
-
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use sk8::grpc::proto::namespace_provisioning_client::NamespaceProvisioningClient;
 use sk8::grpc::proto::{
@@ -22,6 +18,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use super::{Caller, Setup};
+use crate::common::grpc;
 
 const SPARK_CONNECT: [&str; 12] = [
     "ExecutePlan",
@@ -38,72 +35,26 @@ const SPARK_CONNECT: [&str; 12] = [
     "GetStatus",
 ];
 
-/// A request message every Spark Connect method reads: `session_id = 1` and
-/// `user_context = 2` (`user_id = 1`), in a gRPC frame.
-fn spark_request(session: &str) -> Bytes {
-    let user = [&[0x0a, 7][..], b"mallory"].concat();
-    let message = [
-        &[0x0a, session.len() as u8][..],
-        session.as_bytes(),
-        &[0x12, user.len() as u8],
-        &user,
-    ]
-    .concat();
-    let mut frame = vec![0];
-    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&message);
-    frame.into()
-}
-
-/// One raw gRPC call to the gateway: its status code and message.
+/// One raw gRPC call to the gateway as `caller`: its status code and message.
 async fn gateway_call(
     setup: &Setup,
     method: &str,
     caller: Caller,
     session: &str,
 ) -> (Code, String) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<Full<Bytes>>();
-    let uri = format!(
-        "http://{}/spark.connect.SparkConnectService/{method}",
-        setup.app.grpc
-    );
-    let mut request = http::Request::post(uri)
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("x-sk8-session", session);
+    let mut metadata = vec![("x-sk8-session", session.to_owned())];
     if let Some(header) = setup.header(caller) {
-        request = request.header("authorization", header);
+        metadata.push(("authorization", header.to_owned()));
     }
-    let request = request.body(Full::new(spark_request(session))).unwrap();
-    let response = client.request(request).await.expect("the gateway answers");
-    let (parts, body) = response.into_parts();
-    let trailers = body
-        .collect()
-        .await
-        .expect("a whole answer")
-        .trailers()
-        .cloned();
-    let field = |name: &str| {
-        let value = parts
-            .headers
-            .get(name)
-            .or(trailers.as_ref().and_then(|t| t.get(name)));
-        value
-            .map(|v| v.to_str().unwrap_or_default().to_owned())
-            .unwrap_or_default()
-    };
-    let code = field("grpc-status").parse::<i32>().unwrap_or(-1);
-    (Code::from_i32(code), field("grpc-message"))
+    let body = grpc::spark_request(session);
+    let answer = grpc::call(&setup.app.grpc, method, &metadata, body).await;
+    (Code::from_i32(answer.code), answer.message)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_answers_every_kind_of_caller_as_the_table_says() {
     let dir = tempfile::tempdir().unwrap();
-    let never_ready = dir.path().join("never-ready");
-    std::fs::write(&never_ready, "#!/bin/sh\nexec sleep 120\n").unwrap();
-    std::fs::set_permissions(&never_ready, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let never_ready = grpc::never_ready_server(dir.path());
     let setup = Setup::start(json!({
         "backend": {"local": {"sparkSubmit": never_ready}},
         "gateway": {"resumeTimeoutSeconds": 1},

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
+pub mod grpc;
+
 /// Runs an async test body once per store engine, as `<name>::sqlite` and `<name>::postgres`.
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {$(
@@ -511,6 +513,26 @@ fn tail(text: &str, max: usize) -> &str {
         .find(|i| text.is_char_boundary(*i))
         .unwrap_or(0);
     &text[start..]
+}
+
+/// Writes an `auth.tokensFile`: (token, user, teams, role) per entry, as SHA-256 digests.
+pub fn write_tokens(path: &Path, tokens: &[(&str, &str, &[&str], &str)]) {
+    let sha256_hex = |token: &str| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        digest
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let entries: Vec<Value> = tokens
+        .iter()
+        .map(|(token, user, teams, role)| {
+            json!({"user": user, "teams": teams, "role": role, "sha256": sha256_hex(token)})
+        })
+        .collect();
+    // JSON is YAML.
+    std::fs::write(path, Value::Array(entries).to_string()).unwrap();
 }
 
 /// A minimal valid JobSpec for the fake backend; `mode` is FAKE_SPARK_MODE.
