@@ -278,14 +278,27 @@ async fn kill9_mid_run_adopts_the_application() {
     assert_eq!(app.wait_finished(&id, WAIT).await["state"], "CANCELLED");
 }
 
-/// A SparkApplication with sk8's labels for a job sk8 never had, as a crashed or restored
-/// deployment could leave behind.
-async fn plant_orphan(kube: &FakeKube, name: &str) {
+/// The orphans planted: a job's attempt and a session's server sk8 never had.
+const ORPHAN_ATTEMPT: &str = "sk8-01kb2r5q3h7m9x4c2d-1";
+const ORPHAN_SERVER: &str = "sk8-s-01kb2r5q3h7m9x4c2e-1";
+
+/// SparkApplications with sk8's labels for a job and a session sk8 never had, as a crashed or
+/// restored deployment could leave behind.
+async fn plant_orphans(kube: &FakeKube) {
+    let attempt = json!({"sk8.dev/job-id": "01kb2r5q3h7m9x4c2d", "sk8.dev/attempt": "1"});
+    plant_orphan(kube, ORPHAN_ATTEMPT, attempt).await;
+    let server = json!({"sk8.dev/session-id": "01kb2r5q3h7m9x4c2e", "sk8.dev/session-start": "1"});
+    plant_orphan(kube, ORPHAN_SERVER, server).await;
+}
+
+async fn plant_orphan(kube: &FakeKube, name: &str, mut labels: Value) {
+    common::merge(
+        &mut labels,
+        &json!({"app.kubernetes.io/managed-by": "sk8", "fake.sk8.dev/outcome": "Running"}),
+    );
     let orphan = json!({
         "apiVersion": "spark.apache.org/v1", "kind": "SparkApplication",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {
-            "app.kubernetes.io/managed-by": "sk8", "sk8.dev/job-id": "01kb2r5q3h7m9x4c2d",
-            "sk8.dev/attempt": "1", "fake.sk8.dev/outcome": "Running"}},
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
         "spec": {"pyFiles": "local:///x.py", "runtimeVersions": {"sparkVersion": "4.0.1"}},
     });
     let collection = format!("/apis/spark.apache.org/v1/namespaces/{NAMESPACE}/sparkapplications");
@@ -296,41 +309,40 @@ async fn plant_orphan(kube: &FakeKube, name: &str) {
 async fn orphans_are_deleted_or_reported_by_policy() {
     let sweep_often = json!({"reconciler": {"orphanSweepSeconds": 1}});
     let (kube, app) = cluster_and_sk8_with(Engine::Sqlite, sweep_often.clone()).await;
-    plant_orphan(&kube, "sk8-01kb2r5q3h7m9x4c2d-1").await;
+    plant_orphans(&kube).await;
     // A job of sk8's own, running all the while, is left alone.
     let mine = submit(&app, &job("mine", "Running")).await;
     let deadline = std::time::Instant::now() + WAIT;
-    while kube_get(&kube, &app_path("sk8-01kb2r5q3h7m9x4c2d-1"))
-        .await
-        .0
-        != 404
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the orphan was never deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    for orphan in [ORPHAN_ATTEMPT, ORPHAN_SERVER] {
+        while kube_get(&kube, &app_path(orphan)).await.0 != 404 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the orphan {orphan} was never deleted"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     assert_eq!(app.job(&mine).await["state"], "RUNNING");
-    assert!(
-        app.logs()
-            .contains("its job is not in the execution history")
-    );
+    let logs = app.logs();
+    assert!(logs.contains("its job is not in the execution history"));
+    assert!(logs.contains("its session is not in the store"));
 
     let mut report = sweep_often;
     report["reconciler"]["orphanPolicy"] = json!("report");
     let (kube, app) = cluster_and_sk8_with(Engine::Sqlite, report).await;
-    plant_orphan(&kube, "sk8-01kb2r5q3h7m9x4c2d-1").await;
+    plant_orphans(&kube).await;
     let deadline = std::time::Instant::now() + WAIT;
-    while !app.logs().contains("orphan (policy: report)") {
+    while app.logs().matches("orphan (policy: report)").count() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "the orphan was never reported"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (status, _) = kube_get(&kube, &app_path("sk8-01kb2r5q3h7m9x4c2d-1")).await;
-    assert_eq!(status, 200, "reported, not deleted");
+    for orphan in [ORPHAN_ATTEMPT, ORPHAN_SERVER] {
+        let (status, _) = kube_get(&kube, &app_path(orphan)).await;
+        assert_eq!(status, 200, "{orphan} reported, not deleted");
+    }
 }
 
 /// How many SparkApplications the cluster holds for a job.

@@ -109,6 +109,16 @@ pub struct Managed {
     pub finished: bool,
 }
 
+/// A session's server a backend holds, as found in the backend: what the session orphan sweep
+/// compares with the store.
+#[derive(Clone, Debug)]
+pub struct ManagedServer {
+    pub session_id: SessionId,
+    /// Which of the session's starts it serves.
+    pub start: u32,
+    pub backend_ref: BackendRef,
+}
+
 /// Why an attempt cannot start now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NoCapacity {
@@ -229,6 +239,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Every attempt this backend holds, for the orphan sweep. Backends whose attempts cannot
     /// outlive their record (local processes are adopted from the data directory) hold none.
     async fn managed(&self) -> Result<Vec<Managed>, BackendError> {
+        Ok(Vec::new())
+    }
+
+    /// Every session server this backend holds, for the session orphan sweep; none on
+    /// backends that do not list their servers (the local one finds each by its folder).
+    async fn managed_servers(&self) -> Result<Vec<ManagedServer>, BackendError> {
         Ok(Vec::new())
     }
 

@@ -534,3 +534,100 @@ fn not_serving(session: &Session, state: SessionState) -> Status {
          same team, env and name"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::config::{AuthConfig, LimitsConfig};
+    use crate::domain::SpecDefaults;
+    use crate::domain::jobspec::Format;
+    use crate::store::{Store, StoreOptions};
+
+    const SERVING: &str = "10.0.0.2:15002";
+
+    /// A gateway over an in-memory store holding one READY session served at [`SERVING`].
+    async fn gateway_with_a_ready_session() -> (Gateway, SessionId, Identity) {
+        let store = Store::connect(&StoreOptions {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        let defaults = SpecDefaults {
+            spark_version: "4.0.1".into(),
+            image: "i".into(),
+        };
+        let body = br#"{"team":"payments","env":"dev","name":"notebook"}"#;
+        let mut session = Session::new(
+            crate::domain::SessionSpec::parse(body, Format::Json, &defaults).unwrap(),
+            chrono::Utc::now(),
+        );
+        store.session_insert(&session).await.unwrap();
+        session.state = SessionState::Ready;
+        session.endpoint = Some(SERVING.into());
+        assert!(store.session_save(&mut session, None).await.unwrap());
+        let (audit, _writer) = crate::audit::Audit::start(store.clone());
+        let limits = Arc::new(Limits::new(&LimitsConfig::default()));
+        let sessions = SessionService::new(
+            store,
+            defaults,
+            "sk8:15002".into(),
+            Arc::default(),
+            audit.clone(),
+            limits.clone(),
+        );
+        let settings = GatewaySettings {
+            resume_timeout: Duration::from_secs(1),
+            max_request_message: 1 << 20,
+        };
+        let gateway = Gateway::new(
+            sessions,
+            settings,
+            Arc::default(),
+            Arc::new(UpstreamTokens::from_key(b"0123456789abcdef")),
+            Arc::new(Authenticator::new(&AuthConfig::default(), "dev").unwrap()),
+            audit,
+            limits,
+        );
+        let caller = Identity {
+            user: "mia".into(),
+            teams: BTreeSet::from(["payments".to_owned()]),
+            role: Role::Member,
+        };
+        (gateway, session.id, caller)
+    }
+
+    #[tokio::test]
+    async fn operations_go_back_to_the_server_that_runs_them() {
+        let (gateway, session, caller) = gateway_with_a_ready_session().await;
+        // The operation started on a server the session has since moved away from.
+        gateway.remember("op-1", "10.0.0.1:15002");
+        for method in ["ReattachExecute", "ReleaseExecute", "Interrupt"] {
+            let to = gateway.endpoint(&session, method, Some("op-1"), &caller);
+            assert_eq!(to.await.unwrap(), "10.0.0.1:15002", "{method}");
+        }
+        // Other methods, and operations sk8 never saw, go to the session's server.
+        let execute = gateway.endpoint(&session, "ExecutePlan", Some("op-1"), &caller);
+        assert_eq!(execute.await.unwrap(), SERVING);
+        let unknown = gateway.endpoint(&session, "ReattachExecute", Some("op-2"), &caller);
+        assert_eq!(unknown.await.unwrap(), SERVING);
+        let analyze = gateway.endpoint(&session, "AnalyzePlan", None, &caller);
+        assert_eq!(analyze.await.unwrap(), SERVING);
+    }
+
+    #[tokio::test]
+    async fn another_teams_caller_cannot_follow_an_operation_into_a_session() {
+        let (gateway, session, _) = gateway_with_a_ready_session().await;
+        gateway.remember("op-1", "10.0.0.1:15002");
+        let stranger = Identity {
+            user: "bob".into(),
+            teams: BTreeSet::from(["risk".to_owned()]),
+            role: Role::Member,
+        };
+        let refused = gateway.endpoint(&session, "ReattachExecute", Some("op-1"), &stranger);
+        assert_eq!(refused.await.unwrap_err().code(), tonic::Code::NotFound);
+    }
+}

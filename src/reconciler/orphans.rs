@@ -1,11 +1,15 @@
-//! The orphan sweep: attempts a backend holds that the execution history no longer runs.
+//! The orphan sweep: attempts and session servers a backend holds that the execution history
+//! no longer runs.
 //!
 //! Every `every`, it lists what the backend manages (for Kubernetes: every SparkApplication with
 //! sk8's labels) and compares each with its job in the store. An orphan is an attempt whose job
 //! is unknown, whose job has ended, or whose job has moved on to a later attempt. Running
 //! orphans are stopped at once under the `delete` policy; finished ones are removed once
 //! `keep_finished` has passed since their job ended (the backend keeps a failed driver's log
-//! until then). Under `report`, orphans are only logged and counted.
+//! until then). A session server is an orphan when its session is unknown, has started a newer
+//! server, or is STOPPED or FAILED (a session deleted while sk8 was down, or a start that
+//! crashed before its server was recorded); it is stopped at once. Under `report`, orphans are
+//! only logged and counted.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,8 +17,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::backend::{Backend, BackendError, Managed, StopReason};
-use crate::domain::{Job, JobId};
+use crate::backend::{Backend, BackendError, BackendRef, Managed, ManagedServer, StopReason};
+use crate::domain::{Job, JobId, Session, SessionState};
 use crate::store::{Store, StoreError};
 
 /// How many held attempts' jobs one store read brings in.
@@ -84,36 +88,71 @@ impl OrphanSweep {
                     continue;
                 };
                 found += 1;
-                self.act(backend, held, &why).await?;
+                let name = format!("job {}, attempt {}", held.job_id, held.attempt);
+                if self.should_remove(&name, &held.backend_ref, &why) {
+                    backend
+                        .stop(&held.backend_ref, StopReason::Orphaned)
+                        .await?;
+                }
             }
         }
+        found += self.sweep_servers(store, backend).await?;
         metrics::gauge!("sk8_orphans").set(found as f64);
         Ok(found)
     }
 
-    async fn act(
+    /// Stops the session servers no session runs; returns how many there were.
+    async fn sweep_servers(
         &mut self,
+        store: &Store,
         backend: &Arc<dyn Backend>,
-        held: &Managed,
-        why: &str,
-    ) -> Result<(), BackendError> {
-        let name = format!("{}#{}", held.job_id, held.attempt);
-        match self.settings.policy {
-            OrphanPolicy::Report => {
-                if self.reported.insert(name) {
-                    tracing::warn!(job_id = %held.job_id, attempt = held.attempt, backend_ref = %held.backend_ref, "orphan (policy: report): {why}");
-                }
-            }
-            OrphanPolicy::Delete => {
-                tracing::info!(job_id = %held.job_id, attempt = held.attempt, backend_ref = %held.backend_ref, "removing orphan: {why}");
-                metrics::counter!("sk8_orphans_removed_total").increment(1);
-                backend
-                    .stop(&held.backend_ref, StopReason::Orphaned)
-                    .await?;
+    ) -> Result<usize, SweepError> {
+        let mut found = 0;
+        for held in backend.managed_servers().await? {
+            let session = store.session_get(&held.session_id).await?;
+            let Some(why) = server_orphan_reason(&held, session.as_ref()) else {
+                continue;
+            };
+            found += 1;
+            let name = format!("session {}, start {}", held.session_id, held.start);
+            if self.should_remove(&name, &held.backend_ref, &why) {
+                backend.server_stop(&held.backend_ref).await?;
             }
         }
-        Ok(())
+        Ok(found)
     }
+
+    /// Logs an orphan (once under `report`); true when the policy is to remove it.
+    fn should_remove(&mut self, name: &str, backend_ref: &BackendRef, why: &str) -> bool {
+        match self.settings.policy {
+            OrphanPolicy::Report => {
+                if self.reported.insert(name.to_owned()) {
+                    tracing::warn!(orphan = name, %backend_ref, "orphan (policy: report): {why}");
+                }
+                false
+            }
+            OrphanPolicy::Delete => {
+                tracing::info!(orphan = name, %backend_ref, "removing orphan: {why}");
+                metrics::counter!("sk8_orphans_removed_total").increment(1);
+                true
+            }
+        }
+    }
+}
+
+/// Why a held session server is an orphan, or `None` while its session needs it.
+fn server_orphan_reason(held: &ManagedServer, session: Option<&Session>) -> Option<String> {
+    let Some(session) = session else {
+        return Some("its session is not in the store".into());
+    };
+    if held.start < session.starts {
+        return Some(format!(
+            "start {} was followed by start {}",
+            held.start, session.starts
+        ));
+    }
+    matches!(session.state, SessionState::Stopped | SessionState::Failed)
+        .then(|| format!("its session is {}", session.state))
 }
 
 /// Why a held attempt is an orphan, or `None` while its job still needs it.
@@ -157,7 +196,7 @@ fn orphan_reason(
 mod tests {
     use super::*;
     use crate::domain::jobspec::Format;
-    use crate::domain::{JobId, JobSpec, JobState, SpecDefaults};
+    use crate::domain::{JobId, JobSpec, JobState, SessionSpec, SpecDefaults};
 
     fn job(state: JobState, attempts: u32, finished_ago: Option<i64>) -> Job {
         let body = br#"{"team":"t","env":"e","name":"n","mainApplicationFile":"/x.py"}"#;
@@ -216,5 +255,50 @@ mod tests {
         );
         let old = job(JobState::Failed, 1, Some(3600));
         assert!(orphan_reason(&held(1, true), Some(&old), KEEP, now).is_some());
+    }
+
+    fn session(state: SessionState, starts: u32) -> Session {
+        let body = br#"{"team":"t","env":"e","name":"n"}"#;
+        let defaults = SpecDefaults {
+            spark_version: "4.0.1".into(),
+            image: "i".into(),
+        };
+        let spec = SessionSpec::parse(body, Format::Json, &defaults).unwrap();
+        let mut session = Session::new(spec, Utc::now());
+        session.state = state;
+        session.starts = starts;
+        session
+    }
+
+    fn server(session: &Session, start: u32) -> ManagedServer {
+        ManagedServer {
+            session_id: session.id.clone(),
+            start,
+            backend_ref: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn a_sessions_current_server_is_kept_while_it_runs() {
+        for state in [
+            SessionState::Starting,
+            SessionState::Ready,
+            SessionState::Stopping,
+        ] {
+            let live = session(state, 2);
+            assert_eq!(server_orphan_reason(&server(&live, 2), Some(&live)), None);
+        }
+    }
+
+    #[test]
+    fn servers_of_unknown_stopped_or_restarted_sessions_are_orphans() {
+        let ready = session(SessionState::Ready, 2);
+        assert!(server_orphan_reason(&server(&ready, 2), None).is_some());
+        let older = server_orphan_reason(&server(&ready, 1), Some(&ready)).unwrap();
+        assert!(older.contains("followed by start 2"), "{older}");
+        for state in [SessionState::Stopped, SessionState::Failed] {
+            let ended = session(state, 1);
+            assert!(server_orphan_reason(&server(&ended, 1), Some(&ended)).is_some());
+        }
     }
 }

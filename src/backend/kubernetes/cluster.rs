@@ -17,11 +17,11 @@ use super::status;
 use super::watch::{self, StatusCache};
 use super::{FIELD_MANAGER, KubeRef};
 use crate::backend::{
-    AttemptRequest, AttemptStatus, BackendError, LogStream, Managed, ServerStatus, SessionRequest,
-    StopProgress,
+    AttemptRequest, AttemptStatus, BackendError, LogStream, Managed, ManagedServer, ServerStatus,
+    SessionRequest, StopProgress,
 };
 use crate::config::ClusterConfig;
-use crate::domain::{FailureClass, JobId};
+use crate::domain::{FailureClass, JobId, SessionId};
 use crate::wake::Wake;
 
 const SPARK_UI_PORT: u16 = 4040;
@@ -236,6 +236,22 @@ impl Cluster {
                 attempt: seen.attempt?,
                 backend_ref: serde_json::to_value(app).expect("a KubeRef serializes"),
                 finished: seen.finished,
+            })
+        })
+    }
+
+    /// Every session server the watch has seen on this cluster.
+    pub fn managed_servers(&self) -> Vec<ManagedServer> {
+        self.cache.view_all(|(namespace, name), seen| {
+            let app = KubeRef {
+                cluster: Some(self.name.clone()),
+                namespace: namespace.clone(),
+                name: name.clone(),
+            };
+            Some(ManagedServer {
+                session_id: SessionId::parse(seen.session_id.as_deref()?)?,
+                start: seen.session_start?,
+                backend_ref: serde_json::to_value(app).expect("a KubeRef serializes"),
             })
         })
     }

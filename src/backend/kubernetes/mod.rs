@@ -36,7 +36,7 @@ use self::cluster::Cluster;
 use self::render::RenderSettings;
 use super::{
     AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, Managed,
-    NoCapacity, ServerStatus, SessionRequest, StopProgress, StopReason,
+    ManagedServer, NoCapacity, ServerStatus, SessionRequest, StopProgress, StopReason,
 };
 use crate::backend::namespaces::{NamespaceChanges, Provisioner};
 use crate::config::{KubernetesConfig, NamespacesConfig};
@@ -261,6 +261,14 @@ impl Backend for KubernetesBackend {
 
     async fn managed(&self) -> Result<Vec<Managed>, BackendError> {
         Ok(self.clusters.iter().flat_map(Cluster::managed).collect())
+    }
+
+    async fn managed_servers(&self) -> Result<Vec<ManagedServer>, BackendError> {
+        Ok(self
+            .clusters
+            .iter()
+            .flat_map(Cluster::managed_servers)
+            .collect())
     }
 
     fn provisioner(

@@ -17,7 +17,10 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
-use super::render::{LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_MANAGED_BY, MANAGED_BY};
+use super::render::{
+    LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_MANAGED_BY, LABEL_SESSION_ID, LABEL_SESSION_START,
+    MANAGED_BY,
+};
 use super::status::attempt_status;
 use crate::backend::AttemptStatus;
 use crate::domain::JobId;
@@ -37,6 +40,9 @@ pub struct Seen {
     /// sk8's labels: which job and attempt the application runs.
     pub job_id: Option<String>,
     pub attempt: Option<u32>,
+    /// Or which session's server, and which of its starts.
+    pub session_id: Option<String>,
+    pub session_start: Option<u32>,
 }
 
 /// What the watch has seen, by application.
@@ -85,6 +91,8 @@ impl StatusCache {
             finished,
             job_id: label(object, LABEL_JOB_ID),
             attempt: label(object, LABEL_ATTEMPT).and_then(|a| a.parse().ok()),
+            session_id: label(object, LABEL_SESSION_ID),
+            session_start: label(object, LABEL_SESSION_START).and_then(|s| s.parse().ok()),
         };
         let mut apps = self.write();
         let changed = apps
