@@ -57,15 +57,9 @@ async fn sk8_with_extra(server: &str, extra: Value) -> TestApp {
 async fn create_session(app: &TestApp, team: &str, extra: Value) -> Value {
     let mut body = json!({"team": team, "env": "dev", "name": "notebook"});
     common::merge(&mut body, &extra);
-    let response = app
-        .http
-        .post(app.url("/v1/sessions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "{:?}", response.text().await);
-    response.json().await.unwrap()
+    let (status, created) = app.post("/v1/sessions", &body).await;
+    assert_eq!(status, 201, "{created}");
+    created
 }
 
 async fn session(app: &TestApp, id: &str) -> Value {

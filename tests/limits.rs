@@ -90,21 +90,9 @@ async fn sessions_over_a_teams_cap_are_refused_until_one_is_deleted(engine: Engi
     )
     .await;
     let create = |name: &'static str| {
+        let body = json!({"team": "payments", "env": "dev", "name": name});
         let app = &app;
-        async move {
-            let body = json!({"team": "payments", "env": "dev", "name": name});
-            let response = app
-                .http
-                .post(app.url("/v1/sessions"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.unwrap(),
-            )
-        }
+        async move { app.post("/v1/sessions", &body).await }
     };
     let (status, first) = create("first").await;
     assert_eq!(status, 201, "{first}");
@@ -159,16 +147,7 @@ async fn gateway_rpcs_over_a_teams_rate_are_resource_exhausted_with_retry_pushba
     )
     .await;
     let body = json!({"team": "payments", "env": "dev", "name": "notebook"});
-    let created: Value = app
-        .http
-        .post(app.url("/v1/sessions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, created) = app.post("/v1/sessions", &body).await;
     let session = created["id"].as_str().unwrap().to_owned();
     let metadata = [("x-sk8-session", session.clone())];
     let call = || {

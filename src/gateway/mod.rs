@@ -387,24 +387,27 @@ impl tower::Service<Request<tonic::body::Body>> for Gateway {
     }
 }
 
+/// The methods of `spark.connect.SparkConnectService` sk8 knows by name (others are forwarded
+/// all the same, counted as `other`).
+pub const METHODS: [&str; 12] = [
+    "ExecutePlan",
+    "AnalyzePlan",
+    "Config",
+    "AddArtifacts",
+    "ArtifactStatus",
+    "Interrupt",
+    "ReattachExecute",
+    "ReleaseExecute",
+    "ReleaseSession",
+    "FetchErrorDetails",
+    "CloneSession",
+    "GetStatus",
+];
+
 /// The method name, as a static label for the known ones.
 fn method_of(path: &str) -> &'static str {
-    const KNOWN: [&str; 12] = [
-        "ExecutePlan",
-        "AnalyzePlan",
-        "Config",
-        "AddArtifacts",
-        "ArtifactStatus",
-        "Interrupt",
-        "ReattachExecute",
-        "ReleaseExecute",
-        "ReleaseSession",
-        "FetchErrorDetails",
-        "CloneSession",
-        "GetStatus",
-    ];
     let name = path.rsplit('/').next().unwrap_or_default();
-    KNOWN
+    METHODS
         .into_iter()
         .find(|known| *known == name)
         .unwrap_or("other")
@@ -543,19 +546,13 @@ mod tests {
     use crate::config::{AuthConfig, LimitsConfig};
     use crate::domain::SpecDefaults;
     use crate::domain::jobspec::Format;
-    use crate::store::{Store, StoreOptions};
+    use crate::store::Store;
 
     const SERVING: &str = "10.0.0.2:15002";
 
     /// A gateway over an in-memory store holding one READY session served at [`SERVING`].
     async fn gateway_with_a_ready_session() -> (Gateway, SessionId, Identity) {
-        let store = Store::connect(&StoreOptions {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap();
+        let store = Store::in_memory().await;
         let defaults = SpecDefaults {
             spark_version: "4.0.1".into(),
             image: "i".into(),

@@ -135,7 +135,6 @@ mod tests {
     use crate::backend::BackendError;
     use crate::backend::namespaces::{ObjectState, ObservedObject, ProvisionError};
     use crate::domain::NamespaceSpec;
-    use crate::store::StoreOptions;
 
     /// A cluster where the namespace's quota is always missing; counts the applies.
     #[derive(Default)]
@@ -174,13 +173,7 @@ mod tests {
     /// With no watch announcing anything, the resync alone finds the drift and repairs it.
     #[tokio::test]
     async fn the_resync_repairs_what_no_watch_announced() {
-        let store = Store::connect(&StoreOptions {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap();
+        let store = Store::in_memory().await;
         let policy = crate::config::Config::default().namespaces.policy();
         let spec = NamespaceSpec::parse(
             b"{}",

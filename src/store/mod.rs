@@ -135,6 +135,19 @@ impl Store {
         Ok(store)
     }
 
+    /// A migrated in-memory SQLite store, for unit tests (one connection: each has its own
+    /// memory database).
+    #[cfg(test)]
+    pub async fn in_memory() -> Self {
+        Store::connect(&StoreOptions {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .expect("an in-memory store")
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         match self.engine {
             Engine::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,

@@ -20,21 +20,6 @@ use tonic::transport::Channel;
 use super::{Caller, Setup};
 use crate::common::grpc;
 
-const SPARK_CONNECT: [&str; 12] = [
-    "ExecutePlan",
-    "AnalyzePlan",
-    "Config",
-    "AddArtifacts",
-    "ArtifactStatus",
-    "Interrupt",
-    "ReattachExecute",
-    "ReleaseExecute",
-    "ReleaseSession",
-    "FetchErrorDetails",
-    "CloneSession",
-    "GetStatus",
-];
-
 /// One raw gRPC call to the gateway as `caller`: its status code and message.
 async fn gateway_call(
     setup: &Setup,
@@ -78,7 +63,7 @@ async fn every_rpc_answers_every_kind_of_caller_as_the_table_says() {
     let sid = created["id"].as_str().unwrap().to_owned();
 
     // Every cell at once: those past authorization each wait out the resume timeout.
-    let cells = SPARK_CONNECT.iter().flat_map(|method| {
+    let cells = sk8::gateway::METHODS.iter().flat_map(|method| {
         Caller::ALL.map(|caller| {
             let (setup, sid) = (&setup, &sid);
             async move {

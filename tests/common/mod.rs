@@ -264,6 +264,19 @@ impl TestApp {
             .expect("POST /v1/jobs")
     }
 
+    /// POSTs `body` as JSON to `path`; returns the status and the JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
     /// Submits with an `Idempotency-Key`; returns the status and body.
     pub async fn post_job_with_key(&self, body: &Value, key: &str) -> (u16, Value) {
         let response = self
