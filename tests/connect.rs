@@ -240,6 +240,17 @@ async fn an_idle_session_stops_and_the_next_query_resumes_it() {
     // RPCs, and the session then idles out and resumes again, correctly).
     let resumed = session(&app, id).await;
     assert!(resumed["starts"].as_u64().unwrap() >= 2, "{resumed}");
+    // The stopped server's connections went with it: one pool left, the new server's.
+    let (_, metrics) = app.text("/metrics").await;
+    assert!(
+        metrics.contains("sk8_gateway_upstream_pools 1\n"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("upstream_pools"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let (_, events) = app.get(&format!("/v1/sessions/{id}/events")).await;
     let path: Vec<&str> = events
         .as_array()

@@ -56,6 +56,26 @@ const ENDPOINT_TTL: Duration = Duration::from_secs(1);
 /// At most this many operation ids are remembered (older ones are forgotten wholesale).
 const MAX_OPERATIONS: usize = 100_000;
 
+type Upstream = Client<HttpConnector, UpstreamBody>;
+
+/// A client for one server: one HTTP/2 connection multiplexing every RPC, kept between them.
+/// Keep-alive pings go only while streams are open: grpc-java servers (Apache Spark's) answer
+/// pings on an idle connection with a GOAWAY (`too_many_pings`). An idle connection that died
+/// is found out at its next use, and the request is retried on a new one if it was not sent.
+fn upstream_client() -> Upstream {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .http2_only(true)
+        .http2_adaptive_window(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(300))
+        .build(connector)
+}
+
 /// A READY session as last read.
 struct Cached {
     endpoint: String,
@@ -78,7 +98,9 @@ pub struct Gateway {
 struct Inner {
     sessions: SessionService,
     settings: GatewaySettings,
-    client: Client<HttpConnector, UpstreamBody>,
+    /// One client, and so one pool of HTTP/2 connections, per server: a stopped session's
+    /// connections go with its pool.
+    pools: RwLock<HashMap<String, Upstream>>,
     activity: Arc<Activity>,
     tokens: Arc<UpstreamTokens>,
     auth: Arc<Authenticator>,
@@ -100,23 +122,11 @@ impl Gateway {
         audit: Audit,
         limits: Arc<Limits>,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        // One HTTP/2 connection per server, multiplexing every RPC, kept alive between them.
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .http2_only(true)
-            .http2_adaptive_window(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .pool_idle_timeout(Duration::from_secs(300))
-            .build(connector);
         Gateway {
             inner: Arc::new(Inner {
                 sessions,
                 settings,
-                client,
+                pools: RwLock::default(),
                 activity,
                 tokens,
                 auth,
@@ -165,8 +175,9 @@ impl Gateway {
             body::rewritten_request(first, reader, rest, user),
         )?;
         let connect = Instant::now();
-        let response = self.inner.client.request(upstream).await.map_err(|err| {
+        let response = self.pool(&endpoint).request(upstream).await.map_err(|err| {
             self.forget(&session);
+            self.drop_pool(&endpoint);
             Status::unavailable(format!(
                 "the Spark Connect server of session {session} at {endpoint} did not answer: {err}; \
                  the session may be restarting, retry in a moment"
@@ -249,6 +260,7 @@ impl Gateway {
                 .await
                 .map_err(Status::from)?;
             self.authorize(caller, session, &found.team)?;
+            self.retire_stale(&found);
             if !admitted {
                 self.admit(&found.team)?;
                 admitted = true;
@@ -333,6 +345,48 @@ impl Gateway {
             .write()
             .unwrap_or_else(|p| p.into_inner());
         endpoints.remove(session);
+    }
+
+    /// The client of a server's pool, made on first use.
+    fn pool(&self, endpoint: &str) -> Upstream {
+        let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = pools.get(endpoint) {
+            return client.clone();
+        }
+        drop(pools);
+        let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
+        let client = pools
+            .entry(endpoint.to_owned())
+            .or_insert_with(upstream_client)
+            .clone();
+        metrics::gauge!("sk8_gateway_upstream_pools").set(pools.len() as f64);
+        client
+    }
+
+    /// Drops a server's pool: its idle connections close now, busy ones when their streams end.
+    fn drop_pool(&self, endpoint: &str) {
+        let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
+        if pools.remove(endpoint).is_some() {
+            metrics::gauge!("sk8_gateway_upstream_pools").set(pools.len() as f64);
+        }
+    }
+
+    /// Forgets what was cached of a session that no longer serves where it did (stopped,
+    /// starting again, or moved), and drops the pool of its former server.
+    fn retire_stale(&self, session: &Session) {
+        let former = {
+            let endpoints = self
+                .inner
+                .endpoints
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            endpoints.get(&session.id).map(|c| c.endpoint.clone())
+        };
+        let Some(former) = former else { return };
+        if session.state != SessionState::Ready || session.endpoint.as_deref() != Some(&former) {
+            self.forget(&session.id);
+            self.drop_pool(&former);
+        }
     }
 
     fn operation(&self, operation: &str) -> Option<String> {
@@ -626,5 +680,34 @@ mod tests {
         };
         let refused = gateway.endpoint(&session, "ReattachExecute", Some("op-1"), &stranger);
         assert_eq!(refused.await.unwrap_err().code(), tonic::Code::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_session_that_moved_or_stopped_takes_its_former_servers_pool_with_it() {
+        let (gateway, id, caller) = gateway_with_a_ready_session().await;
+        let mut session = gateway.inner.sessions.find(id.as_str()).await.unwrap();
+        gateway
+            .endpoint(&id, "ExecutePlan", None, &caller)
+            .await
+            .unwrap();
+        gateway.pool(SERVING);
+        let pools = |gateway: &Gateway| gateway.inner.pools.read().unwrap().len();
+        // Still READY where it was: kept.
+        gateway.retire_stale(&session);
+        assert_eq!((pools(&gateway), gateway.cached(&id).is_some()), (1, true));
+        // READY somewhere else (resumed on a new driver): the former server's pool goes.
+        session.endpoint = Some("10.0.0.3:15002".into());
+        gateway.retire_stale(&session);
+        assert_eq!((pools(&gateway), gateway.cached(&id).is_some()), (0, false));
+        // Stopped: likewise.
+        gateway
+            .endpoint(&id, "ExecutePlan", None, &caller)
+            .await
+            .unwrap();
+        gateway.pool(SERVING);
+        session.endpoint = None;
+        session.state = SessionState::Stopped;
+        gateway.retire_stale(&session);
+        assert_eq!(pools(&gateway), 0);
     }
 }
