@@ -212,6 +212,9 @@ pub struct KubernetesConfig {
     pub driver_service_account: String,
     /// How long the operator keeps a failed application's driver pod (for its log).
     pub failed_retain_seconds: u64,
+    /// How long one API request may wait for its answer (watches and log streams excepted:
+    /// watches have their own idle timeout, a followed log may be quiet).
+    pub request_timeout_seconds: u64,
 }
 
 /// One cluster sk8 runs SparkApplications on.
@@ -442,6 +445,7 @@ impl Default for KubernetesConfig {
             default_cluster: None,
             driver_service_account: "sk8-spark-driver".into(),
             failed_retain_seconds: 3600,
+            request_timeout_seconds: 30,
         }
     }
 }
@@ -730,6 +734,12 @@ impl Config {
             return Err(invalid(
                 "backend.local.master",
                 "must be local, local[N] or local[*] (the local backend runs Spark in-process)",
+            ));
+        }
+        if self.backend.kubernetes.request_timeout_seconds == 0 {
+            return Err(invalid(
+                "backend.kubernetes.requestTimeoutSeconds",
+                "must be at least 1",
             ));
         }
         crate::domain::names::dns_label_rule(&self.backend.kubernetes.driver_service_account)

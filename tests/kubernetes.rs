@@ -354,6 +354,36 @@ async fn applications_of(kube: &FakeKube, id: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_a_silent_api_server_time_out_and_jobs_wait_until_it_answers() {
+    let timeout = json!({"backend": {"kubernetes": {"requestTimeoutSeconds": 1}}});
+    let (kube, app) = cluster_and_sk8_with(Engine::Sqlite, timeout).await;
+    kube.set_silent(true);
+    let id = submit(&app, &job("during-silence", "Succeeded")).await;
+    // The job waits and says why; sk8 itself keeps answering at once.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let asked = std::time::Instant::now();
+        let job = app.job(&id).await;
+        assert!(asked.elapsed() < Duration::from_secs(1), "sk8 stalled");
+        let reason = job["waitingReason"].as_str().unwrap_or_default();
+        if reason.contains("Kubernetes API of cluster default is unavailable") {
+            assert!(reason.contains("timed out") || reason.contains("timeout"), "{job}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not waiting: {job}\n{}",
+            app.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    kube.set_silent(false);
+    let done = app.wait_finished(&id, WAIT).await;
+    assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    assert_eq!(applications_of(&kube, &id).await, 1, "submitted once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_wait_out_an_api_outage_and_run_once_it_ends() {
     let (kube, app) = cluster_and_sk8(Engine::Sqlite).await;
     kube.set_reachable(false);

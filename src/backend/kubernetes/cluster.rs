@@ -2,6 +2,7 @@
 //! index, and whether its API server answers. The backend routes each attempt to one of these.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::AsyncBufReadExt;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -29,6 +30,8 @@ const SPARK_UI_PORT: u16 = 4040;
 pub struct Cluster {
     pub name: String,
     client: kube::Client,
+    /// For watches and followed logs: no request timeout.
+    streams: kube::Client,
     resource: ApiResource,
     settings: RenderSettings,
     cache: Arc<StatusCache>,
@@ -42,6 +45,7 @@ impl Cluster {
     pub async fn connect(
         config: &ClusterConfig,
         settings: RenderSettings,
+        request_timeout: Duration,
         wake: Arc<Wake>,
         stop: &CancellationToken,
     ) -> anyhow::Result<Self> {
@@ -49,6 +53,12 @@ impl Cluster {
         // kube retries 429/503/504 itself, for up to minutes; here the next reconcile turn is
         // the retry, and a turn must not stall on one request while the API server is down.
         client_config.default_retry = false;
+        // Watches and followed logs may be quiet for minutes (kube-runtime's watcher has an
+        // idle timeout of its own); every other request must answer within the timeout, or a
+        // hung API server would stall a reconcile turn.
+        let streams = kube::Client::try_from(client_config.clone())?;
+        client_config.read_timeout = Some(request_timeout);
+        client_config.write_timeout = Some(request_timeout);
         let client = kube::Client::try_from(client_config)?;
         let resource = ApiResource {
             group: "spark.apache.org".into(),
@@ -65,11 +75,11 @@ impl Cluster {
             health: health.clone(),
             wake: wake.clone(),
         };
-        let all = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        let all = Api::<DynamicObject>::all_with(streams.clone(), &resource);
         tokio::spawn(watch::run(all, watched, stop.clone()));
         let drivers = Arc::new(DriverPods::default());
         tokio::spawn(pods::run(
-            Api::all(client.clone()),
+            Api::all(streams.clone()),
             drivers.clone(),
             stop.clone(),
         ));
@@ -82,6 +92,7 @@ impl Cluster {
         Ok(Cluster {
             name: config.name.clone(),
             client,
+            streams,
             resource,
             settings,
             cache,
@@ -90,9 +101,14 @@ impl Cluster {
         })
     }
 
-    /// The cluster's API client (cheap to clone), for namespace provisioning.
+    /// The cluster's API client for requests (cheap to clone), for namespace provisioning.
     pub fn client(&self) -> kube::Client {
         self.client.clone()
+    }
+
+    /// The client for watches and log streams, which have no request timeout.
+    pub fn streams(&self) -> kube::Client {
+        self.streams.clone()
     }
 
     pub async fn submit(&self, request: &AttemptRequest) -> Result<KubeRef, BackendError> {
@@ -203,7 +219,7 @@ impl Cluster {
     }
 
     pub async fn logs(&self, app: &KubeRef, follow: bool) -> Result<LogStream, BackendError> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &app.namespace);
+        let pods: Api<Pod> = Api::namespaced(self.streams.clone(), &app.namespace);
         let Some(pod) = self.driver_pod(&pods, app).await? else {
             return Err(BackendError::NotFound(format!(
                 "the driver pod of {}/{} is gone: the operator removes it once the application \
@@ -326,10 +342,11 @@ impl Cluster {
 
     /// A failure the next turn retries; an outage also marks the cluster's API down.
     fn transient(&self, err: kube::Error) -> BackendError {
+        let why = health::describe(&err);
         if health::is_outage(&err) {
-            self.health.mark_down(err.to_string());
+            self.health.mark_down(why.clone());
         }
-        BackendError::Transient(format!("Kubernetes API of cluster {}: {err}", self.name))
+        BackendError::Transient(format!("Kubernetes API of cluster {}: {why}", self.name))
     }
 
     fn apps(&self, namespace: &str) -> Api<DynamicObject> {

@@ -64,6 +64,24 @@ impl Health {
 
 /// Whether an error means the API server is unreachable or overloaded, rather than that it
 /// refused this request.
+/// An error as a person reads it: a request that timed out says so (kube reports it as a
+/// bare `client error (SendRequest)`).
+pub fn describe(err: &kube::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        let timed_out = cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        if timed_out {
+            return "no answer within backend.kubernetes.requestTimeoutSeconds (the request \
+                    timed out)"
+                .into();
+        }
+        source = cause.source();
+    }
+    err.to_string()
+}
+
 pub fn is_outage(err: &kube::Error) -> bool {
     match err {
         kube::Error::Api(status) => status.code >= 500 || status.code == 429,
@@ -98,7 +116,7 @@ pub async fn probe(
                     }
                 }
                 Err(err) => {
-                    health.mark_down(err.to_string());
+                    health.mark_down(describe(&err));
                     delay = (delay * 2).min(PROBE_MAX);
                 }
             }

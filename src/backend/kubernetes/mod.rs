@@ -27,6 +27,7 @@ mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -118,10 +119,12 @@ impl KubernetesBackend {
             driver_service_account: config.driver_service_account.clone(),
             failed_retain_seconds: config.failed_retain_seconds,
         };
+        let request_timeout = Duration::from_secs(config.request_timeout_seconds);
         let mut clusters = Vec::new();
         for cluster in config.clusters() {
             clusters.push(
-                Cluster::connect(&cluster, settings.clone(), wake.clone(), &stop_watch).await?,
+                Cluster::connect(&cluster, settings.clone(), request_timeout, wake.clone(), &stop_watch)
+                    .await?,
             );
         }
         Ok(KubernetesBackend {
@@ -282,6 +285,7 @@ impl Backend for KubernetesBackend {
             .map(|c| namespaces::ClusterClient {
                 name: c.name.clone(),
                 client: c.client(),
+                streams: c.streams(),
             })
             .collect();
         let settings = namespaces::render::NamespaceSettings {

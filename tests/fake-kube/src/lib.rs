@@ -218,6 +218,12 @@ impl FakeKube {
         self.outage.set_reachable(reachable);
     }
 
+    /// Plays an API server that takes requests and never answers them, until it speaks again
+    /// (then the requests still open get their answers); watches already open go on.
+    pub fn set_silent(&self, silent: bool) {
+        self.outage.set_silent(silent);
+    }
+
     /// Compacts the watch history, so a watch resuming from an older resourceVersion gets
     /// 410 Gone and must relist.
     pub fn expire_history(&self) {

@@ -34,6 +34,8 @@ use crate::domain::quantity::Quantity;
 pub struct ClusterClient {
     pub name: String,
     pub client: kube::Client,
+    /// For the watches: no request timeout.
+    pub streams: kube::Client,
 }
 
 pub struct KubeProvisioner {
@@ -75,7 +77,7 @@ impl KubeProvisioner {
         let objects = render::objects(spec, &self.settings, &sources);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         for object in &objects {
-            api(cluster, object.kind, Some(&spec.namespace()))
+            api(&cluster.client, object.kind, Some(&spec.namespace()))
                 .patch(&object.name, &params, &Patch::Apply(&object.manifest))
                 .await
                 .map_err(|e| {
@@ -99,7 +101,7 @@ impl KubeProvisioner {
         spec: &NamespaceSpec,
     ) -> Result<Vec<SecretSource>, ProvisionError> {
         let platform = &self.settings.namespaces.platform_namespace;
-        let secrets = api(cluster, "Secret", Some(platform));
+        let secrets = api(&cluster.client, "Secret", Some(platform));
         let mut sources = Vec::new();
         for (index, reference) in spec.secrets.iter().enumerate() {
             let found = secrets.get_opt(&reference.name).await.map_err(|e| {
@@ -141,7 +143,7 @@ impl KubeProvisioner {
         cluster: &ClusterClient,
         spec: &NamespaceSpec,
     ) -> Result<(), ProvisionError> {
-        let secrets = api(cluster, "Secret", Some(&spec.namespace()));
+        let secrets = api(&cluster.client, "Secret", Some(&spec.namespace()));
         let selector = format!(
             "{LABEL_COPIED_SECRET}=true,{}={}",
             super::render::LABEL_MANAGED_BY,
@@ -183,7 +185,7 @@ impl KubeProvisioner {
         let rendered = render::objects(spec, &self.settings, &sources);
         let namespace = spec.namespace();
         let reads = rendered.iter().map(|object| async {
-            let found = api(cluster, object.kind, Some(&namespace))
+            let found = api(&cluster.client, object.kind, Some(&namespace))
                 .get_opt(&object.name)
                 .await
                 .map_err(|e| {
@@ -225,7 +227,7 @@ impl Provisioner for KubeProvisioner {
     async fn delete(&self, spec: &NamespaceSpec) -> Result<(), BackendError> {
         let name = spec.namespace();
         for cluster in self.clusters_of(spec.team.as_str(), spec.env.as_str()) {
-            match api(cluster, "Namespace", None)
+            match api(&cluster.client, "Namespace", None)
                 .delete(&name, &DeleteParams::background())
                 .await
             {
@@ -253,8 +255,8 @@ const KINDS: [&str; 8] = [
 ];
 
 /// The API of one kind: in `namespace`, or across all (Namespaces are never in one).
-fn api(cluster: &ClusterClient, kind: &str, namespace: Option<&str>) -> Api<DynamicObject> {
-    let client = cluster.client.clone();
+fn api(client: &kube::Client, kind: &str, namespace: Option<&str>) -> Api<DynamicObject> {
+    let client = client.clone();
     let resource = match kind {
         "Namespace" => return Api::all_with(client, &ApiResource::erase::<Namespace>(&())),
         "ResourceQuota" => ApiResource::erase::<ResourceQuota>(&()),

@@ -26,7 +26,7 @@ pub fn start(
 ) {
     let managed = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
     for kind in KINDS {
-        let api = api(cluster, kind, None);
+        let api = api(&cluster.streams, kind, None);
         let config = watcher::Config::default().labels(&managed);
         let changes = changes.clone();
         let announce = move |object: &DynamicObject| {
@@ -41,7 +41,7 @@ pub fn start(
         tokio::spawn(run(api, config, announce, stop.clone()));
     }
     let platform = &settings.namespaces.platform_namespace;
-    let sources = api(cluster, "Secret", Some(platform));
+    let sources = api(&cluster.streams, "Secret", Some(platform));
     let changes = changes.clone();
     let announce = move |secret: &DynamicObject| {
         if let Some(name) = secret.metadata.name.clone() {

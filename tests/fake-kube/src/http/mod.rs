@@ -38,6 +38,9 @@ pub struct AppState {
 /// 503; cutting ends every open watch (as a dropped connection or an API server restart would).
 pub struct Outage {
     reachable: AtomicBool,
+    /// Requests are taken and not answered (until it speaks again).
+    silent: AtomicBool,
+    spoke: tokio::sync::Notify,
     /// The token open watches end on; replaced by a fresh one at every cut.
     watches: Mutex<CancellationToken>,
     shutdown: CancellationToken,
@@ -47,6 +50,8 @@ impl Outage {
     pub fn new(shutdown: CancellationToken) -> Self {
         Outage {
             reachable: AtomicBool::new(true),
+            silent: AtomicBool::new(false),
+            spoke: tokio::sync::Notify::new(),
             watches: Mutex::new(shutdown.child_token()),
             shutdown,
         }
@@ -56,6 +61,27 @@ impl Outage {
         self.reachable.store(reachable, Ordering::SeqCst);
         if !reachable {
             self.cut_watches();
+        }
+    }
+
+    pub fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, Ordering::SeqCst);
+        if !silent {
+            self.spoke.notify_waiters();
+        }
+    }
+
+    /// Holds a request while the server plays silent (or until it shuts down).
+    async fn hold_while_silent(&self) {
+        loop {
+            let spoke = self.spoke.notified();
+            if !self.silent.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::select! {
+                _ = spoke => {}
+                _ = self.shutdown.cancelled() => return,
+            }
         }
     }
 
@@ -81,6 +107,9 @@ async fn gate(
     next: Next,
 ) -> Response {
     let control = request.uri().path().starts_with("/fake/");
+    if !control {
+        state.outage.hold_while_silent().await;
+    }
     if control || state.outage.reachable.load(Ordering::SeqCst) {
         next.run(request).await
     } else {
