@@ -52,7 +52,7 @@ pub struct LimitsConfig {
     pub max_sessions_per_team: u32,
     /// Largest request header section, in bytes, on both ports (431 / refused stream).
     pub max_header_bytes: usize,
-    /// Most request headers on the HTTP port.
+    /// Most request headers on the HTTP port (at most 100, the HTTP server's own bound).
     pub max_headers: usize,
 }
 
@@ -626,8 +626,9 @@ impl Config {
         if self.limits.max_header_bytes < 1024 {
             return Err(invalid("limits.maxHeaderBytes", "must be at least 1024"));
         }
-        if self.limits.max_headers < 8 {
-            return Err(invalid("limits.maxHeaders", "must be at least 8"));
+        // Beyond 100, hyper itself answers a bare 431 before sk8 sees the request.
+        if !(8..=100).contains(&self.limits.max_headers) {
+            return Err(invalid("limits.maxHeaders", "must be between 8 and 100"));
         }
         Ok(())
     }
