@@ -367,7 +367,10 @@ async fn requests_to_a_silent_api_server_time_out_and_jobs_wait_until_it_answers
         assert!(asked.elapsed() < Duration::from_secs(1), "sk8 stalled");
         let reason = job["waitingReason"].as_str().unwrap_or_default();
         if reason.contains("Kubernetes API of cluster default is unavailable") {
-            assert!(reason.contains("timed out") || reason.contains("timeout"), "{job}");
+            assert!(
+                reason.contains("timed out") || reason.contains("timeout"),
+                "{job}"
+            );
             break;
         }
         assert!(

@@ -8,7 +8,7 @@ use axum::{Extension, Json};
 
 use super::AppState;
 use super::error::ErrorBody;
-use super::jobs::limit_param;
+use super::jobs::list_params;
 use crate::audit::AuditPage;
 use crate::auth::Identity;
 use crate::error::Error;
@@ -39,22 +39,15 @@ pub async fn list(
 
 fn list_query(query: &str) -> Result<(AuditFilter, Option<String>), Error> {
     let mut filter = AuditFilter::default();
-    let mut token = None;
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        let value = value.into_owned();
-        match key.as_ref() {
+    let (limit, token) = list_params(query, "team, actor, action", |key, value| {
+        match key {
             "team" => filter.team = Some(value),
             "actor" => filter.actor = Some(value),
             "action" => filter.action = Some(value),
-            "limit" => filter.limit = limit_param(&value)?,
-            "page_token" => token = Some(value),
-            other => {
-                return Err(Error::invalid(
-                    other,
-                    "is not a filter; use team, actor, action, limit or page_token",
-                ));
-            }
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    filter.limit = limit.unwrap_or_default();
     Ok((filter, token))
 }

@@ -168,25 +168,19 @@ pub(super) fn body_error(rejection: BytesRejection) -> Error {
 /// Parses `GET /v1/jobs` parameters; unknown ones are rejected so typos don't silently list
 /// everything.
 fn list_query(query: &str) -> Result<(JobFilter, Option<String>), Error> {
-    let mut filter = JobFilter {
-        limit: DEFAULT_PAGE,
-        ..JobFilter::default()
-    };
-    let mut token = None;
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        let value = value.into_owned();
-        match key.as_ref() {
+    let mut filter = JobFilter::default();
+    let filters = "team, env, state, name, label";
+    let (limit, token) = list_params(query, filters, |key, value| {
+        match key {
             "team" => filter.team = Some(value),
             "env" => filter.env = Some(value),
             "name" => filter.name = Some(value),
             "state" => {
-                filter.state = Some(JobState::parse(&value).ok_or_else(|| {
-                    let states: Vec<_> = JobState::ALL.iter().map(|s| s.as_str()).collect();
-                    Error::invalid(
-                        "state",
-                        format!("{value:?} is not one of {}", states.join(", ")),
-                    )
-                })?);
+                filter.state = Some(state_param(
+                    JobState::parse(&value),
+                    &value,
+                    &JobState::ALL.map(JobState::as_str),
+                )?)
             }
             "label" => {
                 let (k, v) = value.split_once('=').ok_or_else(|| {
@@ -194,17 +188,48 @@ fn list_query(query: &str) -> Result<(JobFilter, Option<String>), Error> {
                 })?;
                 filter.labels.push((k.to_owned(), v.to_owned()));
             }
-            "limit" => filter.limit = limit_param(&value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    filter.limit = limit.unwrap_or(DEFAULT_PAGE);
+    Ok((filter, token))
+}
+
+/// A `state` filter's value, or a refusal listing the states.
+pub(super) fn state_param<T>(parsed: Option<T>, value: &str, states: &[&str]) -> Result<T, Error> {
+    parsed.ok_or_else(|| {
+        Error::invalid(
+            "state",
+            format!("{value:?} is not one of {}", states.join(", ")),
+        )
+    })
+}
+
+/// A list's query string: `limit` and `page_token` (returned) for every list, each other key
+/// to `filter`, which takes it (true) or does not know it (false); an unknown key is refused,
+/// naming the list's `filters`.
+pub(super) fn list_params(
+    query: &str,
+    filters: &str,
+    mut filter: impl FnMut(&str, String) -> Result<bool, Error>,
+) -> Result<(Option<u32>, Option<String>), Error> {
+    let (mut limit, mut token) = (None, None);
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let value = value.into_owned();
+        match key.as_ref() {
+            "limit" => limit = Some(limit_param(&value)?),
             "page_token" => token = Some(value),
+            other if filter(other, value)? => {}
             other => {
                 return Err(Error::invalid(
                     other,
-                    "is not a filter; use team, env, state, name, label, limit or page_token",
+                    format!("is not a filter; use {filters}, limit or page_token"),
                 ));
             }
         }
     }
-    Ok((filter, token))
+    Ok((limit, token))
 }
 
 /// A page size: 1 to [`MAX_PAGE`].

@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 
 use super::AppState;
 use super::error::ErrorBody;
-use super::jobs::{body_error, body_format, bool_param, limit_param};
+use super::jobs::{body_error, body_format, bool_param, list_params};
 use crate::auth::Identity;
 use crate::domain::NamespaceSpec;
 use crate::error::Error;
@@ -114,21 +114,14 @@ pub async fn delete(
 
 fn list_query(query: &str) -> Result<(NamespaceFilter, Option<String>), Error> {
     let mut filter = NamespaceFilter::default();
-    let mut token = None;
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        let value = value.into_owned();
-        match key.as_ref() {
+    let (limit, token) = list_params(query, "team, env", |key, value| {
+        match key {
             "team" => filter.team = Some(value),
             "env" => filter.env = Some(value),
-            "limit" => filter.limit = limit_param(&value)?,
-            "page_token" => token = Some(value),
-            other => {
-                return Err(Error::invalid(
-                    other,
-                    "is not a filter; use team, env, limit or page_token",
-                ));
-            }
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    filter.limit = limit.unwrap_or_default();
     Ok((filter, token))
 }

@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 
 use super::AppState;
 use super::error::ErrorBody;
-use super::jobs::{body_error, body_format, limit_param};
+use super::jobs::{body_error, body_format, list_params, state_param};
 use crate::auth::Identity;
 use crate::domain::{SessionEvent, SessionSpec, SessionState};
 use crate::error::Error;
@@ -108,30 +108,21 @@ pub async fn events(
 /// Parses `GET /v1/sessions` parameters; unknown ones are rejected.
 fn list_query(query: &str) -> Result<(SessionFilter, Option<String>), Error> {
     let mut filter = SessionFilter::default();
-    let mut token = None;
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        let value = value.into_owned();
-        match key.as_ref() {
+    let (limit, token) = list_params(query, "team, env, state", |key, value| {
+        match key {
             "team" => filter.team = Some(value),
             "env" => filter.env = Some(value),
             "state" => {
-                filter.state = Some(SessionState::parse(&value).ok_or_else(|| {
-                    let states: Vec<_> = SessionState::ALL.iter().map(|s| s.as_str()).collect();
-                    Error::invalid(
-                        "state",
-                        format!("{value:?} is not one of {}", states.join(", ")),
-                    )
-                })?);
+                filter.state = Some(state_param(
+                    SessionState::parse(&value),
+                    &value,
+                    &SessionState::ALL.map(SessionState::as_str),
+                )?)
             }
-            "limit" => filter.limit = limit_param(&value)?,
-            "page_token" => token = Some(value),
-            other => {
-                return Err(Error::invalid(
-                    other,
-                    "is not a filter; use team, env, state, limit or page_token",
-                ));
-            }
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    filter.limit = limit.unwrap_or_default();
     Ok((filter, token))
 }

@@ -261,17 +261,9 @@ impl Store {
     /// How many of a team's jobs are started on a backend (SUBMITTED, RUNNING, CANCELLING):
     /// what `limits.maxRunningJobsPerTeam` caps.
     pub async fn job_count_started(&self, team: &str) -> Result<i64, StoreError> {
-        timed("job_count_started", async {
-            let row = sqlx::query(
-                "SELECT COUNT(*) AS n FROM jobs \
-                 WHERE state IN ('SUBMITTED', 'RUNNING', 'CANCELLING') AND team = $1",
-            )
-            .bind(team)
-            .fetch_one(&self.pool)
-            .await?;
-            Ok(row.try_get("n")?)
-        })
-        .await
+        let sql = "SELECT COUNT(*) AS n FROM jobs \
+                   WHERE state IN ('SUBMITTED', 'RUNNING', 'CANCELLING') AND team = $1";
+        self.count_of_team("job_count_started", sql, team).await
     }
 
     /// How many jobs are in each state (for the `sk8_jobs` gauge).

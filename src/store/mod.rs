@@ -148,6 +148,21 @@ impl Store {
         .expect("an in-memory store")
     }
 
+    /// A `SELECT COUNT(*) AS n … WHERE … team = $1`, for the per-team caps.
+    async fn count_of_team(
+        &self,
+        op: &'static str,
+        sql: &'static str,
+        team: &str,
+    ) -> Result<i64, StoreError> {
+        use sqlx::Row;
+        timed(op, async {
+            let row = sqlx::query(sql).bind(team).fetch_one(&self.pool).await?;
+            Ok(row.try_get("n")?)
+        })
+        .await
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         match self.engine {
             Engine::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,

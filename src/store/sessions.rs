@@ -2,7 +2,7 @@
 //! saves with their history, and the gateway's activity marks.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Any, AssertSqlSafe, Row};
+use sqlx::{Any, AssertSqlSafe};
 
 use super::jobs::{Arg, bind_all};
 use super::rows::{self, SESSION_COLUMNS, SESSION_EVENT_COLUMNS};
@@ -161,17 +161,9 @@ impl Store {
     /// How many of a team's sessions run or are being started or stopped: what
     /// `limits.maxSessionsPerTeam` caps.
     pub async fn session_count_running(&self, team: &str) -> Result<i64, StoreError> {
-        timed("session_count_running", async {
-            let row = sqlx::query(
-                "SELECT COUNT(*) AS n FROM sessions \
-                 WHERE state IN ('STARTING', 'READY', 'STOPPING') AND team = $1",
-            )
-            .bind(team)
-            .fetch_one(&self.pool)
-            .await?;
-            Ok(row.try_get("n")?)
-        })
-        .await
+        let sql = "SELECT COUNT(*) AS n FROM sessions \
+                   WHERE state IN ('STARTING', 'READY', 'STOPPING') AND team = $1";
+        self.count_of_team("session_count_running", sql, team).await
     }
 
     /// Sessions whose server runs or is being started or stopped: what the session reconciler

@@ -123,8 +123,14 @@ impl KubernetesBackend {
         let mut clusters = Vec::new();
         for cluster in config.clusters() {
             clusters.push(
-                Cluster::connect(&cluster, settings.clone(), request_timeout, wake.clone(), &stop_watch)
-                    .await?,
+                Cluster::connect(
+                    &cluster,
+                    settings.clone(),
+                    request_timeout,
+                    wake.clone(),
+                    &stop_watch,
+                )
+                .await?,
             );
         }
         Ok(KubernetesBackend {
