@@ -12,7 +12,7 @@ use super::proto::namespace_provisioning_server::{
     NamespaceProvisioning, NamespaceProvisioningServer,
 };
 use super::proto::{self as pb};
-use crate::auth::{Authenticator, Identity};
+use crate::auth::{Authenticator, Identity, Role};
 use crate::backend::namespaces::ClusterNamespace;
 use crate::domain::NamespaceSpec;
 use crate::domain::jobspec::Format;
@@ -21,6 +21,15 @@ use crate::error::Error;
 use crate::service::MAX_PAGE;
 use crate::service::namespaces::{Applied, NamespaceDetail, NamespaceService};
 use crate::store::NamespaceFilter;
+
+/// The least role of each RPC, as `api::auth::ROUTES` for HTTP; a test fails when the proto
+/// has an RPC without an entry.
+pub const RPCS: &[(&str, Role)] = &[
+    ("ApplyNamespace", Role::TeamAdmin),
+    ("GetNamespace", Role::Viewer),
+    ("ListNamespaces", Role::Viewer),
+    ("DeleteNamespace", Role::TeamAdmin),
+];
 
 pub struct NamespaceGrpc {
     service: NamespaceService,
@@ -35,15 +44,30 @@ impl NamespaceGrpc {
         NamespaceProvisioningServer::new(NamespaceGrpc { service, auth })
     }
 
-    /// The caller, from `authorization` (or `authentication`) metadata, like on HTTP.
-    async fn caller<T>(&self, request: &Request<T>) -> Result<Identity, Status> {
+    /// The caller, from `authorization` (or `authentication`) metadata, like on HTTP, with
+    /// at least the RPC's role of [`RPCS`].
+    async fn caller<T>(&self, request: &Request<T>, rpc: &str) -> Result<Identity, Status> {
         let metadata = request.metadata();
         let credential = metadata
             .get("authorization")
             .or_else(|| metadata.get("authentication"))
             .and_then(|v| v.to_str().ok());
         let identity = self.auth.authenticate(credential).await;
-        identity.map_err(|err| Error::from(err).into())
+        let identity = identity.map_err(Error::from)?;
+        let least = RPCS
+            .iter()
+            .find(|(name, _)| *name == rpc)
+            .map_or(Role::PlatformAdmin, |(_, role)| *role);
+        if identity.role < least {
+            return Err(Error::Forbidden(format!(
+                "{} is a {}; {rpc} takes the {} role",
+                identity.user,
+                identity.role.as_str(),
+                least.as_str()
+            ))
+            .into());
+        }
+        Ok(identity)
     }
 }
 
@@ -53,7 +77,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         &self,
         request: Request<pb::ApplyNamespaceRequest>,
     ) -> Result<Response<pb::ApplyNamespaceResponse>, Status> {
-        let caller = self.caller(&request).await?;
+        let caller = self.caller(&request, "ApplyNamespace").await?;
         let spec = request.into_inner().spec.unwrap_or_default();
         let (team, env) = (spec.team.clone(), spec.env.clone());
         let body = spec_json(spec).to_string();
@@ -75,7 +99,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         &self,
         request: Request<pb::NamespaceRef>,
     ) -> Result<Response<pb::Namespace>, Status> {
-        let caller = self.caller(&request).await?;
+        let caller = self.caller(&request, "GetNamespace").await?;
         let at = request.into_inner();
         let detail = self.service.get(&at.team, &at.env, &caller).await?;
         Ok(Response::new(namespace(detail)))
@@ -85,7 +109,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         &self,
         request: Request<pb::ListNamespacesRequest>,
     ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
-        let caller = self.caller(&request).await?;
+        let caller = self.caller(&request, "ListNamespaces").await?;
         let request = request.into_inner();
         if request.limit > MAX_PAGE {
             return Err(
@@ -121,7 +145,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         &self,
         request: Request<pb::DeleteNamespaceRequest>,
     ) -> Result<Response<pb::Namespace>, Status> {
-        let caller = self.caller(&request).await?;
+        let caller = self.caller(&request, "DeleteNamespace").await?;
         let request = request.into_inner();
         let detail = self
             .service
@@ -259,5 +283,34 @@ fn cluster(cluster: ClusterNamespace) -> pb::ClusterNamespace {
                 resource_version: o.resource_version.unwrap_or_default(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rpc_of_the_proto_has_an_entry_and_every_entry_an_rpc() {
+        let proto = include_str!("../../proto/sk8/v1/namespaces.proto");
+        let declared: Vec<&str> = proto
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("rpc "))
+            .filter_map(|rest| rest.split('(').next())
+            .map(str::trim)
+            .collect();
+        assert!(!declared.is_empty());
+        for rpc in &declared {
+            assert!(
+                RPCS.iter().any(|(name, _)| name == rpc),
+                "{rpc} has no entry in grpc::namespaces::RPCS"
+            );
+        }
+        for (name, _) in RPCS {
+            assert!(
+                declared.contains(name),
+                "{name} is in RPCS but not in the proto"
+            );
+        }
     }
 }

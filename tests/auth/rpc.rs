@@ -117,7 +117,7 @@ async fn namespace_rpcs(setup: &Setup) {
         ("ApplyNamespace", 2, Code::PermissionDenied),
         ("GetNamespace", 0, Code::NotFound),
         ("ListNamespaces", 0, Code::Ok),
-        ("DeleteNamespace", 2, Code::NotFound),
+        ("DeleteNamespace", 2, Code::PermissionDenied),
     ];
     for (method, least, other_team) in table {
         for caller in Caller::ALL {
