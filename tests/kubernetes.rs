@@ -5,30 +5,19 @@
 //! submitting anything twice.
 
 mod common;
+#[path = "common/kube.rs"]
+mod kube;
 
 use std::time::Duration;
 
 use common::{Engine, Options, TestApp, both_engines};
+use kube::Cluster;
 use serde_json::{Value, json};
-use sk8_fake_kube::{FakeKube, OperatorOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
 const NAMESPACE: &str = "sjns-payments-dev";
 
 both_engines!(job_runs_to_success_as_a_spark_application);
-
-/// The fake cluster and the kubeconfig that points at it (deleted with it).
-struct Cluster {
-    kube: FakeKube,
-    _kubeconfig: tempfile::TempPath,
-}
-
-impl std::ops::Deref for Cluster {
-    type Target = FakeKube;
-    fn deref(&self) -> &FakeKube {
-        &self.kube
-    }
-}
 
 /// A fake cluster with the operator, sk8 pointed at it, and the team namespace created.
 async fn cluster_and_sk8(engine: Engine) -> (Cluster, TestApp) {
@@ -37,70 +26,22 @@ async fn cluster_and_sk8(engine: Engine) -> (Cluster, TestApp) {
 
 /// The same, with `extra` merged into sk8's config.
 async fn cluster_and_sk8_with(engine: Engine, extra: Value) -> (Cluster, TestApp) {
-    let cluster = fake_cluster().await;
-    let mut options = Options::new(engine);
-    options.extra = json!({
-        "backend": {"kind": "kubernetes", "kubernetes": {"kubeconfig": &*cluster._kubeconfig}},
-    });
-    common::merge(&mut options.extra, &extra);
-    let app = TestApp::spawn(options).await;
+    let cluster = Cluster::start().await;
+    let app = cluster.sk8(engine, extra).await;
     create_namespace(&cluster, NAMESPACE).await;
     (cluster, app)
 }
 
-/// A fake API server with its operator, and a kubeconfig for it.
-async fn fake_cluster() -> Cluster {
-    let kube = FakeKube::start_with(sk8_fake_kube::Options {
-        operator: Some(OperatorOptions {
-            step: Duration::from_millis(100),
-            namespaces: None,
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await
-    .expect("start the fake API server");
-    let kubeconfig = tempfile::NamedTempFile::new().unwrap().into_temp_path();
-    kube.write_kubeconfig(&kubeconfig).unwrap();
-    Cluster {
-        kube,
-        _kubeconfig: kubeconfig,
-    }
-}
-
-async fn create_namespace(kube: &FakeKube, name: &str) {
+async fn create_namespace(kube: &Cluster, name: &str) {
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    kube_create(kube, "/api/v1/namespaces", &namespace).await;
-}
-
-/// Creates an object directly in the fake, as another client of the cluster would.
-async fn kube_create(kube: &FakeKube, collection: &str, body: &Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}{collection}", kube.url()))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{:?}",
-        response.text().await
-    );
-}
-
-async fn kube_get(kube: &FakeKube, path: &str) -> (u16, Value) {
-    let response = reqwest::get(format!("{}{path}", kube.url())).await.unwrap();
-    (
-        response.status().as_u16(),
-        response.json().await.unwrap_or_default(),
-    )
+    kube.create("/api/v1/namespaces", &namespace).await;
 }
 
 /// Waits until the operator reports `summary` for the application.
-async fn wait_for_summary(kube: &FakeKube, name: &str, summary: &str) {
+async fn wait_for_summary(kube: &Cluster, name: &str, summary: &str) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let (_, object) = kube_get(kube, &app_path(name)).await;
+        let (_, object) = kube.get(&app_path(name)).await;
         if object["status"]["currentState"]["currentStateSummary"] == summary {
             return;
         }
@@ -158,7 +99,7 @@ async fn job_runs_to_success_as_a_spark_application(engine: Engine) {
     let ui = done["sparkUiUrl"].as_str().unwrap_or_default();
     assert!(ui.starts_with("http://127.0.0."), "{done}");
     // The application is sk8's: labelled, applied by its field manager.
-    let (status, object) = kube_get(&kube, &app_path(name)).await;
+    let (status, object) = kube.get(&app_path(name)).await;
     assert_eq!(status, 200, "{object}");
     assert_eq!(object["metadata"]["labels"]["sk8.dev/job-id"], id);
     assert_eq!(
@@ -218,13 +159,13 @@ async fn cancel_and_timeout_delete_the_application() {
     assert_eq!(status, 200);
     let done = app.wait_finished(&cancelled, WAIT).await;
     assert_eq!(done["state"], "CANCELLED", "{done}");
-    let (status, _) = kube_get(&kube, &app_path(&format!("sk8-{cancelled}-1"))).await;
+    let (status, _) = kube.get(&app_path(&format!("sk8-{cancelled}-1"))).await;
     assert_eq!(status, 404, "CANCELLED only once the application is gone");
 
     let done = app.wait_finished(&timed_out, WAIT).await;
     assert_eq!(done["state"], "FAILED", "{done}");
     assert_eq!(done["failureClass"], "timeout");
-    let (status, _) = kube_get(&kube, &app_path(&format!("sk8-{timed_out}-1"))).await;
+    let (status, _) = kube.get(&app_path(&format!("sk8-{timed_out}-1"))).await;
     assert_eq!(status, 404);
 }
 
@@ -268,11 +209,11 @@ async fn kill9_mid_run_adopts_the_application() {
     let job = app.wait_for(&id, &["RUNNING"], WAIT).await;
     assert_eq!(job["attemptCount"], 1, "adopted, not submitted again");
     let selector = format!("sk8.dev/job-id={id}");
-    let (_, list) = kube_get(
-        &kube,
-        &format!("/apis/spark.apache.org/v1/sparkapplications?labelSelector={selector}"),
-    )
-    .await;
+    let (_, list) = kube
+        .get(&format!(
+            "/apis/spark.apache.org/v1/sparkapplications?labelSelector={selector}"
+        ))
+        .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
     app.cancel(&id).await;
     assert_eq!(app.wait_finished(&id, WAIT).await["state"], "CANCELLED");
@@ -284,14 +225,14 @@ const ORPHAN_SERVER: &str = "sk8-s-01kb2r5q3h7m9x4c2e-1";
 
 /// SparkApplications with sk8's labels for a job and a session sk8 never had, as a crashed or
 /// restored deployment could leave behind.
-async fn plant_orphans(kube: &FakeKube) {
+async fn plant_orphans(kube: &Cluster) {
     let attempt = json!({"sk8.dev/job-id": "01kb2r5q3h7m9x4c2d", "sk8.dev/attempt": "1"});
     plant_orphan(kube, ORPHAN_ATTEMPT, attempt).await;
     let server = json!({"sk8.dev/session-id": "01kb2r5q3h7m9x4c2e", "sk8.dev/session-start": "1"});
     plant_orphan(kube, ORPHAN_SERVER, server).await;
 }
 
-async fn plant_orphan(kube: &FakeKube, name: &str, mut labels: Value) {
+async fn plant_orphan(kube: &Cluster, name: &str, mut labels: Value) {
     common::merge(
         &mut labels,
         &json!({"app.kubernetes.io/managed-by": "sk8", "fake.sk8.dev/outcome": "Running"}),
@@ -302,7 +243,7 @@ async fn plant_orphan(kube: &FakeKube, name: &str, mut labels: Value) {
         "spec": {"pyFiles": "local:///x.py", "runtimeVersions": {"sparkVersion": "4.0.1"}},
     });
     let collection = format!("/apis/spark.apache.org/v1/namespaces/{NAMESPACE}/sparkapplications");
-    kube_create(kube, &collection, &orphan).await;
+    kube.create(&collection, &orphan).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,7 +255,7 @@ async fn orphans_are_deleted_or_reported_by_policy() {
     let mine = submit(&app, &job("mine", "Running")).await;
     let deadline = std::time::Instant::now() + WAIT;
     for orphan in [ORPHAN_ATTEMPT, ORPHAN_SERVER] {
-        while kube_get(&kube, &app_path(orphan)).await.0 != 404 {
+        while kube.get(&app_path(orphan)).await.0 != 404 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the orphan {orphan} was never deleted"
@@ -340,16 +281,16 @@ async fn orphans_are_deleted_or_reported_by_policy() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for orphan in [ORPHAN_ATTEMPT, ORPHAN_SERVER] {
-        let (status, _) = kube_get(&kube, &app_path(orphan)).await;
+        let (status, _) = kube.get(&app_path(orphan)).await;
         assert_eq!(status, 200, "{orphan} reported, not deleted");
     }
 }
 
 /// How many SparkApplications the cluster holds for a job.
-async fn applications_of(kube: &FakeKube, id: &str) -> usize {
+async fn applications_of(kube: &Cluster, id: &str) -> usize {
     let path =
         format!("/apis/spark.apache.org/v1/sparkapplications?labelSelector=sk8.dev/job-id={id}");
-    let (_, list) = kube_get(kube, &path).await;
+    let (_, list) = kube.get(&path).await;
     list["items"].as_array().map_or(0, Vec::len)
 }
 
@@ -479,12 +420,12 @@ async fn a_cut_watch_and_410_gone_lose_no_transition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teams_are_routed_to_their_clusters_and_one_outage_holds_up_only_its_own() {
-    let (east, west) = (fake_cluster().await, fake_cluster().await);
+    let (east, west) = (Cluster::start().await, Cluster::start().await);
     let mut options = Options::new(Engine::Sqlite);
     options.extra = json!({"backend": {"kind": "kubernetes", "kubernetes": {
         "clusters": [
-            {"name": "east", "kubeconfig": &*east._kubeconfig, "teams": ["payments"]},
-            {"name": "west", "kubeconfig": &*west._kubeconfig, "teams": ["payments/prod"]},
+            {"name": "east", "kubeconfig": &*east.kubeconfig, "teams": ["payments"]},
+            {"name": "west", "kubeconfig": &*west.kubeconfig, "teams": ["payments/prod"]},
         ],
         "defaultCluster": "west",
     }}});

@@ -1,8 +1,8 @@
 //! A fake Kubernetes cluster for the suites that run sk8's Kubernetes backend: the project's
 //! fake API server (optionally with its Spark operator), a kubeconfig for it, raw API calls
 //! as another client of the cluster would make them, and the real kubectl pointed at it.
-//! Included with `#[path]` by the suites that use it (`tests/namespaces.rs`,
-//! `tests/connect.rs`), beside `common`.
+//! Included with `#[path]` by the suites that use it (`tests/kubernetes.rs`,
+//! `tests/namespaces.rs`, `tests/connect.rs`), beside `common`.
 #![allow(dead_code)] // each suite uses part of it
 
 use std::path::Path;
@@ -20,6 +20,14 @@ pub struct Cluster {
     pub kube: FakeKube,
     pub kubeconfig: tempfile::TempPath,
     http: reqwest::Client,
+}
+
+/// The fake's own controls (outages, the operator) are the cluster's.
+impl std::ops::Deref for Cluster {
+    type Target = FakeKube;
+    fn deref(&self) -> &FakeKube {
+        &self.kube
+    }
 }
 
 impl Cluster {
