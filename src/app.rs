@@ -57,7 +57,7 @@ pub async fn run(
     let wake = Arc::new(Wake::default());
     let backend = build_backend(&config, wake.clone()).await?;
     let guard = NamespaceGuard::new(store.clone(), config.namespaces.require_provisioned);
-    let (audit, audit_writer) = Audit::start(store.clone());
+    let (audit, audit_writer) = Audit::start(store.clone(), config.audit.retention());
     let limits = Arc::new(Limits::new(&config.limits));
     let jobs = JobService::new(
         store.clone(),

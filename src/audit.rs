@@ -7,6 +7,7 @@
 //! written in batches by a background task so no request waits on it. Events carry names and
 //! ids, never credentials or request bodies. If the store falls far behind, rows are dropped
 //! (counted in `sk8_audit_dropped_total`) rather than slowing requests; the log still has them.
+//! The writer also deletes rows older than `audit.retentionDays`, hourly.
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ const QUEUE: usize = 10_000;
 const BATCH: usize = 200;
 /// Longest detail kept (an error message).
 const MAX_DETAIL: usize = 512;
+/// How often rows past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// One audited action.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -35,8 +38,8 @@ pub struct AuditEvent {
     pub at: DateTime<Utc>,
     /// The authenticated user, or `anonymous`.
     pub actor: String,
-    /// `job.submit`, `job.cancel`, `session.create`, `session.delete`, `namespace.apply`,
-    /// `namespace.delete`, `http.denied`, `connect.denied`.
+    /// `job.submit`, `job.cancel`, `session.create`, `session.delete`, `session.resume`,
+    /// `namespace.apply`, `namespace.delete`, `http.denied`, `connect.denied`.
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
@@ -129,10 +132,10 @@ pub struct Audit {
 
 impl Audit {
     /// The audit log and its writer, which ends once every `Audit` is dropped and the queue is
-    /// written.
-    pub fn start(store: Store) -> (Audit, JoinHandle<()>) {
+    /// written. Rows older than `retention` are deleted hourly (`None`: kept for ever).
+    pub fn start(store: Store, retention: Option<Duration>) -> (Audit, JoinHandle<()>) {
         let (queue, events) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write(store.clone(), events));
+        let writer = tokio::spawn(write(store.clone(), events, retention));
         (Audit { queue, store }, writer)
     }
 
@@ -182,22 +185,50 @@ impl Audit {
     }
 }
 
-/// Writes queued events in batches; a failed batch is retried a few times, then dropped (the
-/// log has the events).
-async fn write(store: Store, mut events: mpsc::Receiver<AuditEvent>) {
+/// Writes queued events in batches, and prunes what is past its retention.
+async fn write(store: Store, mut events: mpsc::Receiver<AuditEvent>, retention: Option<Duration>) {
     let mut batch = Vec::with_capacity(BATCH);
-    while events.recv_many(&mut batch, BATCH).await > 0 {
-        let mut tries = 0;
-        while let Err(err) = store.audit_insert(&batch).await {
-            tries += 1;
-            if tries == 3 {
-                tracing::warn!(error = %err, rows = batch.len(), "audit rows not written; the log has them");
-                metrics::counter!("sk8_audit_dropped_total").increment(batch.len() as u64);
-                break;
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            received = events.recv_many(&mut batch, BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                save(&store, &batch).await;
+                batch.clear();
             }
-            tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+            _ = prune.tick(), if retention.is_some() => {
+                prune_older(&store, retention.unwrap_or_default()).await;
+            }
         }
-        batch.clear();
+    }
+}
+
+/// One batch; a failed write is retried a few times, then dropped (the log has the events).
+async fn save(store: &Store, batch: &[AuditEvent]) {
+    let mut tries = 0;
+    while let Err(err) = store.audit_insert(batch).await {
+        tries += 1;
+        if tries == 3 {
+            tracing::warn!(error = %err, rows = batch.len(), "audit rows not written; the log has them");
+            metrics::counter!("sk8_audit_dropped_total").increment(batch.len() as u64);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+    }
+}
+
+async fn prune_older(store: &Store, retention: Duration) {
+    let Ok(age) = chrono::Duration::from_std(retention) else {
+        return;
+    };
+    match store.audit_prune(Utc::now() - age).await {
+        Ok(0) => {}
+        Ok(deleted) => tracing::info!(deleted, "audit rows past audit.retentionDays deleted"),
+        Err(err) => {
+            tracing::warn!(error = %err, "pruning the audit log failed; the next hour retries")
+        }
     }
 }
 

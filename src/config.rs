@@ -34,7 +34,31 @@ pub struct Config {
     pub namespaces: NamespacesConfig,
     /// Rate limits, caps and size limits that keep one team from starving the others.
     pub limits: LimitsConfig,
+    pub audit: AuditConfig,
     pub log: LogConfig,
+}
+
+/// The audit log ([`crate::audit`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Rows older than this many days are deleted (hourly); 0 keeps them for ever.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: 400,
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        (self.retention_days > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(self.retention_days) * 86_400))
+    }
 }
 
 /// Per-team limits (per replica for the rates: buckets are kept in memory) and request size
@@ -372,6 +396,7 @@ impl Default for Config {
             defaults: DefaultsConfig::default(),
             namespaces: NamespacesConfig::default(),
             limits: LimitsConfig::default(),
+            audit: AuditConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use common::{Engine, TestDb, both_engines};
+use sk8::audit::AuditEvent;
 use sk8::domain::jobspec::Format;
 use sk8::domain::{Attempt, Job, JobSpec, JobState, NewEvent, SpecDefaults};
-use sk8::store::{InsertOutcome, JobFilter, LiveJob, LiveScope, Store, StoreOptions};
+use sk8::store::{AuditFilter, InsertOutcome, JobFilter, LiveJob, LiveScope, Store, StoreOptions};
 
 both_engines!(
     insert_get_and_idempotency,
@@ -18,6 +19,7 @@ both_engines!(
     saves_are_optimistic_and_carry_attempts_and_events,
     list_filters_orders_and_pages,
     live_jobs_and_counts_by_state,
+    audit_rows_are_listed_newest_first_and_pruned_by_age,
 );
 
 /// A store on its own database; the `TestDb` (Postgres) or temp dir (SQLite) lives as long.
@@ -381,4 +383,28 @@ async fn live_jobs_and_counts_by_state(engine: Engine) {
         ]
     );
     fx.store.ping().await.unwrap();
+}
+
+async fn audit_rows_are_listed_newest_first_and_pruned_by_age(engine: Engine) {
+    let fx = fixture(engine).await;
+    let event = |actor: &str, days_ago: i64| {
+        let mut event = AuditEvent::new(actor, "job.submit").team("payments".to_owned());
+        event.at = Utc::now() - chrono::Duration::days(days_ago);
+        event
+    };
+    let events = [event("old", 500), event("recent", 10), event("now", 0)];
+    fx.store.audit_insert(&events).await.unwrap();
+    let all = AuditFilter {
+        limit: 10,
+        ..AuditFilter::default()
+    };
+    let actors = |rows: Vec<(i64, AuditEvent)>| -> Vec<String> {
+        rows.into_iter().map(|(_, e)| e.actor).collect()
+    };
+    let listed = fx.store.audit_list(&all).await.unwrap();
+    assert_eq!(actors(listed), ["now", "recent", "old"]);
+    let cutoff = Utc::now() - chrono::Duration::days(400);
+    assert_eq!(fx.store.audit_prune(cutoff).await.unwrap(), 1);
+    let listed = fx.store.audit_list(&all).await.unwrap();
+    assert_eq!(actors(listed), ["now", "recent"]);
 }

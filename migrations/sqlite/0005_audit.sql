@@ -12,3 +12,5 @@ CREATE TABLE audit_events (
 );
 -- A team's events newest first (what a team admin reads).
 CREATE INDEX audit_events_team ON audit_events (team, id);
+-- What audit.retentionDays prunes, by time.
+CREATE INDEX audit_events_at ON audit_events (at);

@@ -620,7 +620,7 @@ mod tests {
         session.state = SessionState::Ready;
         session.endpoint = Some(SERVING.into());
         assert!(store.session_save(&mut session, None).await.unwrap());
-        let (audit, _writer) = crate::audit::Audit::start(store.clone());
+        let (audit, _writer) = crate::audit::Audit::start(store.clone(), None);
         let limits = Arc::new(Limits::new(&LimitsConfig::default()));
         let sessions = SessionService::new(
             store,

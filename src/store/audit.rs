@@ -1,5 +1,6 @@
 //! Audit rows: appended in batches by the audit writer, read newest first by `GET /v1/audit`.
 
+use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -50,6 +51,19 @@ impl Store {
             }
             query.execute(&self.pool).await?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Deletes the events older than `before`; returns how many.
+    pub async fn audit_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        timed("audit_prune", async {
+            let deleted = sqlx::query("DELETE FROM audit_events WHERE at < $1")
+                .bind(millis(before))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            Ok(deleted)
         })
         .await
     }
