@@ -494,17 +494,14 @@ async fn ready_session_as(app: &TestApp, token: &str, team: &str) -> String {
 async fn with_tokens_callers_reach_only_their_teams_sessions_and_run_as_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.yaml");
-    let entry = |token: &str, user: &str, team: &str, role: &str| {
-        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        json!({"user": user, "teams": [team], "role": role, "sha256": hex})
-    };
-    let entries = json!([
-        entry("token-a", "ana@payments", "payments", "member"),
-        entry("token-b", "bo@risk", "risk", "member"),
-        entry("viewer-a", "vi@payments", "payments", "viewer"),
-    ]);
-    std::fs::write(&tokens, entries.to_string()).unwrap();
+    common::write_tokens(
+        &tokens,
+        &[
+            ("token-a", "ana@payments", &["payments"], "member"),
+            ("token-b", "bo@risk", &["risk"], "member"),
+            ("viewer-a", "vi@payments", &["payments"], "viewer"),
+        ],
+    );
     let auth = json!({"auth": {"mode": "tokens", "tokensFile": tokens}});
     let app = sk8_with_extra("sail", auth).await;
     let (a, b) = tokio::join!(
@@ -536,6 +533,18 @@ async fn with_tokens_callers_reach_only_their_teams_sessions_and_run_as_themselv
             "{url}: {refused}"
         );
     }
+    // The CLI's notebook snippet takes the token from SK8_TOKEN and never prints it.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sk8"))
+        .args(["--server", &app.base, "session", "connect", &a])
+        .env("SK8_TOKEN", "token-a")
+        .output()
+        .expect("run sk8");
+    let snippet = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{snippet}");
+    assert!(
+        snippet.contains(r#";token=" + os.environ["SK8_TOKEN"]"#) && !snippet.contains("token-a"),
+        "{snippet}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

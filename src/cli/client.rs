@@ -30,6 +30,8 @@ pub enum ClientError {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// Whether it sends a token (the notebook snippet then needs one too).
+    authenticated: bool,
 }
 
 impl Client {
@@ -48,7 +50,12 @@ impl Client {
         Ok(Client {
             http,
             base: server.trim_end_matches('/').to_owned(),
+            authenticated: token.is_some(),
         })
+    }
+
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
     }
 
     pub async fn submit(

@@ -171,8 +171,9 @@ impl Printer {
         ExitCode::SUCCESS
     }
 
-    /// The connection string, and the lines to paste into a notebook.
-    pub fn connect(&self, session: &Value) -> ExitCode {
+    /// The connection string, and the lines to paste into a notebook; with authentication,
+    /// the token comes from the notebook's `SK8_TOKEN`, never printed here.
+    pub fn connect(&self, session: &Value, authenticated: bool) -> ExitCode {
         if self.format == OutputFormat::Json {
             return self.json(&serde_json::json!({
                 "connectionString": session["connectionString"],
@@ -181,8 +182,19 @@ impl Printer {
         let url = s(&session["connectionString"]);
         println!("{url}");
         println!();
+        if authenticated {
+            println!("# sends SK8_TOKEN; pyspark sends a token only over TLS (gateway.tls) unless");
+            println!("# the host is localhost");
+            println!("import os");
+        }
         println!("from pyspark.sql import SparkSession");
-        println!("spark = SparkSession.builder.remote(\"{url}\").getOrCreate()");
+        if authenticated {
+            println!(
+                "spark = SparkSession.builder.remote(\"{url};token=\" + os.environ[\"SK8_TOKEN\"]).getOrCreate()"
+            );
+        } else {
+            println!("spark = SparkSession.builder.remote(\"{url}\").getOrCreate()");
+        }
         println!("spark.range(10).show()");
         ExitCode::SUCCESS
     }

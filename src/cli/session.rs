@@ -88,7 +88,7 @@ pub async fn run(
         }
         SessionCommand::Connect { id } => {
             let session = client.get(&path(&id), &[]).await?;
-            Ok(out.connect(&session))
+            Ok(out.connect(&session, client.authenticated()))
         }
     }
 }
