@@ -199,7 +199,9 @@ async fn write(store: Store, mut events: mpsc::Receiver<AuditEvent>, retention: 
                 batch.clear();
             }
             _ = prune.tick(), if retention.is_some() => {
-                prune_older(&store, retention.unwrap_or_default()).await;
+                if let Some(retention) = retention {
+                    prune_older(&store, retention).await;
+                }
             }
         }
     }

@@ -353,13 +353,8 @@ async fn kubernetes_sessions_are_served_from_the_driver_pod_ip_and_resume_on_a_n
     let current = format!("sk8-s-{id}-{starts}");
     assert!(server_app(kube, &current).is_some(), "{resumed}");
 
-    let deleted = app
-        .http
-        .delete(app.url(&format!("/v1/sessions/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert!(deleted.status().is_success(), "{deleted:?}");
+    let (status, deleted) = app.delete(&format!("/v1/sessions/{id}")).await;
+    assert!((200..300).contains(&status), "{deleted}");
     wait_until("the deleted session's application is gone", || {
         server_app(kube, &current).is_none()
     })
@@ -447,13 +442,8 @@ async fn unknown_deleted_and_unnamed_sessions_get_clear_grpc_errors() {
     let created = create_session(&app, "payments", json!({})).await;
     let id = created["id"].as_str().unwrap();
     wait_state(&app, id, "READY").await;
-    let response = app
-        .http
-        .delete(app.url(&format!("/v1/sessions/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let (status, deleted) = app.delete(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(status, 200, "{deleted}");
     let stopped = wait_state(&app, id, "STOPPED").await;
     assert!(stopped["deletedAt"].is_string(), "{stopped}");
     let url = created["connectionString"].as_str().unwrap();

@@ -106,13 +106,8 @@ async fn sessions_over_a_teams_cap_are_refused_until_one_is_deleted(engine: Engi
     // Creating the running one again is not one more.
     assert_eq!(create("first").await.0, 200);
     let id = first["id"].as_str().unwrap();
-    let deleted = app
-        .http
-        .delete(app.url(&format!("/v1/sessions/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200);
+    let (status, deleted) = app.delete(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(status, 200, "{deleted}");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (status, body) = create("second").await;

@@ -134,12 +134,6 @@ async fn put(app: &TestApp, team: &str, env: &str, body: &Value) -> (u16, Value)
     (status, response.json().await.unwrap_or_default())
 }
 
-async fn delete(app: &TestApp, path: &str) -> (u16, Value) {
-    let response = app.http.delete(app.url(path)).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
-}
-
 /// `Kind/name` → resourceVersion of every object as the fake holds it.
 async fn versions(cluster: &Cluster) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -392,14 +386,14 @@ async fn delete_waits_for_running_work_unless_forced(engine: Engine) {
     // Running, so the forced delete goes through CANCELLING (a queued job is cancelled at once).
     let id = job["id"].as_str().unwrap();
     app.wait_for(id, &["RUNNING"], WAIT).await;
-    let (status, refused) = delete(&app, "/v1/namespaces/payments/dev").await;
+    let (status, refused) = app.delete("/v1/namespaces/payments/dev").await;
     assert_eq!(status, 409, "{refused}");
     let message = refused["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("1 unfinished job(s)") && message.contains("force=true"),
         "{message}"
     );
-    let (status, deleted) = delete(&app, "/v1/namespaces/payments/dev?force=true").await;
+    let (status, deleted) = app.delete("/v1/namespaces/payments/dev?force=true").await;
     assert_eq!(status, 200, "{deleted}");
     assert_eq!(
         cluster.get(&format!("/api/v1/namespaces/{NS}")).await.0,
@@ -420,7 +414,7 @@ async fn delete_waits_for_running_work_unless_forced(engine: Engine) {
         Some(&json!(why)),
         "{events}"
     );
-    assert_eq!(delete(&app, "/v1/namespaces/payments/dev").await.0, 404);
+    assert_eq!(app.delete("/v1/namespaces/payments/dev").await.0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

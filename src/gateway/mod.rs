@@ -13,6 +13,8 @@
 //!   the caller's identity as `user_context.user_id`. The client's credentials never go
 //!   upstream; sk8's own token for the session's server does ([`token`]).
 //! - Unknown methods are forwarded like the others.
+//! - Each server has its own pool of HTTP/2 connections, dropped once its session is found
+//!   stopped or moved; each team's RPCs pass `limits.gatewayRpcs`; refusals are audited.
 
 pub mod activity;
 mod body;

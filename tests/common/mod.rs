@@ -311,6 +311,18 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// DELETEs `path`; returns the status and the JSON answer (null when there is none).
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .delete(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn job(&self, id: &str) -> Value {
         let (status, job) = self.get(&format!("/v1/jobs/{id}")).await;
         assert_eq!(status, 200, "GET job {id}: {job}");

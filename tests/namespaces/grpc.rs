@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::common::Engine;
-use super::{delete, put, setup};
+use super::{put, setup};
 
 /// The same scenario over REST (team `payments`) and over gRPC (team `risk`) ends the same:
 /// created, then found again; read back alike; the same rejection naming the same field; the
@@ -146,7 +146,7 @@ async fn grpc_and_rest_give_the_same_result() {
         .delete_namespace(delete_request(false))
         .await
         .unwrap_err();
-    let (status, error) = delete(&app, "/v1/namespaces/payments/dev").await;
+    let (status, error) = app.delete("/v1/namespaces/payments/dev").await;
     assert_eq!(
         (status, refused.code()),
         (409, tonic::Code::FailedPrecondition)
@@ -163,7 +163,7 @@ async fn grpc_and_rest_give_the_same_result() {
         .await
         .unwrap()
         .into_inner();
-    let (status, _) = delete(&app, "/v1/namespaces/payments/dev?force=true").await;
+    let (status, _) = app.delete("/v1/namespaces/payments/dev?force=true").await;
     assert_eq!(status, 200);
     assert!(!deleted.deleted_at.is_empty(), "{deleted:?}");
     let (_, list) = app.get("/v1/namespaces").await;
