@@ -11,8 +11,19 @@
 //! `DATABASE_URL` is an admin URL (default `postgres://postgres@127.0.0.1:5432/postgres`); a
 //! database `sk8_bench_<random>` is created for the run and dropped after it. Progress goes to
 //! stderr; one JSON line per engine and a markdown table go to stdout. See docs/benchmarks.md.
+//!
+//! `--otlp-ab N` measures what OTLP export costs instead: N rounds of the submit phase (SQLite)
+//! with export off and on (to a real OTLP receiver in this process), interleaved and in
+//! alternating order, then the mean submits/s and p99 of each side.
+//!
+//! `--sizing-ab N` measures what `sizing: auto` costs the submit path the same way: N rounds
+//! with `sizing.mode: off` and `auto`, interleaved; both sides submit jobs of 50 names, so that
+//! each submission of the `auto` side reads its signature's latest runs.
 
 mod common;
+#[allow(dead_code)]
+#[path = "../tests/common/otlp.rs"]
+mod otlp;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,16 +31,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
-use sqlx::postgres::PgConnection;
-use sqlx::{AssertSqlSafe, Connection};
 
-use common::{Daemon, round, rss_mib, send};
+use common::{Daemon, ScratchPostgres, random_seed, round, rss_mib, send};
 
 const GET_REQUESTS: usize = 20_000;
 const LIST_REQUESTS: usize = 2_000;
 /// Each read phase also stops after this long, so a slow query cannot stall the run.
 const READ_CAP: Duration = Duration::from_secs(30);
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// How long the reconciler may take to finish the backlog before the run is declared stuck.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -38,11 +46,34 @@ struct Args {
     seconds: u64,
     concurrency: usize,
     seed_jobs: usize,
+    /// Rounds of the OTLP export A/B (0: the usual benchmark).
+    otlp_ab: u64,
+    /// Rounds of the sizing off/auto A/B (0: the usual benchmark).
+    sizing_ab: u64,
+    /// Submitted jobs are named from this many names (0: every job its own name).
+    names: usize,
 }
+
+/// Job names of the sizing A/B: signatures with a history, as a team's recurring jobs have.
+const SIZING_AB_NAMES: usize = 50;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    if args.otlp_ab > 0 {
+        return otlp_ab(&args).await;
+    }
+    if args.sizing_ab > 0 {
+        let args = Args {
+            names: SIZING_AB_NAMES,
+            ..args
+        };
+        return ab(&args, args.sizing_ab, "sizing auto", |auto| {
+            let mode = if auto { "auto" } else { "off" };
+            json!({ "backend": { "kind": "noop" }, "sizing": { "mode": mode } })
+        })
+        .await;
+    }
     let mut summaries = Vec::new();
     for engine in &args.engines {
         let summary = match *engine {
@@ -66,6 +97,9 @@ fn parse_args() -> anyhow::Result<Args> {
         seconds: 20,
         concurrency: 16,
         seed_jobs: 100_000,
+        otlp_ab: 0,
+        sizing_ab: 0,
+        names: 0,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -93,49 +127,90 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => args.seconds = number()?,
             "--concurrency" => args.concurrency = (number()? as usize).max(1),
             "--seed-jobs" => args.seed_jobs = number()? as usize,
+            "--otlp-ab" => args.otlp_ab = number()?,
+            "--sizing-ab" => args.sizing_ab = number()?,
             _ => bail!(
-                "unknown argument {flag}: use --engine, --seconds, --concurrency, --seed-jobs"
+                "unknown argument {flag}: use --engine, --seconds, --concurrency, --seed-jobs, \
+                 --otlp-ab, --sizing-ab"
             ),
         }
     }
     Ok(args)
 }
 
+/// The submit phase with OTLP export off and on, to a receiver in this process.
+async fn otlp_ab(args: &Args) -> anyhow::Result<()> {
+    let receiver = otlp::Receiver::start().await;
+    let endpoint = receiver.endpoint();
+    ab(args, args.otlp_ab, "export", |export| {
+        let mut settings = json!({ "backend": { "kind": "noop" } });
+        if export {
+            settings["otlp"] = json!({ "endpoint": endpoint, "metricIntervalMillis": 5000 });
+        }
+        settings
+    })
+    .await?;
+    println!("spans received: {}", receiver.spans().len());
+    Ok(())
+}
+
+/// `rounds` of the submit phase (SQLite) with `what` off and on (the daemon's settings from
+/// `settings`), interleaved (the order flips every round so drift on a shared machine falls
+/// on both sides); prints each run and the means.
+async fn ab(
+    args: &Args,
+    rounds: u64,
+    what: &str,
+    settings: impl Fn(bool) -> Value,
+) -> anyhow::Result<()> {
+    let mut runs: Vec<(bool, Value)> = Vec::new();
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for on in order {
+            let daemon = Daemon::start(settings(on)).await?;
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?;
+            let seconds = Duration::from_secs(args.seconds);
+            let (submit, elapsed) =
+                drive(&client, &daemon.base, Op::Submit, usize::MAX, seconds, args).await?;
+            let submit = stats(submit, elapsed);
+            println!("{}", json!({ "round": round, what: on, "submit": submit }));
+            runs.push((on, submit));
+            daemon.stop().await?;
+        }
+    }
+    let mean = |on: bool, key: &str| {
+        let values: Vec<f64> = runs
+            .iter()
+            .filter(|(o, _)| *o == on)
+            .filter_map(|(_, s)| s[key].as_f64())
+            .collect();
+        values.iter().sum::<f64>() / values.len().max(1) as f64
+    };
+    let (off_rate, on_rate) = (mean(false, "per_second"), mean(true, "per_second"));
+    let (off_p99, on_p99) = (mean(false, "p99_ms"), mean(true, "p99_ms"));
+    println!("| {what} | submits/s | submit p99 ms |\n|---|---|---|");
+    println!("| off | {} | {} |", round(off_rate), round(off_p99));
+    println!("| on | {} | {} |", round(on_rate), round(on_p99));
+    println!(
+        "| on vs off | {:+.1} % | {:+.1} % |",
+        (on_rate / off_rate - 1.0) * 100.0,
+        (on_p99 / off_p99 - 1.0) * 100.0
+    );
+    Ok(())
+}
+
 /// Runs the benchmark against a database created for it, and drops that database after.
 async fn bench_postgres(args: &Args) -> anyhow::Result<Summary> {
-    let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
-    let mut admin = PgConnection::connect(&admin_url)
-        .await
-        .context("connect to Postgres (set DATABASE_URL to an admin URL)")?;
-    let db = format!("sk8_bench_{:x}", random_seed());
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut admin)
-        .await?;
-    let result = bench_engine("postgres", &with_database(&admin_url, &db)?, args).await;
-    sqlx::query(AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)")))
-        .execute(&mut admin)
-        .await?;
-    admin.close().await?;
+    let db = ScratchPostgres::create().await?;
+    let result = bench_engine("postgres", &db.url, args).await;
+    db.drop_it().await?;
     result
-}
-
-/// The URL with its database (the path) replaced, keeping credentials, host and parameters.
-fn with_database(url: &str, db: &str) -> anyhow::Result<String> {
-    let authority_start = url.find("://").context("DATABASE_URL has no scheme")? + 3;
-    let rest = &url[authority_start..];
-    let authority_end = authority_start + rest.find(['/', '?']).unwrap_or(rest.len());
-    let params = url[authority_end..]
-        .find('?')
-        .map_or("", |i| &url[authority_end + i..]);
-    Ok(format!("{}/{db}{params}", &url[..authority_end]))
-}
-
-fn random_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    nanos ^ (u64::from(std::process::id()) << 32)
 }
 
 /// The summary of one engine's run, printed as a JSON line and a table row.
@@ -246,6 +321,8 @@ struct Plan {
     next: AtomicUsize,
     limit: usize,
     deadline: Instant,
+    /// Jobs are named from this many names (0: each its own).
+    names: usize,
 }
 
 #[derive(Default)]
@@ -273,6 +350,7 @@ async fn drive(
         next,
         limit,
         deadline,
+        names: args.names,
     });
     let started = Instant::now();
     let workers: Vec<_> = (0..args.concurrency as u64)
@@ -305,7 +383,7 @@ async fn worker(client: reqwest::Client, base: String, plan: Arc<Plan>, seed: u6
                 let post = client.post(format!("{base}/v1/jobs"));
                 (
                     post.header("content-type", "application/json")
-                        .body(job_spec(i)),
+                        .body(job_spec(i, plan.names)),
                     201,
                 )
             }
@@ -336,8 +414,9 @@ async fn worker(client: reqwest::Client, base: String, plan: Arc<Plan>, seed: u6
     }
 }
 
-fn job_spec(i: usize) -> String {
-    let name = format!("bench-{i}");
+/// The `i`th job: its own name, or one of `names` names.
+fn job_spec(i: usize, names: usize) -> String {
+    let name = format!("bench-{}", if names > 0 { i % names } else { i });
     json!({ "team": "bench", "env": "dev", "name": name, "mainApplicationFile": "local:///opt/x.py" })
         .to_string()
 }

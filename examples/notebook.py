@@ -3,8 +3,8 @@
     python examples/notebook.py 'sc://127.0.0.1:15002/;x-sk8-session=<id>'
 
 Create the session first (README, "A notebook session"); its `connectionString` is the
-argument. Needs the Spark Connect client: `pip install pyspark-client pandas pyarrow` (or the
-venv scripts/setup-connect.sh makes).
+argument. Needs the Spark Connect client:
+`pip install 'pyspark-client==4.2.0' pandas pyarrow` (or the venv scripts/setup-connect.sh makes).
 """
 import sys
 

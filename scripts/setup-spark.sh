@@ -11,15 +11,16 @@ VENV="${SK8_SPARK_VENV:-$HOME/.cache/sk8/spark-venv}"
 
 say() { printf 'setup-spark: %s\n' "$*" >&2; }
 
+# A JDK, not only a JRE: Spark runs on the JVM, and the tests compile clients/java with javac.
 ensure_java() {
-  if command -v java >/dev/null 2>&1; then
+  if command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1; then
     return
   fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "no java found: installing a headless JRE with apt-get (Spark runs on the JVM)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >&2
+    say "no JDK found: installing a headless JDK with apt-get (Spark runs on the JVM; clients/java is compiled)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless >&2
   else
-    say "Spark needs Java 17 or newer: install it (e.g. 'sudo apt-get install default-jre-headless') and rerun"
+    say "Spark needs Java 17 or newer and the tests need javac: install a JDK (e.g. 'sudo apt-get install default-jdk-headless') and rerun"
     exit 1
   fi
 }

@@ -3,7 +3,9 @@
 # restart suites against the real daemon on both engines, the real-PySpark suite, and the
 # Spark Connect suite (real Sail and Apache Spark servers, the real pyspark-client). It
 # prepares what they need first: a pyspark venv (scripts/setup-spark.sh), a Sail and
-# pyspark-client venv (scripts/setup-connect.sh) and a reachable Postgres (the local cluster is
+# pyspark-client venv (scripts/setup-connect.sh), a moto venv for the S3 tests
+# (scripts/setup-s3.sh), the sk8 Python package's venv with pytest, schemathesis, nbclient and
+# Metaflow for the client suite (scripts/setup-clients.sh) and a reachable Postgres (the local cluster is
 # started if it is down).
 #
 #   scripts/test.sh [nextest or cargo-test filters...]
@@ -38,7 +40,17 @@ if [ -z "${SK8_TEST_CONNECT_VENV:-}" ]; then
   SK8_TEST_CONNECT_VENV="$(scripts/setup-connect.sh)"
   export SK8_TEST_CONNECT_VENV
 fi
+if [ -z "${SK8_TEST_S3_VENV:-}" ]; then
+  SK8_TEST_S3_VENV="$(scripts/setup-s3.sh)"
+  export SK8_TEST_S3_VENV
+fi
+if [ -z "${SK8_TEST_CLIENTS_VENV:-}" ]; then
+  SK8_TEST_CLIENTS_VENV="$(scripts/setup-clients.sh)"
+  export SK8_TEST_CLIENTS_VENV
+fi
 ensure_postgres
+say "Python client, its tests and the examples: $SK8_TEST_CLIENTS_VENV"
+say "S3-compatible server (moto): $SK8_TEST_S3_VENV"
 say "Spark: $SK8_TEST_SPARK_HOME; Spark Connect client and Sail: $SK8_TEST_CONNECT_VENV; Postgres: $pg_url"
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -27,10 +27,14 @@ use crate::gateway::activity::Activity;
 use crate::gateway::token::UpstreamTokens;
 use crate::gateway::{Gateway, GatewaySettings};
 use crate::grpc::namespaces::NamespaceGrpc;
+use crate::history::Objects;
+use crate::lease::{self, Lease, LeaseSettings};
 use crate::limits::Limits;
 use crate::reconciler::namespaces::NamespaceReconciler;
 use crate::reconciler::sessions::{SessionReconciler, SessionSettings};
 use crate::reconciler::{OrphanSettings, Reconciler, ReconcilerSettings};
+use crate::record::confs::EventLogSettings;
+use crate::record::{History, Recorder, Retention};
 use crate::service::JobService;
 use crate::service::namespaces::NamespaceService;
 use crate::service::namespaces::guard::NamespaceGuard;
@@ -55,8 +59,13 @@ pub async fn run(
     let started = Instant::now();
     let store = connect_store(&config).await?;
     let wake = Arc::new(Wake::default());
-    let backend = build_backend(&config, wake.clone()).await?;
+    let history = open_history(&config)?;
+    let backend = build_backend(&config, &history, wake.clone()).await?;
     let guard = NamespaceGuard::new(store.clone(), config.namespaces.require_provisioned);
+    let remediation = Arc::new(
+        crate::remediation::Remediation::new(&config.remediation)
+            .context("compile the remediation rules")?,
+    );
     let (audit, audit_writer) = Audit::start(store.clone(), config.audit.retention());
     let limits = Arc::new(Limits::new(&config.limits));
     let jobs = JobService::new(
@@ -66,17 +75,34 @@ pub async fn run(
         wake.clone(),
         audit.clone(),
         limits.clone(),
+        history.clone(),
     )
-    .with_guard(guard.clone());
+    .with_guard(guard.clone())
+    .with_remediation(remediation.clone())
+    .with_sizing(config.sizing.clone());
 
     let reconciler_stop = CancellationToken::new();
+    let leases = Leases::start(&store);
     let reconciler = Reconciler::new(
         store.clone(),
         backend.clone(),
         reconciler_settings(&config),
-        wake,
-    );
+        wake.clone(),
+    )
+    .with_lease(leases.jobs.clone())
+    .with_remediation(remediation.clone(), guard.clone());
     let mut reconciler_task = tokio::spawn(reconciler.run(reconciler_stop.clone()));
+    let retention_task = history_retention(&config, &store, &history, &leases, &reconciler_stop);
+    let recorder = Recorder::new(
+        store.clone(),
+        backend.clone(),
+        history,
+        config.history.summary_workers,
+        Duration::from_millis(config.reconciler.interval_ms),
+    )
+    .with_lease(leases.jobs.clone())
+    .with_remediation(remediation, wake);
+    let recorder_task = tokio::spawn(recorder.run(reconciler_stop.clone()));
 
     let grpc_addr = listeners
         .grpc
@@ -87,6 +113,7 @@ pub async fn run(
     let activity = Arc::new(Activity::default());
     let sessions = SessionService::new(
         store.clone(),
+        backend.clone(),
         config.spec_defaults(),
         gateway_address.clone(),
         sessions_wake.clone(),
@@ -102,6 +129,7 @@ pub async fn run(
         &reconciler_stop,
         work,
         audit.clone(),
+        &leases.global,
     );
     let auth = Arc::new(
         Authenticator::new(&config.auth, &config.gateway.default_user)
@@ -131,7 +159,8 @@ pub async fn run(
         sessions_wake,
         activity.clone(),
         tokens.clone(),
-    );
+    )
+    .with_lease(leases.global.clone());
     let session_task = tokio::spawn(session_reconciler.run(reconciler_stop.clone()));
     let gateway = Gateway::new(
         sessions.clone(),
@@ -264,9 +293,15 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut reconciler_task).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), session_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), recorder_task).await;
+    if let Some(task) = retention_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
     if let Some(task) = namespace_task {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
+    // Their work stopped: the leases are given back, for another replica to take at once.
+    leases.release().await;
     backend.shutdown().await;
     // Every handle on the audit log is gone with the servers: the writer saves what is queued.
     if tokio::time::timeout(Duration::from_secs(5), audit_writer)
@@ -289,6 +324,7 @@ fn namespace_service(
     stop: &CancellationToken,
     work: (JobService, SessionService),
     audit: Audit,
+    lease: &Arc<Lease>,
 ) -> (NamespaceService, Option<tokio::task::JoinHandle<()>>) {
     let changes = Arc::new(NamespaceChanges::default());
     let provisioner = backend.provisioner(&config.namespaces, &changes);
@@ -304,10 +340,50 @@ fn namespace_service(
         let every = Duration::from_secs(config.namespaces.resync_seconds);
         let repair = config.namespaces.repair_drift;
         let reconciler =
-            NamespaceReconciler::new(store.clone(), provisioner, every, repair, changes);
+            NamespaceReconciler::new(store.clone(), provisioner, every, repair, changes)
+                .with_lease(lease.clone());
         tokio::spawn(reconciler.run(stop.clone()))
     });
     (service, task)
+}
+
+/// The leases this replica competes for, and the tasks that keep them.
+struct Leases {
+    jobs: Arc<Lease>,
+    global: Arc<Lease>,
+    stop: CancellationToken,
+    keepers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Leases {
+    fn start(store: &Store) -> Self {
+        let replica = lease::replica_id();
+        let settings = LeaseSettings::default();
+        let stop = CancellationToken::new();
+        let jobs = Arc::new(Lease::new(lease::JOBS, &replica, settings));
+        let global = Arc::new(Lease::new(lease::GLOBAL, &replica, settings));
+        let keepers = [&jobs, &global]
+            .into_iter()
+            .map(|l| {
+                let (l, store, stop) = (l.clone(), store.clone(), stop.clone());
+                tokio::spawn(async move { l.keep(store, stop).await })
+            })
+            .collect();
+        tracing::info!(%replica, "competing for the jobs and global leases");
+        Leases {
+            jobs,
+            global,
+            stop,
+            keepers,
+        }
+    }
+
+    async fn release(self) {
+        self.stop.cancel();
+        for keeper in self.keepers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), keeper).await;
+        }
+    }
 }
 
 /// What ended the daemon's main wait.
@@ -352,6 +428,9 @@ fn gateway_settings(config: &Config) -> GatewaySettings {
     GatewaySettings {
         resume_timeout: Duration::from_secs(config.gateway.resume_timeout_seconds),
         max_request_message: config.gateway.max_request_message_bytes,
+        to_client: config.gateway.compression.to_client,
+        restore_dir: config.data_dir.join("gateway").join("restore"),
+        restore_max_bytes: config.gateway.restore_max_bytes,
     }
 }
 
@@ -374,10 +453,61 @@ async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn build_backend(config: &Config, wake: Arc<Wake>) -> anyhow::Result<Arc<dyn Backend>> {
+/// How often retention looks for expired archived logs (the first pass runs at startup).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes archived logs past `history.retentionDays` (none when it is 0), on the replica
+/// holding the global lease.
+fn history_retention(
+    config: &Config,
+    store: &Store,
+    history: &History,
+    leases: &Leases,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let keep = config.history.retention()?;
+    let retention = Retention::new(
+        store.clone(),
+        history.objects.clone(),
+        keep,
+        RETENTION_EVERY,
+    )
+    .with_lease(leases.global.clone());
+    Some(tokio::spawn(retention.run(stop.clone())))
+}
+
+/// The history location (`history.eventLogDir`), opened (a local folder is created: Spark
+/// refuses to start without it).
+fn open_history(config: &Config) -> anyhow::Result<History> {
+    let location = config.history.location(&config.data_dir)?;
+    let objects = Objects::open(&location, &config.history.store)
+        .with_context(|| format!("open history.eventLogDir {location}"))?;
+    tracing::info!(event_log_dir = %location, "history: run records and event logs");
+    Ok(History {
+        objects,
+        server_url: config.history.server_url.clone(),
+    })
+}
+
+async fn build_backend(
+    config: &Config,
+    history: &History,
+    wake: Arc<Wake>,
+) -> anyhow::Result<Arc<dyn Backend>> {
+    let spark_dir = history
+        .objects
+        .location()
+        .spark_url()
+        .map_err(|e| anyhow::anyhow!("history.eventLogDir: {e}"))?;
+    let event_logs = EventLogSettings { spark_dir };
     Ok(match config.backend.kind {
         BackendKind::Local => {
-            let local = LocalBackend::new(config.backend.local.clone(), &config.data_dir, wake);
+            let local = LocalBackend::new(
+                config.backend.local.clone(),
+                event_logs,
+                &config.data_dir,
+                wake,
+            );
             tracing::info!(
                 master = %config.backend.local.master,
                 max_running = config.backend.local.max_running,
@@ -393,7 +523,7 @@ async fn build_backend(config: &Config, wake: Arc<Wake>) -> anyhow::Result<Arc<d
         }
         BackendKind::Kubernetes => {
             let kube = &config.backend.kubernetes;
-            let backend = KubernetesBackend::connect(kube, wake)
+            let backend = KubernetesBackend::connect(kube, event_logs, wake)
                 .await
                 .context("connect the Kubernetes backend (backend.kubernetes in the config)")?;
             tracing::info!(

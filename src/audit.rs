@@ -5,10 +5,12 @@
 //! gateway RPC for a session the caller may not use) becomes an [`AuditEvent`]: a structured
 //! log event (target `sk8::audit`, written at once) and a row in the store's `audit_events`,
 //! written in batches by a background task so no request waits on it. Events carry names and
-//! ids, never credentials or request bodies. If the store falls far behind, rows are dropped
+//! ids, never credentials or request bodies. While the store is unreachable, events wait in a
+//! bounded backlog and are written when it answers again; beyond the bound rows are dropped
 //! (counted in `sk8_audit_dropped_total`) rather than slowing requests; the log still has them.
 //! The writer also deletes rows older than `audit.retentionDays`, hourly.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,8 +24,12 @@ use crate::error::Error;
 use crate::service::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token};
 use crate::store::{AuditFilter, Store};
 
-/// Events waiting for the writer at most; beyond, rows are dropped (the log keeps them).
+/// Events waiting for the writer at most, in its channel and again in its backlog (while the
+/// store is down); beyond, rows are dropped (the log keeps them).
 const QUEUE: usize = 10_000;
+/// The first wait before writing again after the store failed, and the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 /// Rows written in one statement at most.
 const BATCH: usize = 200;
 /// Longest detail kept (an error message).
@@ -185,39 +191,110 @@ impl Audit {
     }
 }
 
-/// Writes queued events in batches, and prunes what is past its retention.
+/// Writes queued events in batches, and prunes what is past its retention. While the store
+/// does not take them, events wait in the [`Backlog`] and are written when it does again.
 async fn write(store: Store, mut events: mpsc::Receiver<AuditEvent>, retention: Option<Duration>) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut backlog = Backlog::default();
+    let mut incoming = Vec::with_capacity(BATCH);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     loop {
+        let retry_at = backlog.retry_at;
         tokio::select! {
-            received = events.recv_many(&mut batch, BATCH) => {
+            received = events.recv_many(&mut incoming, BATCH) => {
                 if received == 0 {
-                    return;
+                    break;
                 }
-                save(&store, &batch).await;
-                batch.clear();
+                backlog.push(incoming.drain(..));
             }
+            _ = tokio::time::sleep_until(retry_at), if !backlog.is_empty() => {}
             _ = prune.tick(), if retention.is_some() => {
                 if let Some(retention) = retention {
                     prune_older(&store, retention).await;
                 }
             }
         }
+        if tokio::time::Instant::now() >= backlog.retry_at {
+            backlog.flush(&store).await;
+        }
+    }
+    // Shutting down: a last few tries, then what is left is counted as dropped.
+    for _ in 0..3 {
+        if backlog.is_empty() {
+            return;
+        }
+        backlog.flush(&store).await;
+    }
+    backlog.drop_all();
+}
+
+/// Events the store has not taken yet, oldest first, at most [`QUEUE`]; beyond that new events
+/// are dropped (counted in `sk8_audit_dropped_total`; the log has them).
+struct Backlog {
+    events: VecDeque<AuditEvent>,
+    /// When the next write may be tried: later and later while the store fails.
+    retry_at: tokio::time::Instant,
+    backoff: Duration,
+}
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Backlog {
+            events: VecDeque::new(),
+            retry_at: tokio::time::Instant::now(),
+            backoff: RETRY_FIRST,
+        }
     }
 }
 
-/// One batch; a failed write is retried a few times, then dropped (the log has the events).
-async fn save(store: &Store, batch: &[AuditEvent]) {
-    let mut tries = 0;
-    while let Err(err) = store.audit_insert(batch).await {
-        tries += 1;
-        if tries == 3 {
-            tracing::warn!(error = %err, rows = batch.len(), "audit rows not written; the log has them");
-            metrics::counter!("sk8_audit_dropped_total").increment(batch.len() as u64);
-            return;
+impl Backlog {
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn push(&mut self, events: impl Iterator<Item = AuditEvent>) {
+        let mut dropped = 0u64;
+        for event in events {
+            if self.events.len() < QUEUE {
+                self.events.push_back(event);
+            } else {
+                dropped += 1;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+        if dropped > 0 {
+            metrics::counter!("sk8_audit_dropped_total").increment(dropped);
+        }
+    }
+
+    /// Writes batches until the backlog is empty or the store fails; after a failure the next
+    /// try waits (doubling, up to [`RETRY_MAX`]).
+    async fn flush(&mut self, store: &Store) {
+        while !self.events.is_empty() {
+            let n = self.events.len().min(BATCH);
+            let batch = &self.events.make_contiguous()[..n];
+            if let Err(err) = store.audit_insert(batch).await {
+                if self.backoff == RETRY_FIRST {
+                    tracing::warn!(error = %err, waiting = self.events.len(),
+                        "audit rows not written yet; kept and retried (the log has them)");
+                }
+                self.retry_at = tokio::time::Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(RETRY_MAX);
+                return;
+            }
+            self.events.drain(..n);
+        }
+        if self.backoff != RETRY_FIRST {
+            tracing::info!("audit rows written again after a store outage");
+        }
+        self.backoff = RETRY_FIRST;
+    }
+
+    fn drop_all(&mut self) {
+        tracing::warn!(
+            rows = self.events.len(),
+            "audit rows not written at shutdown; the log has them"
+        );
+        metrics::counter!("sk8_audit_dropped_total").increment(self.events.len() as u64);
+        self.events.clear();
     }
 }
 

@@ -9,16 +9,22 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::SpecDefaults;
 
+mod gateway;
+mod history;
 mod jwt;
 mod namespaces;
+mod otlp;
+pub use gateway::{CompressionConfig, Encoding};
+pub use history::HistoryConfig;
 pub use jwt::{JwtConfig, JwtIssuer};
 pub use namespaces::{NamespacesConfig, NetworkConfig};
+pub use otlp::{OtlpConfig, OtlpProtocol};
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
     /// Where sk8 keeps its SQLite file and the local backend's logs.
@@ -35,11 +41,19 @@ pub struct Config {
     /// Rate limits, caps and size limits that keep one team from starving the others.
     pub limits: LimitsConfig,
     pub audit: AuditConfig,
+    /// Run records: event logs, archived logs, the History Server.
+    pub history: HistoryConfig,
+    /// What sk8 does about failed attempts: rules (first match wins), budgets, backoff.
+    pub remediation: crate::remediation::RemediationConfig,
+    /// What submissions do with sizing advice: the default mode and profile, and each team's.
+    pub sizing: crate::advice::auto::SizingConfig,
     pub log: LogConfig,
+    /// OTLP export of traces and metrics (off without an endpoint).
+    pub otlp: OtlpConfig,
 }
 
 /// The audit log ([`crate::audit`]).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// Rows older than this many days are deleted (hourly); 0 keeps them for ever.
@@ -63,7 +77,7 @@ impl AuditConfig {
 
 /// Per-team limits (per replica for the rates: buckets are kept in memory) and request size
 /// limits. Zero turns a rate or a cap off.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Job submissions per team (`POST /v1/jobs`; answered 429 with `Retry-After`).
@@ -94,7 +108,7 @@ impl Default for LimitsConfig {
 }
 
 /// Who may call the API and the gateway ([`crate::auth`]).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// `off` (the embedded default: every caller is `gateway.defaultUser`, a platform admin;
@@ -111,7 +125,8 @@ pub struct AuthConfig {
     pub jwt: JwtConfig,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     #[default]
     Off,
@@ -137,7 +152,7 @@ impl<'de> Deserialize<'de> for AuthMode {
 }
 
 /// The Spark Connect gateway (gRPC) and the sessions behind it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct GatewayConfig {
     /// Where notebooks connect (`sc://HOST:PORT/;x-sk8-session=<id>`).
@@ -160,17 +175,22 @@ pub struct GatewayConfig {
     /// sends them; every replica must see the same one (mount a Secret). Unset:
     /// `<dataDir>/gateway-upstream.key`, generated at first start.
     pub upstream_token_key_file: Option<PathBuf>,
+    /// gRPC message compression on each hop ([`CompressionConfig`]).
+    pub compression: CompressionConfig,
+    /// How many bytes of artifacts and temp-view plans the gateway keeps per Spark session,
+    /// to restore them when the session resumes on a new server (0: keep none).
+    pub restore_max_bytes: u64,
 }
 
 /// A PEM certificate chain and its private key.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub addr: SocketAddr,
@@ -180,7 +200,7 @@ pub struct HttpConfig {
     pub shutdown_grace_seconds: u64,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`; empty means the SQLite file
@@ -201,7 +221,7 @@ impl std::fmt::Debug for StoreConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Jobs run as `spark-submit --master local[N]` child processes.
@@ -212,7 +232,7 @@ pub enum BackendKind {
     Kubernetes,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct BackendConfig {
     pub kind: BackendKind,
@@ -220,7 +240,7 @@ pub struct BackendConfig {
     pub kubernetes: KubernetesConfig,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct KubernetesConfig {
     /// A kubeconfig file; unset means in-cluster config, else `KUBECONFIG` / `~/.kube/config`.
@@ -232,6 +252,10 @@ pub struct KubernetesConfig {
     pub clusters: Vec<ClusterConfig>,
     /// The cluster of teams no cluster lists; unset means the first.
     pub default_cluster: Option<String>,
+    /// Teams (`payments`) or team environments (`payments/prod`) that may run on several
+    /// clusters, in order of preference: new work goes to the first whose API answers, and the
+    /// team namespace is provisioned on each. An entry here replaces a `teams` entry.
+    pub routes: std::collections::BTreeMap<String, Vec<String>>,
     /// The ServiceAccount Spark drivers run as in every team namespace.
     pub driver_service_account: String,
     /// How long the operator keeps a failed application's driver pod (for its log).
@@ -242,7 +266,7 @@ pub struct KubernetesConfig {
 }
 
 /// One cluster sk8 runs SparkApplications on.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClusterConfig {
     /// A DNS label, recorded on every attempt that runs there.
@@ -267,6 +291,43 @@ impl KubernetesConfig {
             context: self.context.clone(),
             teams: Vec::new(),
         }]
+    }
+
+    /// Each of `routes` a valid team (and env) listed nowhere else, naming clusters that exist,
+    /// each once.
+    fn validate_routes(
+        &self,
+        teams: &std::collections::HashMap<&str, &str>,
+    ) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid { field, message };
+        for (route, clusters) in &self.routes {
+            let at = format!("backend.kubernetes.routes.{route}");
+            for part in route.splitn(2, '/') {
+                crate::domain::names::dns_label_rule(part)
+                    .map_err(|m| invalid(at.clone(), format!("must be team or team/env: {m}")))?;
+            }
+            if let Some(other) = teams.get(route.as_str()) {
+                return Err(invalid(at, format!("{route} is routed to {other} already")));
+            }
+            if clusters.is_empty() {
+                return Err(invalid(at, "list at least one cluster".into()));
+            }
+            for (i, name) in clusters.iter().enumerate() {
+                if !self.clusters.iter().any(|c| &c.name == name) {
+                    return Err(invalid(
+                        format!("{at}[{i}]"),
+                        format!("names no cluster in backend.kubernetes.clusters: {name}"),
+                    ));
+                }
+                if clusters[..i].contains(name) {
+                    return Err(invalid(
+                        format!("{at}[{i}]"),
+                        format!("{name} is listed twice"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Cluster names unique DNS labels, every route listed once and naming a valid team (and
@@ -304,6 +365,7 @@ impl KubernetesConfig {
                 }
             }
         }
+        self.validate_routes(&routes)?;
         if let Some(default) = &self.default_cluster
             && !self.clusters.iter().any(|c| &c.name == default)
         {
@@ -316,7 +378,7 @@ impl KubernetesConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LocalConfig {
     /// A Spark installation; `SPARK_HOME` and a `pyspark` found on PATH are tried when unset.
@@ -336,14 +398,14 @@ pub struct LocalConfig {
     pub sail: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectServer {
     Spark,
     Sail,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ReconcilerConfig {
     /// A turn runs at least this often; submits, cancels, process exits and watch events wake
@@ -361,21 +423,21 @@ pub struct ReconcilerConfig {
     pub orphan_sweep_seconds: u64,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct DefaultsConfig {
     pub spark_version: String,
     pub image: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,
@@ -397,7 +459,11 @@ impl Default for Config {
             namespaces: NamespacesConfig::default(),
             limits: LimitsConfig::default(),
             audit: AuditConfig::default(),
+            history: HistoryConfig::default(),
+            remediation: Default::default(),
+            sizing: Default::default(),
             log: LogConfig::default(),
+            otlp: OtlpConfig::default(),
         }
     }
 }
@@ -413,6 +479,8 @@ impl Default for GatewayConfig {
             max_request_message_bytes: 256 << 20,
             tls: None,
             upstream_token_key_file: None,
+            compression: CompressionConfig::default(),
+            restore_max_bytes: 256 << 20,
         }
     }
 }
@@ -468,6 +536,7 @@ impl Default for KubernetesConfig {
             context: None,
             clusters: Vec::new(),
             default_cluster: None,
+            routes: std::collections::BTreeMap::new(),
             driver_service_account: "sk8-spark-driver".into(),
             failed_retain_seconds: 3600,
             request_timeout_seconds: 30,
@@ -615,6 +684,12 @@ impl Config {
         if let Some((var, v)) = get("SK8_RECONCILE_INTERVAL_MS") {
             self.reconciler.interval_ms = parse_env(var, &v)?;
         }
+        if let Some((_, v)) = get("SK8_EVENT_LOG_DIR") {
+            self.history.event_log_dir = Some(v);
+        }
+        if let Some((_, v)) = get("SK8_HISTORY_SERVER_URL") {
+            self.history.server_url = Some(v);
+        }
         if let Some((var, v)) = get("SK8_LOG_FORMAT") {
             self.log.format = match v.as_str() {
                 "text" => LogFormat::Text,
@@ -710,6 +785,9 @@ impl Config {
                 "must start with sqlite:// or postgres://",
             ));
         }
+        if let Err((field, message)) = self.otlp.validate() {
+            return Err(invalid(field, &message));
+        }
         if self.store.max_connections == 0 {
             return Err(invalid("store.maxConnections", "must be at least 1"));
         }
@@ -741,6 +819,9 @@ impl Config {
         }
         self.validate_auth()?;
         self.validate_limits()?;
+        self.remediation
+            .validate()
+            .map_err(|e| invalid(&e.field, &e.message))?;
         if self.reconciler.orphan_sweep_seconds == 0 {
             return Err(invalid(
                 "reconciler.orphanSweepSeconds",
@@ -772,6 +853,7 @@ impl Config {
             .map_err(|m| invalid("backend.kubernetes.driverServiceAccount", &m))?;
         self.backend.kubernetes.validate()?;
         self.namespaces.validate()?;
+        self.history.validate(&self.data_dir)?;
         let defaults = self.spec_defaults();
         let probe = serde_json::json!({
             "team": "t", "env": "e", "name": "n", "mainApplicationFile": "/x.py",
@@ -909,6 +991,18 @@ mod tests {
             (
                 json!({"clusters": [east(json!([]))], "defaultCluster": "west"}),
                 "backend.kubernetes.defaultCluster: names no cluster",
+            ),
+            (
+                json!({"clusters": [east(json!([]))], "routes": {"a": ["east", "west"]}}),
+                "backend.kubernetes.routes.a[1]: names no cluster",
+            ),
+            (
+                json!({"clusters": [east(json!(["a"]))], "routes": {"a": ["east"]}}),
+                "backend.kubernetes.routes.a: a is routed to east already",
+            ),
+            (
+                json!({"clusters": [east(json!([]))], "routes": {"a": ["east", "east"]}}),
+                "backend.kubernetes.routes.a[1]: east is listed twice",
             ),
         ];
         for (clusters, expected) in cases {

@@ -5,6 +5,23 @@
 
 use std::fmt;
 
+/// One broken rule: the field at fault (its JSON path, when known) and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// The first violation's message and how many more there are.
+fn headline(errors: &[FieldError]) -> String {
+    let first = errors.first().map_or("", |e| e.message.as_str());
+    match errors.len().saturating_sub(1) {
+        0 => first.to_owned(),
+        1 => format!("{first} (and 1 more error, see `errors`)"),
+        more => format!("{first} (and {more} more errors, see `errors`)"),
+    }
+}
+
 /// What went wrong, from the caller's point of view.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -14,6 +31,10 @@ pub enum Error {
         field: Option<String>,
         message: String,
     },
+    /// Several rules broken at once, each with its field (at least two; one is an
+    /// `InvalidRequest`). The first is the headline, so older clients still read a message.
+    #[error("{}", headline(.0))]
+    InvalidFields(Vec<FieldError>),
     #[error("{0}")]
     NotFound(String),
     /// No (valid) credentials.
@@ -53,7 +74,7 @@ impl Error {
     /// Stable and machine-readable: the `code` of an HTTP error body, an audit outcome.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::InvalidRequest { .. } => "invalid_request",
+            Error::InvalidRequest { .. } | Error::InvalidFields(_) => "invalid_request",
             Error::NotFound(_) => "not_found",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
@@ -69,7 +90,20 @@ impl Error {
     pub fn field(&self) -> Option<&str> {
         match self {
             Error::InvalidRequest { field, .. } => field.as_deref(),
+            Error::InvalidFields(errors) => errors.first().and_then(|e| e.field.as_deref()),
             _ => None,
+        }
+    }
+
+    /// Every broken rule of an invalid request, each with its field; empty for other errors.
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            Error::InvalidRequest { field, message } => vec![FieldError {
+                field: field.clone(),
+                message: message.clone(),
+            }],
+            Error::InvalidFields(errors) => errors.clone(),
+            _ => Vec::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! See `README.md` for what it does and `CLAUDE.md` for how the code is laid out.
 
+pub mod advice;
 pub mod api;
 pub mod app;
 pub mod audit;
@@ -13,8 +14,12 @@ pub mod domain;
 pub mod error;
 pub mod gateway;
 pub mod grpc;
+pub mod history;
+pub mod lease;
 pub mod limits;
 pub mod reconciler;
+pub mod record;
+pub mod remediation;
 pub mod service;
 pub mod store;
 pub mod telemetry;

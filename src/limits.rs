@@ -15,7 +15,7 @@ use crate::error::Error;
 
 /// A rate: `perSecond` tokens refill each second, up to `burst` at once. `perSecond: 0` turns
 /// the limit off.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rate {
     pub per_second: f64,

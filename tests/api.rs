@@ -41,6 +41,10 @@ async fn submit_json_runs_to_success_with_history(engine: Engine) {
 
     let done = app.wait_finished(id, WAIT).await;
     assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        done["createdAt"], job["createdAt"],
+        "the submit's answer and a later read agree to the character"
+    );
     assert_eq!(done["attemptCount"], 1);
     assert_eq!(done["attempts"][0]["state"], "SUCCEEDED");
     assert_eq!(done["attempts"][0]["backend"], "local");
@@ -259,7 +263,7 @@ async fn cancel_a_finished_job_is_a_conflict(engine: Engine) {
 
 async fn failing_job_retries_then_fails_with_its_reason(engine: Engine) {
     let app = TestApp::spawn(Options::new(engine)).await;
-    let mut body = fake_job("t", "flaky", "fail");
+    let mut body = fake_job("t", "flaky", "crash");
     body["retry"] = json!({ "maxAttempts": 2, "backoffSeconds": 0 });
     let id = app.submit(&body).await["id"].as_str().unwrap().to_owned();
     let done = app.wait_finished(&id, WAIT).await;
@@ -267,9 +271,26 @@ async fn failing_job_retries_then_fails_with_its_reason(engine: Engine) {
     assert_eq!(done["attemptCount"], 2);
     assert_eq!(done["failureClass"], "application");
     let reason = done["failureReason"].as_str().unwrap();
-    assert!(reason.contains("ValueError: fake failure"), "{reason}");
+    assert!(reason.contains("exited with status 137"), "{reason}");
     assert!(app.event_states(&id).await.contains(&"RETRYING".to_owned()));
     assert_eq!(done["attempts"][0]["state"], "FAILED");
+    let remediation = &done["attempts"][0]["remediation"];
+    assert_eq!(remediation["classification"]["class"], "platform", "{done}");
+    assert_eq!(remediation["decision"]["remedy"], "retry", "{done}");
+
+    // A Python exception is the job's own error: never retried, whatever maxAttempts says.
+    let mut body = fake_job("t", "broken", "fail");
+    body["retry"] = json!({ "maxAttempts": 3, "backoffSeconds": 0 });
+    let id = app.submit(&body).await["id"].as_str().unwrap().to_owned();
+    let done = app.wait_finished(&id, WAIT).await;
+    assert_eq!(
+        (&done["state"], &done["attemptCount"]),
+        (&json!("FAILED"), &json!(1)),
+        "{done}"
+    );
+    let classification = &done["attempts"][0]["remediation"]["classification"];
+    assert_eq!(classification["class"], "user_error", "{done}");
+    assert_eq!(classification["rule"], "user-python-traceback", "{done}");
 }
 
 async fn timeout_stops_the_job(engine: Engine) {

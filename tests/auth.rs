@@ -246,6 +246,12 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
         route(Method::GET, &format!("/v1/jobs/{id}/events"), None, Some(0)),
         route(Method::GET, &format!("/v1/jobs/{id}/logs"), None, Some(0)),
         route(
+            Method::GET,
+            &format!("/v1/jobs/{id}/attempts/1"),
+            None,
+            Some(0),
+        ),
+        route(
             Method::POST,
             &format!("/v1/jobs/{id}/cancel"),
             None,

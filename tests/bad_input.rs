@@ -198,9 +198,37 @@ async fn every_bad_submission_is_a_4xx_naming_its_field(engine: Engine) {
         }
     }
     assert!(wrong.is_empty(), "wrong rejections:\n{}", wrong.join("\n"));
+    every_mistake_of_one_body_is_listed(&app).await;
     let (_, page) = app.get("/v1/jobs").await;
     assert_eq!(page["jobs"], json!([]), "a rejected job must not be stored");
     assert_eq!(app.get("/healthz").await.0, 200);
+}
+
+/// A body with three mistakes gets all three in `errors`, the first also in `field`/`message`.
+async fn every_mistake_of_one_body_is_listed(app: &TestApp) {
+    let body = with(json!({
+        "executer": {"instances": 2},
+        "driver": {"memory": "lots"},
+        "sparkConf": {"spark.master": "local[*]"},
+    }));
+    let (status, error) = app.post("/v1/jobs", &body).await;
+    assert_eq!(status, 400, "{error}");
+    let errors = error["error"]["errors"]
+        .as_array()
+        .expect("an errors array");
+    let fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!(
+        fields,
+        ["executer", "sparkConf.spark.master", "driver.memory"],
+        "{error}"
+    );
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("did you mean `executor`?")),
+        "{error}"
+    );
+    assert_eq!(error["error"]["field"], "executer");
 }
 
 /// A raw request with its expected status and error field.
@@ -320,6 +348,11 @@ async fn bad_queries_and_routes(engine: Engine) {
         ("/v1/jobs/..%2F..%2Fetc%2Fpasswd", 404),
         ("/v1/jobs/j-nosuchjob/events", 404),
         ("/v1/nothing-here", 404),
+        // The UI's redirect to its slash is relative: an id no header could carry still gets
+        // its 404, not a 500.
+        ("/v1/jobs/%C2%BD%0A/ui", 404),
+        ("/v1/jobs/j-nosuchjob/ui/jobs/", 404),
+        ("/v1/advice?team=&env=dev&name=x", 400),
     ] {
         let (got, error) = app.get(path).await;
         assert_eq!(got, status, "{path}: {error}");

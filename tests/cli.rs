@@ -89,7 +89,7 @@ async fn status_list_events_logs_and_cancel() {
         .await;
     let (stdout, _) = text(&sk8(&app, &["events", &id]));
     assert!(
-        stdout.contains("QUEUED") && stdout.contains("→ CANCELLED"),
+        stdout.starts_with("AT") && stdout.contains("QUEUED") && stdout.contains(" CANCELLED "),
         "{stdout}"
     );
     let output = sk8(&app, &["cancel", &id]);
@@ -103,7 +103,10 @@ async fn errors_tell_the_user_what_to_do() {
     bad["driver"] = serde_json::json!({"memory": "lots"});
     let file = manifest(app.dir.path(), "bad", &bad);
     let (_, stderr) = text(&sk8(&app, &["submit", &file]));
-    assert!(stderr.contains("(field: driver.memory)"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:1:") && stderr.contains(": driver.memory: "),
+        "at its line, naming its field: {stderr}"
+    );
 
     let (_, stderr) = text(&sk8(&app, &["submit", "/nonexistent/job.yaml"]));
     assert!(

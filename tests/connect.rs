@@ -7,6 +7,8 @@
 mod common;
 #[path = "common/kube.rs"]
 mod kube;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -17,8 +19,13 @@ use kube::Cluster;
 use serde_json::{Value, json};
 use sk8_fake_kube::{FakeKube, OperatorOptions};
 
-const READY_WAIT: Duration = Duration::from_secs(60);
-/// The identity the gateway writes into every request (no authentication yet).
+/// How long a session may take to be READY: an Apache Spark server is a JVM, and on a loaded
+/// two-core machine (CI runs suites side by side) it has taken more than a minute to listen.
+/// sk8 itself gives it `gateway.startTimeoutSeconds` (300).
+const READY_WAIT: Duration = Duration::from_secs(240);
+/// How long one run of a Python client may take.
+const PYTHON_WAIT: Duration = Duration::from_secs(420);
+/// The identity the gateway writes into every request (auth off: `gateway.defaultUser`).
 const GATEWAY_USER: &str = "gateway-user@sk8";
 
 /// The venv with `sail` and `pyspark-client`: `SK8_TEST_CONNECT_VENV` (scripts/test.sh sets it).
@@ -73,6 +80,12 @@ async fn wait_state(app: &TestApp, id: &str, state: &str) -> Value {
         if found["state"] == state {
             return found;
         }
+        // FAILED is final: waiting out the deadline would only hide why.
+        assert!(
+            found["state"] != "FAILED",
+            "session FAILED while waiting for {state}: {found}\n{}",
+            app.logs()
+        );
         assert!(
             Instant::now() < deadline,
             "session never {state}: {found}\n{}",
@@ -94,20 +107,17 @@ async fn run_checks_with(
     env: &[(&str, &std::path::Path)],
 ) -> serde_json::Map<String, Value> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/connect/checks.py");
-    let output = tokio::process::Command::new(connect_venv().join("bin/python"))
+    let mut python = tokio::process::Command::new(connect_venv().join("bin/python"));
+    python
         .arg(script)
         .arg(url)
         .args(checks)
         .envs(env.iter().copied())
         .env_remove("SPARK_HOME")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
+        .stdin(Stdio::null());
     // Generous: a JVM Spark server on a loaded two-core machine (CI runs two suites at once).
-    let output = tokio::time::timeout(Duration::from_secs(420), output)
-        .await
-        .expect("checks.py finished in 7 minutes")
-        .expect("run checks.py");
+    let what = format!("checks.py {checks:?}");
+    let output = common::output_within(&mut python, PYTHON_WAIT, &what).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let results: serde_json::Map<String, Value> = stdout
         .lines()
@@ -185,13 +195,12 @@ async fn two_teams_reach_their_own_sail_servers_through_the_gateway() {
     );
     // The example script works as documented.
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/notebook.py");
-    let output = tokio::process::Command::new(connect_venv().join("bin/python"))
+    let mut python = tokio::process::Command::new(connect_venv().join("bin/python"));
+    python
         .arg(example)
         .arg(payments["connectionString"].as_str().unwrap())
-        .env_remove("SPARK_HOME")
-        .output()
-        .await
-        .unwrap();
+        .env_remove("SPARK_HOME");
+    let output = common::output_within(&mut python, PYTHON_WAIT, "examples/notebook.py").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains("rows in a generated range: 142858"),
@@ -209,12 +218,9 @@ async fn two_teams_reach_their_own_sail_servers_through_the_gateway() {
     );
     let script = app.dir.path().join("run_notebook.py");
     std::fs::write(&script, runner).unwrap();
-    let output = tokio::process::Command::new(connect_venv().join("bin/python"))
-        .arg(&script)
-        .env_remove("SPARK_HOME")
-        .output()
-        .await
-        .unwrap();
+    let mut python = tokio::process::Command::new(connect_venv().join("bin/python"));
+    python.arg(&script).env_remove("SPARK_HOME");
+    let output = common::output_within(&mut python, PYTHON_WAIT, "examples/notebook.ipynb").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains("notebook rows 1000000"),
@@ -409,11 +415,22 @@ async fn apache_spark_sessions_demand_sk8s_token_and_take_artifacts_and_interrup
     // (Apache Spark's current_user() is the server's OS user, not the request's user_id: the
     // Sail test above shows the overwrite.)
     let checks = ["range_count", "udf", "artifact", "interrupt", "token_conf"];
-    let results = run_checks(url, &checks).await;
+    let ui = spark_ui(&app, id).await;
+    let env = [("SK8_CHECKS_SPARK_UI", std::path::Path::new(&ui))];
+    let results = run_checks_with(url, &checks, &env).await;
     assert_passed(&results);
     assert_eq!(
         results["token_conf"]["detail"]["value"], "*********(redacted by sk8)",
         "no answer about the token conf reaches a client"
+    );
+    // The server's Spark UI through sk8, its links under the session's prefix.
+    let prefix = format!("/v1/sessions/{id}/ui/");
+    let page = app.http.get(app.url(&prefix)).send().await.unwrap();
+    assert_eq!(page.status(), 200, "{prefix} through sk8");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("{prefix}jobs")),
+        "the UI's links are under {prefix}: {html:.400}"
     );
     // Only sk8 has the server's token: a client going around the gateway is turned away.
     let direct = format!("sc://{}", ready["endpoint"].as_str().unwrap());
@@ -442,14 +459,57 @@ async fn unknown_deleted_and_unnamed_sessions_get_clear_grpc_errors() {
     let created = create_session(&app, "payments", json!({})).await;
     let id = created["id"].as_str().unwrap();
     wait_state(&app, id, "READY").await;
+    let ui = format!("/v1/sessions/{id}/ui/");
+    let (status, error) = app.get(&ui).await;
+    assert_eq!(status, 404, "a Sail server has no Spark UI: {error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no Spark UI"),
+        "{error}"
+    );
     let (status, deleted) = app.delete(&format!("/v1/sessions/{id}")).await;
     assert_eq!(status, 200, "{deleted}");
     let stopped = wait_state(&app, id, "STOPPED").await;
     assert!(stopped["deletedAt"].is_string(), "{stopped}");
+    let (status, error) = app.get(&ui).await;
+    assert_eq!(status, 409, "no UI once stopped: {error}");
     let url = created["connectionString"].as_str().unwrap();
     let message = run_checks(url, &["range_count"]).await["range_count"].to_string();
     assert!(message.contains("was deleted"), "not resumed: {message}");
     assert_eq!(session(&app, id).await["starts"], 1);
+}
+
+/// The Spark UI of session `id`'s Apache Spark server, from the line its log has for it.
+async fn spark_ui(app: &TestApp, id: &str) -> String {
+    let marker = "Successfully started service 'SparkUI' on port ";
+    let starts = app.dir.path().join("sessions").join(id);
+    let deadline = Instant::now() + READY_WAIT;
+    loop {
+        let logs = std::fs::read_dir(&starts).into_iter().flatten().flatten();
+        let port = logs
+            .filter_map(|start| std::fs::read_to_string(start.path().join("server.log")).ok())
+            .find_map(|log| {
+                Some(
+                    log.split_once(marker)?
+                        .1
+                        .split('.')
+                        .next()?
+                        .trim()
+                        .to_owned(),
+                )
+            });
+        if let Some(port) = port {
+            return format!("http://127.0.0.1:{port}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {marker:?} line in {}/*/server.log within {READY_WAIT:?}",
+            starts.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A session created and READY, as the holder of `token`; its id.
@@ -524,11 +584,11 @@ async fn with_tokens_callers_reach_only_their_teams_sessions_and_run_as_themselv
         );
     }
     // The CLI's notebook snippet takes the token from SK8_TOKEN and never prints it.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sk8"))
+    let mut connect = std::process::Command::new(env!("CARGO_BIN_EXE_sk8"));
+    connect
         .args(["--server", &app.base, "session", "connect", &a])
-        .env("SK8_TOKEN", "token-a")
-        .output()
-        .expect("run sk8");
+        .env("SK8_TOKEN", "token-a");
+    let output = common::output_of(connect, Duration::from_secs(60), "sk8 session connect");
     let snippet = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{snippet}");
     assert!(
@@ -649,12 +709,7 @@ async fn session_requests_are_validated_field_by_field() {
 
 /// Runs the `sk8` CLI against the daemon; returns (success, stdout, stderr).
 fn sk8_cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sk8"))
-        .arg("--server")
-        .arg(&app.base)
-        .args(args)
-        .output()
-        .expect("run sk8");
+    let output = app.cli(args);
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -708,75 +763,10 @@ async fn the_session_cli_creates_waits_connects_lists_and_deletes() {
     assert!(!ok && stderr.contains("sk8 session list"), "{stderr}");
 }
 
-/// A test CA and a certificate for 127.0.0.1 signed by it, made with `openssl`; returns
-/// (CA certificate, server certificate, server key).
-fn test_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    let file = |name: &str| dir.join(name);
-    let openssl = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl is installed");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=sk8 test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        file("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.pem",
-    ]);
-    (file("ca.pem"), file("server.pem"), file("server.key"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyspark_with_a_token_reaches_the_gateway_over_tls() {
     let certs = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_certificates(certs.path());
+    let (ca, cert, key) = tls::test_certificates(certs.path());
     let app = sk8_with_extra(
         "sail",
         json!({"gateway": {"tls": {"certFile": cert, "keyFile": key}}}),
@@ -805,4 +795,32 @@ async fn pyspark_with_a_token_reaches_the_gateway_over_tls() {
         report.contains("Verification: OK") && report.contains("Peer certificate: CN = 127.0.0.1"),
         "{report}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_hop_is_gzipped_only_when_configured_and_the_token_stays_redacted() {
+    for to_client in ["off", "gzip"] {
+        let compression = json!({"gateway": {"compression": {"toClient": to_client}}});
+        let app = sk8_with_extra("sail", compression).await;
+        let created = create_session(&app, "payments", json!({})).await;
+        let id = created["id"].as_str().unwrap();
+        wait_state(&app, id, "READY").await;
+        let url = created["connectionString"].as_str().unwrap();
+        let results = run_checks(url, &["range_count", "arrow_1m", "token_redacted"]).await;
+        assert_passed(&results);
+        assert_eq!(
+            results["token_redacted"]["detail"]["value"], "*********(redacted by sk8)",
+            "{to_client}: the token conf never reaches a client"
+        );
+        // What the client hop is told: the gateway's encodings, never the server's.
+        let offer = [
+            ("x-sk8-session", id.to_owned()),
+            ("grpc-accept-encoding", "identity, deflate, gzip".to_owned()),
+        ];
+        let answer = grpc::call(&app.grpc, "Config", &offer, grpc::spark_request(id)).await;
+        let header = |name: &str| answer.metadata.get(name).map(|v| v.to_str().unwrap());
+        let expected = (to_client == "gzip").then_some("gzip");
+        assert_eq!(header("grpc-encoding"), expected, "{to_client}: {answer:?}");
+        assert_eq!(header("grpc-accept-encoding"), expected, "{to_client}");
+    }
 }

@@ -1,7 +1,8 @@
 //! The Kubernetes backend end to end: `sk8 serve` as a process, pointed by a kubeconfig at the
 //! project's fake API server (with its fake Spark operator), runs jobs to SUCCEEDED, to FAILED
-//! in each way the operator reports, to CANCELLED and timed out; serves driver logs; records
-//! the operator's detail in the history; and after `kill -9` adopts its applications without
+//! in each way the operator reports, to CANCELLED and timed out; serves driver logs (archived
+//! once the pods are gone); records the operator's detail in the history and the pods'
+//! evidence in the run record; and after `kill -9` adopts its applications without
 //! submitting anything twice.
 
 mod common;
@@ -21,7 +22,8 @@ both_engines!(job_runs_to_success_as_a_spark_application);
 
 /// A fake cluster with the operator, sk8 pointed at it, and the team namespace created.
 async fn cluster_and_sk8(engine: Engine) -> (Cluster, TestApp) {
-    cluster_and_sk8_with(engine, json!({})).await
+    let history = json!({"history": {"serverUrl": "http://history.example"}});
+    cluster_and_sk8_with(engine, history).await
 }
 
 /// The same, with `extra` merged into sk8's config.
@@ -35,22 +37,6 @@ async fn cluster_and_sk8_with(engine: Engine, extra: Value) -> (Cluster, TestApp
 async fn create_namespace(kube: &Cluster, name: &str) {
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
     kube.create("/api/v1/namespaces", &namespace).await;
-}
-
-/// Waits until the operator reports `summary` for the application.
-async fn wait_for_summary(kube: &Cluster, name: &str, summary: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let (_, object) = kube.get(&app_path(name)).await;
-        if object["status"]["currentState"]["currentStateSummary"] == summary {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never {summary}: {object}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn app_path(name: &str) -> String {
@@ -73,12 +59,33 @@ async fn submit(app: &TestApp, body: &Value) -> String {
 async fn job_runs_to_success_as_a_spark_application(engine: Engine) {
     let (kube, app) = cluster_and_sk8(engine).await;
     let id = submit(&app, &job("ledger", "Succeeded")).await;
+    let name = format!("sk8-{id}-1");
+    app.wait_for(&id, &["RUNNING"], WAIT).await;
+    // The application is sk8's: labelled, applied by its field manager.
+    let (status, object) = kube.get(&app_path(&name)).await;
+    assert_eq!(status, 200, "{object}");
+    assert_eq!(object["metadata"]["labels"]["sk8.dev/job-id"], id);
+    assert_eq!(
+        object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "sk8"
+    );
+    let managers: Vec<&str> = object["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"sk8"), "{managers:?}");
     let done = app.wait_finished(&id, WAIT).await;
     assert_eq!(done["state"], "SUCCEEDED", "{done}");
     let backend_ref = &done["attempts"][0]["backendRef"];
     assert_eq!(backend_ref["namespace"], NAMESPACE);
-    let name = backend_ref["name"].as_str().unwrap();
-    assert_eq!(name, format!("sk8-{id}-1"));
+    assert_eq!(backend_ref["name"], name);
+    assert_eq!(
+        done["links"]["historyServer"],
+        format!("http://history.example/history/{name}/"),
+        "known up front: sk8 sets spark.app.id"
+    );
 
     let (_, events) = app.get(&format!("/v1/jobs/{id}/events")).await;
     let running = events
@@ -98,34 +105,121 @@ async fn job_runs_to_success_as_a_spark_application(engine: Engine) {
     );
     let ui = done["sparkUiUrl"].as_str().unwrap_or_default();
     assert!(ui.starts_with("http://127.0.0."), "{done}");
-    // The application is sk8's: labelled, applied by its field manager.
-    let (status, object) = kube.get(&app_path(name)).await;
-    assert_eq!(status, 200, "{object}");
-    assert_eq!(object["metadata"]["labels"]["sk8.dev/job-id"], id);
+    // The operator keeps the pods until sk8 has recorded the run, then sk8 deletes the
+    // application (and its pods with it); the driver log is still served, from the archive.
+    let record = submitted_once_and_released(&app, &kube, &id).await;
+    let pod = format!("/api/v1/namespaces/{NAMESPACE}/pods/{name}-0-driver");
+    assert_eq!(kube.get(&pod).await.0, 404, "the driver pod is deleted");
+    assert_eq!(record["appId"], name, "{record}");
+    assert_eq!(record["driverLog"], format!("sk8/{id}/1/driver.log"));
     assert_eq!(
-        object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
-        "sk8"
+        record["links"]["historyServer"],
+        format!("http://history.example/history/{name}/")
     );
-    let managers: Vec<&str> = object["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|f| f["manager"].as_str())
-        .collect();
-    assert!(managers.contains(&"sk8"), "{managers:?}");
-    // Released after success: the driver pod is gone, and the log endpoint says so.
-    wait_for_summary(&kube, name, "ResourceReleased").await;
-    let (status, error) = app.get(&format!("/v1/jobs/{id}/logs")).await;
+    let driver = &record["evidence"]["pods"][0];
+    assert_eq!(driver["role"], "driver", "{record}");
+    assert_eq!(driver["containers"][0]["reason"], "Completed", "{record}");
+    for path in [
+        format!("/v1/jobs/{id}/logs"),
+        format!("/v1/jobs/{id}/logs?attempt=1"),
+    ] {
+        let (status, log) = app.text(&path).await;
+        assert_eq!(status, 200, "{path}: {log}");
+        assert!(log.contains("Running Spark application"), "{log}");
+    }
+    let (status, error) = app.get(&format!("/v1/jobs/{id}/logs?attempt=2")).await;
     assert_eq!(status, 404, "{error}");
-    assert!(
-        error["error"]["message"].as_str().unwrap().contains("gone"),
-        "{error}"
+}
+
+/// Waits until attempt `n` of a job has its run record; the record.
+async fn recorded(app: &TestApp, id: &str, n: u32) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (status, text) = app.text(&format!("/v1/jobs/{id}/attempts/{n}")).await;
+        let record: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status == 200 && record["record"] == "recorded" {
+            return record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempt {n} of {id} never recorded: {status} {record}\n{}",
+            app.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One attempt, recorded, after which sk8 deleted its application; the record.
+async fn submitted_once_and_released(app: &TestApp, kube: &Cluster, id: &str) -> Value {
+    let record = recorded(app, id, 1).await;
+    assert_eq!(app.job(id).await["attemptCount"], 1, "submitted once");
+    let deadline = std::time::Instant::now() + WAIT;
+    while applications_of(kube, id).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id}'s application was never deleted after its run was recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    record
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executors_that_ended_abnormally_are_recorded_as_evidence() {
+    let (kube, app) = cluster_and_sk8(Engine::Sqlite).await;
+    let mut body = job("lossy", "Failed");
+    body["labels"]["fake.sk8.dev/executors"] =
+        json!("Completed.OOMKilled.Evicted.ImagePullBackOff");
+    let id = submit(&app, &body).await;
+    assert_eq!(app.wait_finished(&id, WAIT).await["state"], "FAILED");
+    let record = submitted_once_and_released(&app, &kube, &id).await;
+    let evidence = &record["evidence"];
+    let pods = evidence["pods"].as_array().expect("pods");
+    let names: Vec<&str> = pods.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let app_name = format!("sk8-{id}-1");
+    let exec = |n: u32| format!("{app_name}-exec-{n}");
+    assert_eq!(
+        names,
+        [format!("{app_name}-0-driver"), exec(2), exec(3), exec(4)],
+        "the driver and the three abnormal executors, not the completed one: {evidence}"
     );
+    assert_eq!(pods[0]["containers"][0]["exitCode"], 1, "{evidence}");
+    let oom = &pods[1];
+    assert_eq!(oom["containers"][0]["reason"], "OOMKilled", "{evidence}");
+    assert_eq!(oom["containers"][0]["exitCode"], 137);
+    let evicted = &pods[2];
+    assert_eq!(evicted["reason"], "Evicted", "{evidence}");
+    assert_eq!(evicted["conditions"][0]["type"], "DisruptionTarget");
+    let pulling = &pods[3];
+    assert_eq!(pulling["containers"][0]["waiting"], "ImagePullBackOff");
+    let reasons: Vec<(&str, &str)> = evidence["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| (e["object"].as_str().unwrap(), e["reason"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        (exec(3), "Evicted"),
+        (exec(4), "Failed"),
+        (exec(4), "BackOff"),
+    ] {
+        assert!(
+            reasons.contains(&(expected.0.as_str(), expected.1)),
+            "{expected:?} in {reasons:?}"
+        );
+    }
+    // The failed executors' log tails are archived beside the driver log.
+    let tail = oom["logTail"].as_str().expect("an archived tail");
+    let archived = std::fs::read_to_string(app.dir.path().join("history").join(tail)).unwrap();
+    assert!(archived.contains("OutOfMemoryError"), "{archived}");
+    assert!(pulling.get("logTail").is_none() || pulling["logTail"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_operator_failure_is_a_truthful_failure() {
-    let (_kube, app) = cluster_and_sk8(Engine::Sqlite).await;
+    // An eviction is retried for free (tests/remediation.rs): here it must end at once.
+    let no_free = json!({"remediation": {"maxFreeRetries": 0}});
+    let (_kube, app) = cluster_and_sk8_with(Engine::Sqlite, no_free).await;
     let cases = [
         ("Failed", "application", "Failed"),
         ("SchedulingFailure", "scheduling", "SchedulingFailure"),
@@ -167,6 +261,36 @@ async fn cancel_and_timeout_delete_the_application() {
     assert_eq!(done["failureClass"], "timeout");
     let (status, _) = kube.get(&app_path(&format!("sk8-{timed_out}-1"))).await;
     assert_eq!(status, 404);
+}
+
+/// A cancel that arrives while the application is being created: the submit sees it and
+/// deletes what it created (the orphan sweep only reports here, so it cannot be what cleans up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_the_submit_leaves_no_application_running() {
+    let config = json!({
+        "backend": {"kubernetes": {"requestTimeoutSeconds": 20}},
+        "reconciler": {"orphanPolicy": "report"},
+    });
+    let (kube, app) = cluster_and_sk8_with(Engine::Sqlite, config).await;
+    kube.set_silent(true);
+    let id = submit(&app, &job("cancelled-in-flight", "Running")).await;
+    // SUBMITTED is saved before the apply, which now waits on the silent API server.
+    app.wait_for(&id, &["SUBMITTED"], WAIT).await;
+    let (status, cancelling) = app.cancel(&id).await;
+    assert_eq!(status, 200, "{cancelling}");
+    assert_eq!(cancelling["state"], "CANCELLING", "{cancelling}");
+    kube.set_silent(false);
+    let done = app.wait_finished(&id, WAIT).await;
+    assert_eq!(done["state"], "CANCELLED", "{done}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while applications_of(&kube, &id).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the application of cancelled job {id} is still there\n{}",
+            common::tail(&app.logs(), 4000)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,7 +448,7 @@ async fn requests_to_a_silent_api_server_time_out_and_jobs_wait_until_it_answers
     kube.set_silent(false);
     let done = app.wait_finished(&id, WAIT).await;
     assert_eq!(done["state"], "SUCCEEDED", "{done}");
-    assert_eq!(applications_of(&kube, &id).await, 1, "submitted once");
+    submitted_once_and_released(&app, &kube, &id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,8 +490,7 @@ async fn jobs_wait_out_an_api_outage_and_run_once_it_ends() {
     for id in [&first, &second] {
         let done = app.wait_finished(id, WAIT).await;
         assert_eq!(done["state"], "SUCCEEDED", "{done}");
-        assert_eq!(done["attemptCount"], 1, "{done}");
-        assert_eq!(applications_of(&kube, id).await, 1, "submitted once");
+        submitted_once_and_released(&app, &kube, id).await;
     }
 }
 
@@ -392,7 +515,8 @@ async fn a_cut_watch_and_410_gone_lose_no_transition() {
             &name,
         );
         if app.is_some_and(|a| {
-            a["status"]["currentState"]["currentStateSummary"] == "ResourceReleased"
+            a["status"]["currentState"]["currentStateSummary"]
+                == "TerminatedWithoutReleaseResources"
         }) {
             break;
         }
@@ -455,11 +579,7 @@ async fn teams_are_routed_to_their_clusters_and_one_outage_holds_up_only_its_own
         let done = app.wait_finished(&id, WAIT).await;
         assert_eq!(done["state"], "SUCCEEDED", "{done}");
         assert_eq!(done["attempts"][0]["backendRef"]["cluster"], name, "{done}");
-        assert_eq!(
-            applications_of(cluster, &id).await,
-            1,
-            "{team}/{env} on {name}"
-        );
+        submitted_once_and_released(&app, cluster, &id).await;
     }
 
     // East goes down: its job waits and says which cluster; west's jobs go on meanwhile.
@@ -485,7 +605,7 @@ async fn teams_are_routed_to_their_clusters_and_one_outage_holds_up_only_its_own
     east.set_reachable(true);
     let done = app.wait_finished(&held, WAIT).await;
     assert_eq!(done["state"], "SUCCEEDED", "{done}");
-    assert_eq!(applications_of(&east, &held).await, 1, "submitted once");
+    submitted_once_and_released(&app, &east, &held).await;
     let (_, metrics) = app.text("/metrics").await;
     for cluster in ["east", "west"] {
         assert!(
@@ -493,4 +613,72 @@ async fn teams_are_routed_to_their_clusters_and_one_outage_holds_up_only_its_own
             "{metrics}"
         );
     }
+}
+
+/// A team that may run on two clusters: its namespace is provisioned on both; new jobs go to
+/// the preferred one while it answers, and to the other (saying why) while it is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_with_two_clusters_runs_on_the_other_while_one_is_down() {
+    let (east, west) = (Cluster::start().await, Cluster::start().await);
+    let mut options = Options::new(Engine::Sqlite);
+    options.extra = json!({"backend": {"kind": "kubernetes", "kubernetes": {
+        "clusters": [
+            {"name": "east", "kubeconfig": &*east.kubeconfig},
+            {"name": "west", "kubeconfig": &*west.kubeconfig},
+        ],
+        "routes": {"payments": ["east", "west"]},
+    }}});
+    let app = TestApp::spawn(options).await;
+    let response = app
+        .http
+        .put(app.url("/v1/namespaces/payments/dev"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+    for cluster in [&east, &west] {
+        let (status, namespace) = cluster
+            .get(&format!("/api/v1/namespaces/{NAMESPACE}"))
+            .await;
+        assert_eq!(
+            status, 200,
+            "provisioned on every cluster of the route: {namespace}"
+        );
+    }
+    let id = submit(&app, &job("preferred", "Succeeded")).await;
+    let done = app.wait_finished(&id, WAIT).await;
+    assert_eq!(
+        done["attempts"][0]["backendRef"]["cluster"], "east",
+        "{done}"
+    );
+
+    east.set_reachable(false);
+    let submitted = std::time::Instant::now();
+    let id = submit(&app, &job("rerouted", "Succeeded")).await;
+    let running = app.wait_for(&id, &["RUNNING", "SUCCEEDED"], WAIT).await;
+    eprintln!(
+        "with east down, the new job was {} on west {:.1} s after its submit",
+        running["state"],
+        submitted.elapsed().as_secs_f64()
+    );
+    let done = app.wait_finished(&id, WAIT).await;
+    assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    let attempt = done["attempts"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(attempt["backendRef"]["cluster"], "west", "{done}");
+    let route = attempt["backendRef"]["route"].as_str().unwrap_or_default();
+    assert!(route.contains("cluster east is down"), "{done}");
+    // Once recorded, sk8 releases a succeeded application, so west holds it at most once;
+    // east, reachable again, must never have had it.
+    assert!(applications_of(&west, &id).await <= 1);
+    east.set_reachable(true);
+    assert_eq!(
+        applications_of(&east, &id).await,
+        0,
+        "the job ran on west only"
+    );
 }

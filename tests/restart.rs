@@ -1,14 +1,15 @@
 //! Restart safety, on SQLite and on Postgres: `kill -9` the daemon while jobs are queued and
 //! running (and during a burst of submits); after a restart every accepted job is still there,
 //! none is duplicated, and each ends in a truthful state. A graceful SIGTERM stops the local
-//! Spark processes and says so in the job's history.
+//! Spark processes and says so in the job's history. A daemon whose log reader goes away or
+//! stalls (`sk8 serve 2>&1 | grep -m1 ready`) keeps serving and still stops on SIGTERM.
 
 mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Engine, Options, TestApp, both_engines, fake_job};
+use common::{Engine, Options, Output, TestApp, both_engines, fake_job};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -20,6 +21,64 @@ both_engines!(
     kill9_during_a_submit_burst_loses_no_accepted_job,
     sigterm_stops_running_jobs_and_records_why,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_and_stops_after_the_reader_of_its_stderr_is_gone() {
+    outlives_its_log_reader(Output::StderrClosed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_and_stops_after_the_reader_of_its_stdout_and_stderr_is_gone() {
+    outlives_its_log_reader(Output::BothClosed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_and_stops_while_the_reader_of_its_stderr_stalls() {
+    outlives_its_log_reader(Output::StderrStalled).await;
+}
+
+/// Jobs are submitted until sk8 has dropped log lines (the pipe refused them or is full);
+/// each is accepted, one runs to the end and its log is read; then SIGTERM exits 0.
+async fn outlives_its_log_reader(output: Output) {
+    let mut options = Options::new(Engine::Sqlite);
+    options.output = output;
+    // Debug logs fill a stalled pipe's 64 KiB after a few requests.
+    options.extra = json!({ "log": { "filter": "debug" } });
+    let mut app = TestApp::spawn(options).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut submitted = 0;
+    while log_lines_dropped(&app).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sk8 dropped no log line in {WAIT:?} ({submitted} jobs submitted, {output:?})"
+        );
+        submit_id(&app, &fake_job("t", &format!("job-{submitted}"), "ok")).await;
+        submitted += 1;
+    }
+    let id = submit_id(&app, &fake_job("t", "after-the-drops", "ok")).await;
+    let done = app.wait_finished(&id, WAIT).await;
+    assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    let (status, log) = app.text(&format!("/v1/jobs/{id}/logs")).await;
+    assert_eq!(status, 200, "{log}");
+    let started = std::time::Instant::now();
+    let status = app.terminate().expect("sk8 was running");
+    assert!(
+        status.success(),
+        "SIGTERM after {submitted} jobs ({output:?}): {status} after {:?}",
+        started.elapsed()
+    );
+}
+
+/// `sk8_log_lines_dropped_total` from `/metrics`.
+async fn log_lines_dropped(app: &TestApp) -> u64 {
+    let (status, metrics) = app.text("/metrics").await;
+    assert_eq!(status, 200, "{metrics}");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("sk8_log_lines_dropped_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sk8_log_lines_dropped_total in /metrics:\n{metrics}"))
+}
 
 fn sleeper(name: &str, seconds: u32) -> Value {
     let mut job = fake_job("t", name, "sleep");
@@ -66,7 +125,20 @@ async fn kill9_with_queued_and_running_jobs(engine: Engine) {
         "jobs outlive the daemon: they are in their own process groups"
     );
     kill_group(killed_pid);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Until both have finished while sk8 is down (their wrapper writes `exit`), however slow
+    // the machine: a fixed sleep would test adoption of running jobs instead, under load.
+    for id in [&finishes_a, &finishes_b] {
+        let exit = app.dir.path().join(format!("attempts/{id}/1/exit"));
+        let deadline = std::time::Instant::now() + WAIT;
+        while !exit.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} was not written within {WAIT:?}",
+                exit.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     app.restart().await;
 
     let (_, page) = app.get("/v1/jobs?limit=100").await;
@@ -184,4 +256,36 @@ async fn sigterm_stops_running_jobs_and_records_why(engine: Engine) {
     assert_eq!(done["state"], "FAILED", "{done}");
     let reason = done["failureReason"].as_str().unwrap();
     assert!(reason.contains("sk8 shut down"), "{reason}");
+}
+
+/// SQLite serves one sk8 process: a second one on the same file is refused at startup, naming
+/// the first; once the first is gone (even by `kill -9`) the file is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_sqlite_file_is_refused() {
+    let mut app = TestApp::spawn(Options::new(Engine::Sqlite)).await;
+    let first = app.pid();
+    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_sk8"))
+        .arg("serve")
+        .arg("--config")
+        .arg(app.dir.path().join("sk8.yaml"))
+        .env_remove("DATABASE_URL")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(WAIT, second)
+        .await
+        .expect("the second sk8 exits at startup")
+        .expect("run sk8");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in use by another sk8 process (pid {first}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("use Postgres"), "{stderr}");
+    let (status, _) = app.get("/readyz").await;
+    assert_eq!(status, 200, "the first one serves on");
+    app.kill9();
+    app.restart().await;
+    let (status, _) = app.get("/readyz").await;
+    assert_eq!(status, 200, "restarted on the freed file");
 }

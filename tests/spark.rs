@@ -33,11 +33,11 @@ fn example_job(name: &str, script: &str, args: &[&str]) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_job_succeeds_through_the_cli() {
     let app = spark_app().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_sk8"))
+    let mut submit = Command::new(env!("CARGO_BIN_EXE_sk8"));
+    submit
         .args(["--server", &app.base, "submit", "--wait"])
-        .arg(common::repo_file("examples/pi.yaml"))
-        .output()
-        .unwrap();
+        .arg(common::repo_file("examples/pi.yaml"));
+    let output = common::output_of(submit, SPARK_WAIT, "sk8 submit --wait examples/pi.yaml");
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
@@ -51,20 +51,56 @@ async fn sample_job_succeeds_through_the_cli() {
         "{stderr}"
     );
     let id = stdout
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_else(|| panic!("`job <id> SUCCEEDED` expected: {stdout}"));
+        .lines()
+        .find_map(|line| line.split_once(" finished: ").map(|(_, rest)| rest))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("`NAME finished: ID … SUCCEEDED` expected: {stdout}"));
 
     let job = app.job(id).await;
     assert_eq!(job["state"], "SUCCEEDED");
     assert!(
-        job["links"]["sparkUi"]
+        job["sparkUiUrl"]
             .as_str()
             .is_some_and(|u| u.starts_with("http://127.0.0.1:")),
-        "the Spark UI link comes from the driver log: {job}"
+        "the driver's UI address comes from the driver log: {job}"
+    );
+    assert!(
+        job["links"]["sparkUi"].is_null(),
+        "no live UI link once the job ended: {job}"
     );
     let (_, log) = app.text(&format!("/v1/jobs/{id}/logs")).await;
     assert!(log.contains("pi is roughly 3.1"), "{log}");
+
+    // The run record: the event log Spark wrote, summarized by sk8.
+    let record = recorded_attempt(&app, id, 1).await;
+    let summary = &record["summary"];
+    assert_eq!(summary["status"], "complete", "{record}");
+    assert!(summary["tasks"]["total"].as_u64() > Some(0), "{record}");
+    assert_eq!(summary["tasks"]["failed"], 0, "{record}");
+    assert!(
+        record["appId"].as_str().is_some_and(|a| !a.is_empty()),
+        "{record}"
+    );
+    let (_, archived) = app.text(&format!("/v1/jobs/{id}/logs?attempt=1")).await;
+    assert!(archived.contains("pi is roughly 3.1"), "{archived}");
+}
+
+/// `GET /v1/jobs/{id}/attempts/{n}` once its record is gathered (bounded wait).
+async fn recorded_attempt(app: &TestApp, id: &str, attempt: u32) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, record) = app.get(&format!("/v1/jobs/{id}/attempts/{attempt}")).await;
+        assert_eq!(status, 200, "{record}");
+        if record["record"] == "recorded" {
+            return record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempt {attempt} of {id} was not recorded within 120 s: {record}\n{}",
+            app.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +155,13 @@ async fn missing_spark_fails_the_job_with_install_advice() {
     assert_eq!(done["state"], "FAILED");
     assert_eq!(done["failureClass"], "configuration");
     let reason = done["failureReason"].as_str().unwrap();
-    assert!(reason.contains("pip install pyspark"), "{reason}");
+    // The exact commands that install a Spark where sk8 finds it by itself.
+    for says in [
+        "`scripts/setup-spark.sh`",
+        "/.cache/sk8/spark-venv/bin/pip install pyspark==",
+    ] {
+        assert!(reason.contains(says), "{says}: {reason}");
+    }
 }
 
 async fn wait_for_log(app: &TestApp, id: &str, needle: &str) {
@@ -151,4 +193,158 @@ fn job_processes(id: &str) -> Vec<u32> {
             !zombie && environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes())
         })
         .collect()
+}
+
+/// The live Spark UI through sk8 (`links.sparkUi`): a browser-like client, with a token of the
+/// job's team, loads its pages and the links on them under the prefix; a caller of another
+/// team is refused; once the job has ended the UI answers 409 saying where to look instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_spark_ui_is_served_through_sk8_for_its_team_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    common::write_tokens(
+        &tokens,
+        &[
+            ("fe-token", "ana", &["feature-eng"], "member"),
+            ("pay-token", "bo", &["payments"], "member"),
+        ],
+    );
+    let mut options = Options::new(Engine::Sqlite);
+    options.spark = Spark::Real;
+    options.extra = json!({"auth": {"mode": "tokens", "tokensFile": tokens}});
+    let app = TestApp::spawn(options).await;
+    let browser = browser_with("fe-token");
+    let submitted: Value = browser
+        .post(app.url("/v1/jobs"))
+        .json(&example_job("ui-sleeper", "sleep.py", &["300"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = submitted["id"].as_str().expect("a job id").to_owned();
+
+    let link = spark_ui_link(&app, &browser, &id).await;
+    assert_eq!(link, format!("/v1/jobs/{id}/ui/"));
+    let prefix = format!("/v1/jobs/{id}/ui/");
+    let page = jobs_page(&app, &browser, &link, &prefix).await;
+    let links = links_under(&page, &prefix);
+    assert!(links.len() >= 5, "the page links under {prefix}: {links:?}");
+    for link in links.iter().take(25) {
+        let response = browser.get(app.url(link)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{link} loads through sk8");
+    }
+
+    let other = browser_with("pay-token");
+    let refused = other.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(refused.status(), 404, "another team does not see the job");
+    let anonymous = reqwest::Client::new()
+        .get(app.url(&link))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let cancel = browser
+        .post(app.url(&format!("/v1/jobs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancel.status().is_success());
+    let deadline = std::time::Instant::now() + SPARK_WAIT;
+    loop {
+        let ended = browser.get(app.url(&link)).send().await.unwrap();
+        if ended.status() == 409 {
+            let body: Value = ended.json().await.unwrap();
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("historyServer"), "{body}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the UI of cancelled job {id} still answered {} after {SPARK_WAIT:?}",
+            ended.status()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The UI's start page through sk8, once Spark has finished starting its UI (before, it
+/// answers "Spark is starting up", and 404 while its pages are being attached); redirects stay
+/// under `prefix`.
+async fn jobs_page(app: &TestApp, browser: &reqwest::Client, link: &str, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + SPARK_WAIT;
+    loop {
+        let start = browser.get(app.url(link)).send().await.unwrap();
+        let (status, url) = (start.status(), start.url().clone());
+        let page = start.text().await.unwrap();
+        if status == 200 && page.contains("Spark Jobs") {
+            assert!(
+                url.path().starts_with(prefix),
+                "redirected within the prefix: {url}"
+            );
+            return page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Spark UI did not show its jobs page within {SPARK_WAIT:?}: {status} at {url}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// An HTTP client that sends `token` with every request and follows redirects, as a browser
+/// with a session would.
+fn browser_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {token}").parse().unwrap();
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// `links.sparkUi` of job `id`, once its driver announced its UI (bounded wait).
+async fn spark_ui_link(app: &TestApp, browser: &reqwest::Client, id: &str) -> String {
+    let deadline = std::time::Instant::now() + SPARK_WAIT;
+    loop {
+        let job: Value = browser
+            .get(app.url(&format!("/v1/jobs/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(link) = job["links"]["sparkUi"].as_str() {
+            return link.to_owned();
+        }
+        assert!(
+            ["QUEUED", "SUBMITTED", "RUNNING"].contains(&job["state"].as_str().unwrap_or_default()),
+            "the job ended before its UI was seen: {job}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Spark UI link within {SPARK_WAIT:?}: {job}\n{}",
+            app.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The distinct `href` and `src` targets of `page` under `prefix`.
+fn links_under(page: &str, prefix: &str) -> Vec<String> {
+    let mut links: Vec<String> = ["href=\"", "src=\""]
+        .iter()
+        .flat_map(|attr| page.split(attr).skip(1))
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|target| target.starts_with(prefix))
+        .map(|target| target.replace("&amp;", "&"))
+        .collect();
+    links.sort();
+    links.dedup();
+    links
 }

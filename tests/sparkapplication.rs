@@ -11,6 +11,7 @@ use sk8::backend::kubernetes::render::{RenderSettings, connect_server, spark_app
 use sk8::backend::{AttemptRequest, SessionRequest};
 use sk8::domain::jobspec::Format;
 use sk8::domain::{JobId, JobSpec, SessionId, SessionSpec, SpecDefaults};
+use sk8::record::confs::EventLogSettings;
 
 const CRD_DIR: &str = "tests/fixtures/crds/apache-spark-kubernetes-operator";
 
@@ -69,6 +70,9 @@ fn settings() -> RenderSettings {
     RenderSettings {
         driver_service_account: "sk8-spark-driver".into(),
         failed_retain_seconds: 3600,
+        event_logs: EventLogSettings {
+            spark_dir: "s3a://spark-history/events".into(),
+        },
     }
 }
 
@@ -78,6 +82,7 @@ fn render(body: &Value, attempt: u32) -> Value {
         job_id: JobId::parse("01kb2r5q3h7m9x4c2d").unwrap(),
         attempt,
         spec,
+        traceparent: None,
     };
     spark_application(&request, &settings())
 }
@@ -235,4 +240,27 @@ fn the_schema_check_catches_mistakes() {
         errors.contains("runtimeVersions.sparkVersion: is required"),
         "{errors}"
     );
+}
+
+/// The driver joins its attempt's trace: `TRACEPARENT` in its environment, unless the job's
+/// own envVars set one.
+#[test]
+fn the_driver_gets_its_attempts_traceparent() {
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let driver_env = |env_vars: Value| {
+        let body = json!({"team": "t", "env": "dev", "name": "traced",
+                          "mainApplicationFile": "s3a://b/job.py", "envVars": env_vars});
+        let spec = JobSpec::parse(body.to_string().as_bytes(), Format::Json, &defaults()).unwrap();
+        let request = AttemptRequest {
+            job_id: JobId::parse("01kb2r5q3h7m9x4c2d").unwrap(),
+            attempt: 1,
+            spec,
+            traceparent: Some(traceparent.into()),
+        };
+        let app = spark_application(&request, &settings());
+        app["spec"]["sparkConf"]["spark.kubernetes.driverEnv.TRACEPARENT"].clone()
+    };
+    assert_eq!(driver_env(json!({})), traceparent);
+    let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    assert_eq!(driver_env(json!({"TRACEPARENT": own})), own);
 }

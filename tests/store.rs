@@ -20,6 +20,7 @@ both_engines!(
     list_filters_orders_and_pages,
     live_jobs_and_counts_by_state,
     audit_rows_are_listed_newest_first_and_pruned_by_age,
+    an_ended_attempt_gets_a_pending_record_that_is_filled_in_and_expires,
 );
 
 /// A store on its own database; the `TestDb` (Postgres) or temp dir (SQLite) lives as long.
@@ -154,6 +155,7 @@ fn attempt_for(job: &Job, state: JobState) -> Attempt {
         ended_at: None,
         failure_reason: None,
         failure_class: None,
+        remediation: None,
     }
 }
 
@@ -407,4 +409,132 @@ async fn audit_rows_are_listed_newest_first_and_pruned_by_age(engine: Engine) {
     assert_eq!(fx.store.audit_prune(cutoff).await.unwrap(), 1);
     let listed = fx.store.audit_list(&all).await.unwrap();
     assert_eq!(actors(listed), ["now", "recent"]);
+}
+
+async fn an_ended_attempt_gets_a_pending_record_that_is_filled_in_and_expires(engine: Engine) {
+    use sk8::record::evidence::{Evidence, ProcessExit};
+    use sk8::record::{AttemptRecord, RecordState};
+    let fx = fixture(engine).await;
+    let mut stored = insert(&fx.store, &job("team-a", "recorded", None)).await;
+    stored.state = JobState::Running;
+    stored.attempts = 1;
+    let running = attempt_for(&stored, JobState::Running);
+    assert!(
+        fx.store
+            .job_save(&mut stored, Some(&running), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        fx.store.record_pending(10).await.unwrap().is_empty(),
+        "not ended yet"
+    );
+
+    let ended_at = Utc::now() - chrono::Duration::days(3);
+    let mut ended = attempt_for(&stored, JobState::Succeeded);
+    ended.ended_at = Some(ended_at);
+    stored.state = JobState::Succeeded;
+    assert!(
+        fx.store
+            .job_save(&mut stored, Some(&ended), None)
+            .await
+            .unwrap()
+    );
+    // Saving the ended attempt again keeps the one record.
+    assert!(
+        fx.store
+            .job_save(&mut stored, Some(&ended), None)
+            .await
+            .unwrap()
+    );
+    let pending = fx.store.record_pending(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].state, RecordState::Pending);
+    assert_eq!(
+        pending[0].ended_at.timestamp_millis(),
+        ended_at.timestamp_millis()
+    );
+
+    let mut record: AttemptRecord = pending[0].clone();
+    record.state = RecordState::Recorded;
+    record.app_id = Some("local-1796448131550".into());
+    record.driver_log = Some(format!("sk8/{}/1/driver.log", stored.id));
+    record.evidence = Some(Evidence {
+        process: Some(ProcessExit::from_status(0)),
+        ..Evidence::default()
+    });
+    record.summary = Some(serde_json::json!({"status": "complete", "tasks": {"total": 8}}));
+    record.headline = Some("8 tasks".into());
+    record.recorded_at = Some(Utc::now());
+    fx.store.record_save(&record).await.unwrap();
+    assert!(fx.store.record_pending(10).await.unwrap().is_empty());
+    let read = fx.store.record_get(&stored.id, 1).await.unwrap().unwrap();
+    assert_eq!(read.app_id, record.app_id);
+    assert_eq!(read.evidence, record.evidence);
+    assert_eq!(read.summary, record.summary);
+    assert_eq!(fx.store.record_list(&stored.id).await.unwrap().len(), 1);
+
+    // Retention finds it once it is older than the cut-off, and not after its logs went.
+    let two_days_ago = Utc::now() - chrono::Duration::days(2);
+    let four_days_ago = Utc::now() - chrono::Duration::days(4);
+    assert!(
+        fx.store
+            .record_expired(four_days_ago, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        fx.store
+            .record_expired(two_days_ago, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    expire_the_logs_of(&fx, &read).await;
+    assert!(
+        fx.store
+            .record_expired(two_days_ago, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Retention deletes an expired attempt's archived logs and event log, nothing else, and marks
+/// its record; the summary and evidence stay.
+async fn expire_the_logs_of(fx: &Fixture, record: &sk8::record::AttemptRecord) {
+    use sk8::history::{Location, Objects, StoreOptions as HistoryOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Objects::open(&Location::local(dir.path()), &HistoryOptions::default()).unwrap();
+    let id = &record.job_id;
+    let expired = [
+        format!("sk8/{id}/1/driver.log"),
+        format!("sk8/{id}/1/executors/exec-1.log"),
+        "local-1796448131550".to_string(),
+    ];
+    let kept = ["sk8/other-job/1/driver.log", "local-1796448131551"];
+    for key in expired.iter().map(String::as_str).chain(kept) {
+        objects.put(key, "a line\n".into()).await.unwrap();
+    }
+    let retention = sk8::record::Retention::new(
+        fx.store.clone(),
+        objects.clone(),
+        std::time::Duration::from_secs(2 * 86_400),
+        std::time::Duration::from_secs(3600),
+    );
+    assert_eq!(retention.pass(Utc::now()).await.unwrap(), 1);
+    for key in &expired {
+        assert!(objects.head(key).await.is_err(), "{key} deleted");
+    }
+    for key in kept {
+        assert!(objects.head(key).await.is_ok(), "{key} kept");
+    }
+    let read = fx.store.record_get(id, 1).await.unwrap().unwrap();
+    assert!(read.logs_deleted_at.is_some());
+    assert_eq!(read.driver_log, None);
+    assert_eq!(read.summary, record.summary, "the summary stays");
+    assert_eq!(read.evidence, record.evidence, "the evidence stays");
+    assert_eq!(retention.pass(Utc::now()).await.unwrap(), 0, "once only");
 }

@@ -180,3 +180,62 @@ pub async fn send(request: reqwest::RequestBuilder, expected: u16) -> anyhow::Re
 pub fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
+
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A Postgres database made for one benchmark run (on the server `DATABASE_URL` names, an
+/// admin URL, default the local one); [`ScratchPostgres::drop_it`] removes it.
+pub struct ScratchPostgres {
+    pub url: String,
+    admin: sqlx::postgres::PgConnection,
+    name: String,
+}
+
+impl ScratchPostgres {
+    pub async fn create() -> anyhow::Result<Self> {
+        use sqlx::Connection;
+        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+        let mut admin = sqlx::postgres::PgConnection::connect(&admin_url)
+            .await
+            .context("connect to Postgres (set DATABASE_URL to an admin URL)")?;
+        let name = format!("sk8_bench_{:x}", random_seed());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
+        Ok(ScratchPostgres {
+            url: with_database(&admin_url, &name)?,
+            admin,
+            name,
+        })
+    }
+
+    pub async fn drop_it(mut self) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let sql = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut self.admin)
+            .await?;
+        self.admin.close().await?;
+        Ok(())
+    }
+}
+
+/// The URL with its database (the path) replaced, keeping credentials, host and parameters.
+fn with_database(url: &str, db: &str) -> anyhow::Result<String> {
+    let authority_start = url.find("://").context("DATABASE_URL has no scheme")? + 3;
+    let rest = &url[authority_start..];
+    let authority_end = authority_start + rest.find(['/', '?']).unwrap_or(rest.len());
+    let params = url[authority_end..]
+        .find('?')
+        .map_or("", |i| &url[authority_end + i..]);
+    Ok(format!("{}/{db}{params}", &url[..authority_end]))
+}
+
+/// A seed that differs between runs and processes.
+pub fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    nanos ^ (u64::from(std::process::id()) << 32)
+}

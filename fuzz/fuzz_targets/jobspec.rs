@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(
             matches!(
                 error,
-                Error::InvalidRequest { .. } | Error::PayloadTooLarge(_)
+                Error::InvalidRequest { .. } | Error::InvalidFields(_) | Error::PayloadTooLarge(_)
             ),
             "a parser error that is not a client error: {error:?}"
         );

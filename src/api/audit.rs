@@ -22,7 +22,7 @@ use crate::store::AuditFilter;
     params(
         ("team" = Option<String>, Query), ("actor" = Option<String>, Query),
         ("action" = Option<String>, Query, description = "`job.submit`, `session.delete`, `http.denied`, …"),
-        ("limit" = Option<u32>, Query, description = "1-500, default 50"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1-500, default 50"),
         ("page_token" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
     ),
     responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody)))]

@@ -20,8 +20,21 @@ pub const ROUTES: &[(&str, &str, Option<Role>)] = &[
     ("POST", "/v1/jobs/{id}/cancel", Some(Role::Member)),
     ("GET", "/v1/jobs/{id}/events", Some(Role::Viewer)),
     ("GET", "/v1/jobs/{id}/logs", Some(Role::Viewer)),
+    (
+        "GET",
+        "/v1/jobs/{id}/attempts/{attempt}",
+        Some(Role::Viewer),
+    ),
     ("POST", "/v1/sessions", Some(Role::Member)),
     ("GET", "/v1/sessions", Some(Role::Viewer)),
+    ("GET", "/v1/advice", Some(Role::Viewer)),
+    ("GET", "/v1/advice/report", Some(Role::Viewer)),
+    ("GET", "/v1/jobs/{id}/ui", Some(Role::Viewer)),
+    ("GET", "/v1/jobs/{id}/ui/", Some(Role::Viewer)),
+    ("GET", "/v1/jobs/{id}/ui/{path}", Some(Role::Viewer)),
+    ("GET", "/v1/sessions/{id}/ui", Some(Role::Viewer)),
+    ("GET", "/v1/sessions/{id}/ui/", Some(Role::Viewer)),
+    ("GET", "/v1/sessions/{id}/ui/{path}", Some(Role::Viewer)),
     ("GET", "/v1/sessions/{id}", Some(Role::Viewer)),
     ("DELETE", "/v1/sessions/{id}", Some(Role::Member)),
     ("GET", "/v1/sessions/{id}/events", Some(Role::Viewer)),
@@ -41,7 +54,11 @@ pub const ROUTES: &[(&str, &str, Option<Role>)] = &[
     ("GET", "/openapi.json", None),
 ];
 
+/// The entry of a route as the router matched it: HEAD is answered by GET's handler, and a
+/// catch-all segment (`{*path}`) is documented as a plain one (`{path}`).
 fn least_role(method: &str, route: &str) -> Option<Option<Role>> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    let route = route.replace("{*", "{");
     ROUTES
         .iter()
         .find(|(m, r, _)| *m == method && *r == route)

@@ -1,4 +1,5 @@
-//! The HTTP face of [`Error`]: a status code and `{"error":{"code","message","field"}}`.
+//! The HTTP face of [`Error`]: a status code and `{"error":{"code","message","field"}}`, plus
+//! `errors: [{field, message}]` with every broken rule of an invalid request.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -7,6 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::Error;
+
+/// The `Retry-After` of a 503.
+const UNAVAILABLE_RETRY_SECONDS: u64 = 2;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -23,12 +27,26 @@ pub struct ErrorDetail {
     /// The request field at fault, when there is one (`driver.memory`, `labels.team`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For `invalid_request`: every broken rule, each with its field; the first is the one in
+    /// `field` and `message`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldErrorBody>,
+}
+
+/// One broken rule of an invalid request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    /// The field's JSON path (`driver.memory`, `sparkConf.spark.master`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong with it.
+    pub message: String,
 }
 
 impl Error {
     fn status(&self) -> StatusCode {
         match self {
-            Error::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::InvalidRequest { .. } | Error::InvalidFields(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -54,6 +72,14 @@ impl IntoResponse for Error {
                 code,
                 message: self.to_string(),
                 field: self.field().map(str::to_owned),
+                errors: self
+                    .field_errors()
+                    .into_iter()
+                    .map(|e| FieldErrorBody {
+                        field: e.field,
+                        message: e.message,
+                    })
+                    .collect(),
             },
         };
         let mut response = (status, Json(body)).into_response();
@@ -67,6 +93,14 @@ impl IntoResponse for Error {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(seconds.max(1)),
+            );
+        }
+        if let Error::Unavailable(_) = &self {
+            // What is unreachable (the store restarting, a cluster's API) usually is back
+            // within seconds; clients and proxies that honour the header retry then.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(UNAVAILABLE_RETRY_SECONDS),
             );
         }
         if status == StatusCode::UNAUTHORIZED {

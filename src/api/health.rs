@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
-use super::{ApiDoc, AppState};
+use super::AppState;
 use crate::error::Error;
 
 #[derive(Serialize, ToSchema)]
@@ -37,6 +37,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Err(err) = state.jobs.record_job_gauges().await {
         tracing::warn!(error = %err, "cannot refresh job gauges for /metrics");
     }
+    if let Err(err) = state.jobs.record_sizing_gauges().await {
+        tracing::warn!(error = %err, "cannot refresh sizing gauges for /metrics");
+    }
+    crate::telemetry::record_log_drops();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -46,5 +50,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// This API's OpenAPI document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, content_type = "application/json")))]
 pub async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+    Json(super::openapi::document())
 }

@@ -14,7 +14,7 @@ use crate::auth::Identity;
 use crate::domain::jobspec::Format;
 use crate::domain::{Event, JobSpec, JobState};
 use crate::error::Error;
-use crate::service::{DEFAULT_PAGE, JobDetail, JobPage, MAX_PAGE, Submitted};
+use crate::service::{AttemptDetail, DEFAULT_PAGE, JobDetail, JobPage, MAX_PAGE, Submitted};
 use crate::store::JobFilter;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -23,13 +23,17 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 ///
 /// The body is a JobSpec in JSON, or in YAML with `Content-Type: application/yaml`. The job is
 /// stored before anything reaches a backend. With an `Idempotency-Key`, a retry with the same
-/// body returns the original job (200) and a different body is a 409.
+/// body returns the original job (200) and a different body is a 409. With `dryRun=true`,
+/// nothing is stored: the answer (200) is the effective spec, with remembered sizes and
+/// sizing advice applied, and what sizing did.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
     request_body(content(
         (JobSpec = "application/json"),
         (JobSpec = "application/yaml"),
     )),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this submission safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this submission safe"),
+           ("dryRun" = Option<bool>, Query,
+            description = "`true`: validate and show the effective spec without creating a job")),
     responses(
         (status = 201, description = "Created", body = crate::domain::Job),
         (status = 200, description = "The job this Idempotency-Key created before", body = crate::domain::Job),
@@ -40,11 +44,17 @@ pub async fn submit(
     State(state): State<AppState>,
     Extension(caller): Extension<Identity>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
+    let dry_run = dry_run(query.as_deref().unwrap_or_default())?;
     let format = body_format(&headers)?;
     let key = idempotency_key(&headers)?;
     let body = body.map_err(body_error)?;
+    if dry_run {
+        let effective = state.jobs.dry_run(&body, format, &caller).await?;
+        return Ok((StatusCode::OK, Json(effective)).into_response());
+    }
     Ok(
         match state.jobs.submit(&body, format, key, &caller).await? {
             Submitted::Created(job) => super::created(format!("/v1/jobs/{}", job.id), job),
@@ -53,13 +63,37 @@ pub async fn submit(
     )
 }
 
+/// `dryRun` of a submit's query: `true` or `false`; nothing else is a parameter.
+fn dry_run(raw: &str) -> Result<bool, Error> {
+    let mut dry_run = false;
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        match (key.as_ref(), value.as_ref()) {
+            ("dryRun", "true") => dry_run = true,
+            ("dryRun", "false") => dry_run = false,
+            ("dryRun", other) => {
+                return Err(Error::invalid(
+                    "dryRun",
+                    format!("must be true or false, got {other:?}"),
+                ));
+            }
+            (other, _) => {
+                return Err(Error::invalid(
+                    other,
+                    "is not a parameter of a submit; the only one is dryRun",
+                ));
+            }
+        }
+    }
+    Ok(dry_run)
+}
+
 /// List jobs, newest first.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
     params(
         ("team" = Option<String>, Query), ("env" = Option<String>, Query),
         ("state" = Option<JobState>, Query), ("name" = Option<String>, Query),
         ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat to require several"),
-        ("limit" = Option<u32>, Query, description = "1-500, default 50"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1-500, default 50"),
         ("page_token" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
     ),
     responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
@@ -107,9 +141,25 @@ pub async fn events(
     Ok(Json(state.jobs.events(&id, &caller).await?))
 }
 
-/// The driver log of the latest attempt; `follow=true` streams until the attempt ends.
+/// One attempt's whole run record: summary of its event log, evidence of how it ended,
+/// archived logs and links.
+#[utoipa::path(get, path = "/v1/jobs/{id}/attempts/{attempt}", tag = "jobs",
+    params(("id" = String, Path), ("attempt" = u32, Path)),
+    responses((status = 200, body = AttemptDetail), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn attempt(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Identity>,
+    Path((id, attempt)): Path<(String, String)>,
+) -> Result<Json<AttemptDetail>, Error> {
+    Ok(Json(state.jobs.attempt(&id, &attempt, &caller).await?))
+}
+
+/// The driver log of an attempt (`attempt=N`, else the latest that started): live from the
+/// backend while it runs, archived after. `follow=true` streams until the attempt ends.
 #[utoipa::path(get, path = "/v1/jobs/{id}/logs", tag = "jobs",
-    params(("id" = String, Path), ("follow" = Option<bool>, Query)),
+    params(("id" = String, Path), ("follow" = Option<bool>, Query),
+           ("attempt" = Option<u32>, Query, description = "Which attempt; default the latest")),
     responses((status = 200, content_type = "text/plain"), (status = 404, body = ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
@@ -117,8 +167,11 @@ pub async fn logs(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let follow = bool_param(query.as_deref().unwrap_or_default(), "follow")?;
-    let stream = state.jobs.logs(&id, follow, &caller).await?;
+    let (follow, attempt) = log_params(query.as_deref().unwrap_or_default())?;
+    let stream = state
+        .jobs
+        .logs(&id, attempt.as_deref(), follow, &caller)
+        .await?;
     let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
     Ok((headers, Body::from_stream(stream)).into_response())
 }
@@ -242,6 +295,25 @@ pub(super) fn limit_param(value: &str) -> Result<u32, Error> {
 }
 
 /// The only parameter of a query: a boolean flag named `name` (false when absent).
+/// `follow` and `attempt` of the logs endpoint.
+fn log_params(query: &str) -> Result<(bool, Option<String>), Error> {
+    let mut follow = String::new();
+    let mut attempt = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "follow" => follow = format!("follow={value}"),
+            "attempt" => attempt = Some(value.into_owned()),
+            other => {
+                return Err(Error::invalid(
+                    other,
+                    "is not a parameter; use follow or attempt",
+                ));
+            }
+        }
+    }
+    Ok((bool_param(&follow, "follow")?, attempt))
+}
+
 pub(super) fn bool_param(query: &str, name: &str) -> Result<bool, Error> {
     let mut flag = false;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {

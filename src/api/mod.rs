@@ -1,12 +1,15 @@
 //! The HTTP API (axum): routes, shared state, request metrics and the OpenAPI document.
 
+mod advice;
 mod audit;
 mod auth;
 pub mod error;
 mod health;
 mod jobs;
 mod namespaces;
+mod openapi;
 mod sessions;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,13 +45,23 @@ pub struct AppState {
     info(title = "sk8", description = "Control plane for running Apache Spark on Kubernetes."),
     paths(
         jobs::submit, jobs::list, jobs::get, jobs::cancel, jobs::events, jobs::logs,
+        jobs::attempt,
+        advice::get, advice::report,
+        ui::to_slash,
+        ui::root,
+        ui::page,
+        ui::session_to_slash,
+        ui::session_root,
+        ui::session_page,
         sessions::create, sessions::list, sessions::get, sessions::delete, sessions::events,
         namespaces::apply, namespaces::list, namespaces::get, namespaces::delete,
         audit::list,
         health::healthz, health::readyz, health::metrics, health::openapi,
     ),
+    components(schemas(crate::service::sizing::DryRun)),
     tags(
         (name = "jobs", description = "Batch Spark jobs and their history"),
+        (name = "advice", description = "Sizing advice from a job's past runs"),
         (name = "sessions", description = "Interactive Spark Connect sessions behind the gateway"),
         (name = "namespaces", description = "Team namespaces sjns-<team>-<env> and their guard rails"),
         (name = "audit", description = "Who did what to which resource, and how it ended"),
@@ -75,6 +88,10 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
+        .route("/v1/jobs/{id}/attempts/{attempt}", get(jobs::attempt))
+        .merge(ui::routes())
+        .route("/v1/advice", get(advice::get))
+        .route("/v1/advice/report", get(advice::report))
         .route("/v1/sessions", post(sessions::create).get(sessions::list))
         .route(
             "/v1/sessions/{id}",
@@ -107,6 +124,9 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
             reject_large_headers(limits, request, next)
         }))
         .layer(middleware::from_fn(record_request))
+        .layer(middleware::from_fn(
+            crate::telemetry::propagation::http_layer,
+        ))
         .with_state(state)
 }
 
@@ -133,6 +153,7 @@ async fn method_not_allowed() -> Response {
             message: "this route does not accept that method; GET /openapi.json lists the API"
                 .into(),
             field: None,
+            errors: Vec::new(),
         },
     };
     (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
@@ -183,6 +204,7 @@ async fn reject_large_headers(limits: RequestLimits, request: Request, next: Nex
             code: "headers_too_large",
             message,
             field: None,
+            errors: Vec::new(),
         },
     };
     (
@@ -212,8 +234,7 @@ async fn record_request(request: Request, next: Next) -> Response {
 
 /// The OpenAPI document as committed in `docs/openapi.json`.
 pub fn openapi_json() -> String {
-    let mut json = ApiDoc::openapi()
-        .to_pretty_json()
+    let mut json = serde_json::to_string_pretty(&openapi::document())
         .expect("the OpenAPI document serializes");
     json.push('\n');
     json

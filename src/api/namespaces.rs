@@ -74,7 +74,7 @@ pub async fn get(
 #[utoipa::path(get, path = "/v1/namespaces", tag = "namespaces",
     params(
         ("team" = Option<String>, Query), ("env" = Option<String>, Query),
-        ("limit" = Option<u32>, Query, description = "1-500, default 50"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1-500, default 50"),
         ("page_token" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
     ),
     responses((status = 200, body = NamespacePage), (status = 400, body = ErrorBody)))]

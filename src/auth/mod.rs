@@ -28,7 +28,7 @@ pub use self::tokens::TokenEntry;
 use crate::config::{AuthConfig, AuthMode};
 
 /// What a caller may do, in increasing order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     Viewer,

@@ -19,7 +19,7 @@ use super::{Identity, Role};
 const FILE_CHECK: Duration = Duration::from_secs(1);
 
 /// One token, as configured.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenEntry {
     pub user: String,

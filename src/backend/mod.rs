@@ -34,6 +34,9 @@ pub struct AttemptRequest {
     pub job_id: JobId,
     pub attempt: u32,
     pub spec: JobSpec,
+    /// The attempt's W3C trace context, given to the driver as `TRACEPARENT` (the job's
+    /// envVars may set their own).
+    pub traceparent: Option<String>,
 }
 
 impl AttemptRequest {
@@ -117,6 +120,17 @@ pub struct ManagedServer {
     /// Which of the session's starts it serves.
     pub start: u32,
     pub backend_ref: BackendRef,
+}
+
+/// What a backend knows of an ended attempt, read before it cleans up ([`Backend::ended`]).
+#[derive(Clone, Debug, Default)]
+pub struct Ended {
+    /// The Spark application id, when the backend knows it (a deterministic one, or read from
+    /// the driver log).
+    pub app_id: Option<String>,
+    pub evidence: crate::record::Evidence,
+    /// The last bytes of each failed executor's log, by pod name.
+    pub executor_tails: Vec<(String, Bytes)>,
 }
 
 /// Why an attempt cannot start now.
@@ -212,12 +226,31 @@ pub trait Backend: Send + Sync + 'static {
     /// The driver log; with `follow`, the stream ends only when the attempt has ended.
     async fn logs(&self, attempt: &BackendRef, follow: bool) -> Result<LogStream, BackendError>;
 
+    /// The attempt's Spark application id, when already known (sk8 set it, or the driver
+    /// announced it); the History Server link is built from it.
+    fn app_id(&self, _attempt: &BackendRef) -> Option<String> {
+        None
+    }
+
+    /// What is left to learn of an ended attempt: its application id, evidence of how it ended,
+    /// failed executors' log tails. Read before [`Backend::release`]; never fails (what cannot
+    /// be read is a gap in the evidence).
+    async fn ended(&self, _attempt: &BackendRef) -> Ended {
+        Ended::default()
+    }
+
+    /// Lets go of an ended attempt whose run record is gathered (on Kubernetes: deletes the
+    /// application the operator retained for it). Call again until [`StopProgress::Gone`].
+    async fn release(&self, _attempt: &BackendRef) -> Result<StopProgress, BackendError> {
+        Ok(StopProgress::Gone)
+    }
+
     /// Starts a session's Spark Connect server, or finds it started under its name.
     async fn server_start(&self, _request: &SessionRequest) -> Result<BackendRef, BackendError> {
         Err(BackendError::Rejected {
             class: FailureClass::Configuration,
             reason: format!(
-                "the {} backend does not run sessions yet; use backend.kind local",
+                "the {} backend does not run sessions; use backend.kind local or kubernetes",
                 self.name()
             ),
         })
@@ -229,6 +262,12 @@ pub trait Backend: Send + Sync + 'static {
             reason: format!("the {} backend does not run sessions", self.name()),
             stopped_by_sk8: false,
         })
+    }
+
+    /// Where a READY session's server (serving Spark Connect at `endpoint`) serves its Spark
+    /// UI (`http://host:port`), when it has one: Apache Spark's servers do, Sail's do not.
+    async fn server_ui(&self, _server: &BackendRef, _endpoint: &str) -> Option<String> {
+        None
     }
 
     /// Stops a session's server; call again until it reports [`StopProgress::Gone`].

@@ -1,7 +1,9 @@
 //! The `sk8` command line: `serve` runs the daemon; every other subcommand is a client of a
 //! running daemon's HTTP API.
 
+mod advise;
 mod client;
+mod describe;
 mod manifest;
 mod namespace;
 mod output;
@@ -26,6 +28,7 @@ pub struct Cli {
         long,
         global = true,
         env = "SK8_SERVER",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:8080"
     )]
     pub server: String,
@@ -51,7 +54,7 @@ pub enum Command {
     /// Run the sk8 daemon (embedded defaults when no config is given).
     Serve {
         /// A YAML config file (see examples/sk8.yaml); SK8_* variables override it.
-        #[arg(long, env = "SK8_CONFIG")]
+        #[arg(long, env = "SK8_CONFIG", hide_env_values = true)]
         config: Option<PathBuf>,
         /// Only load and validate the configuration (file and SK8_* variables), print the
         /// result, and exit: non-zero when it is invalid. Binds nothing, connects to nothing.
@@ -60,6 +63,7 @@ pub enum Command {
     },
     /// Submit a job from a JobSpec file (YAML or JSON; `-` reads stdin).
     Submit {
+        /// The JobSpec file (see examples/*.yaml); relative paths in it are relative to it.
         file: PathBuf,
         /// Wait for the job to finish, showing its progress; exit non-zero unless it succeeds.
         #[arg(long)]
@@ -69,37 +73,74 @@ pub enum Command {
         idempotency_key: Option<String>,
     },
     /// Show a job.
-    Status { id: String },
+    Status {
+        /// The job's id (`sk8 list` shows them).
+        id: String,
+    },
     /// Cancel a queued or running job.
-    Cancel { id: String },
+    Cancel {
+        /// The job's id.
+        id: String,
+    },
     /// List jobs, newest first.
     List {
+        /// Only this team's jobs.
         #[arg(long)]
         team: Option<String>,
+        /// Only jobs of this environment.
         #[arg(long)]
         env: Option<String>,
+        /// Only jobs in this state: queued, submitted, running, retrying, succeeded, failed or
+        /// cancelled.
         #[arg(long)]
         state: Option<String>,
+        /// Only jobs of this name.
         #[arg(long)]
         name: Option<String>,
-        /// key=value; repeat to require several.
+        /// Only jobs with this label, as key=value; repeat to require several.
         #[arg(long)]
         label: Vec<String>,
+        /// At most this many jobs (1-500).
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// Continue from a previous listing's next-page token.
         #[arg(long)]
         page_token: Option<String>,
     },
-    /// Print a job's driver log.
+    /// Everything sk8 knows of a job: timeline, and per attempt the resources given and used,
+    /// how it ended and where to look further.
+    Describe {
+        /// The job's id.
+        id: String,
+    },
+    /// Sizing advice for a job's next run, from its last successful runs.
+    Advise {
+        /// The job's team.
+        team: String,
+        /// The job's environment.
+        env: String,
+        /// The job's name, as in its spec.
+        name: String,
+        /// How much headroom: conservative, balanced (default) or cost.
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Print a job's driver log (archived once its attempt ended).
     Logs {
+        /// The job's id.
         id: String,
         /// Keep streaming until the job's attempt ends.
         #[arg(short, long)]
         follow: bool,
+        /// Which attempt's log (`sk8 describe` lists them); default the latest that started.
+        #[arg(long)]
+        attempt: Option<u32>,
     },
     /// Show a job's state transitions.
-    Events { id: String },
+    Events {
+        /// The job's id.
+        id: String,
+    },
     /// Interactive Spark Connect sessions (notebooks connect through sk8's gateway).
     #[command(subcommand)]
     Session(session::SessionCommand),
@@ -108,6 +149,27 @@ pub enum Command {
     Namespace(namespace::NamespaceCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+}
+
+/// The client-only flags: every subcommand accepts them (they are global), but `serve` does
+/// not use them, so its help does not list them.
+const CLIENT_FLAGS: [&str; 3] = ["server", "token", "output"];
+
+impl Cli {
+    /// Parses the process's arguments (exits with clap's message when they are wrong).
+    pub fn parse_args() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command();
+        // A hidden copy in `serve` stops the global flag from being propagated there.
+        let hidden: Vec<clap::Arg> = command
+            .get_arguments()
+            .filter(|arg| CLIENT_FLAGS.contains(&arg.get_id().as_str()))
+            .map(|arg| arg.clone().hide(true))
+            .collect();
+        let command = command.mut_subcommand("serve", |serve| serve.args(hidden));
+        let matches = command.get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+    }
 }
 
 /// Runs a client subcommand against the daemon.
@@ -131,7 +193,10 @@ pub async fn run_client(cli: Cli) -> ExitCode {
             wait,
             idempotency_key,
         } => submit(&client, &out, &file, wait, idempotency_key).await,
-        Command::Status { id } => client.get_job(&id).await.map(|job| out.job_detail(&job)),
+        Command::Status { id } => client.get_job(&id).await.map(|mut job| {
+            client.absolutize(&mut job["links"]["sparkUi"]);
+            out.job_detail(&job)
+        }),
         Command::Cancel { id } => client
             .cancel(&id)
             .await
@@ -159,15 +224,26 @@ pub async fn run_client(cli: Cli) -> ExitCode {
                 .await
                 .map(|page| out.job_page(&page))
         }
-        Command::Logs { id, follow } => client.logs(&id, follow).await.map(|()| ExitCode::SUCCESS),
+        Command::Describe { id } => describe::run(&client, &out, &id).await,
+        Command::Advise {
+            team,
+            env,
+            name,
+            profile,
+        } => advise::run(&client, &out, [team, env, name], profile).await,
+        Command::Logs {
+            id,
+            follow,
+            attempt,
+        } => client
+            .logs(&id, follow, attempt, out.is_json())
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Events { id } => client.events(&id).await.map(|events| out.events(&events)),
         Command::Session(command) => session::run(&client, &out, command).await,
         Command::Namespace(command) => namespace::run(&client, &out, command).await,
     };
-    result.unwrap_or_else(|err| {
-        eprintln!("error: {err}");
-        ExitCode::FAILURE
-    })
+    result.unwrap_or_else(|err| out.error(&err))
 }
 
 async fn submit(
@@ -177,16 +253,20 @@ async fn submit(
     wait: bool,
     idempotency_key: Option<String>,
 ) -> Result<ExitCode, client::ClientError> {
-    let body = manifest::load(file).map_err(client::ClientError::Input)?;
-    let job = client.submit(&body, idempotency_key.as_deref()).await?;
-    if !wait {
-        return Ok(out.job(&job, "submitted"));
+    let manifest = manifest::Manifest::load(file)?;
+    let job = client
+        .submit(&manifest.body, idempotency_key.as_deref())
+        .await
+        .map_err(|e| manifest.explain(e))?;
+    // The same confirmation with and without --wait; with -o json and --wait, stdout holds
+    // only the finished job.
+    if !wait || !out.is_json() {
+        out.job(&job, "submitted");
     }
-    out.progress(&format!(
-        "submitted job {} ({}); waiting for it to finish",
-        job["id"].as_str().unwrap_or("?"),
-        job["name"].as_str().unwrap_or("?")
-    ));
+    if !wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.progress("waiting for it to finish");
     let id = job["id"].as_str().unwrap_or_default().to_owned();
     let finished = output::wait(client, out, &id).await?;
     Ok(out.final_state(&finished))

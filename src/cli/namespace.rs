@@ -14,23 +14,37 @@ use super::output::{Printer, s};
 pub enum NamespaceCommand {
     /// Create or update a team namespace from a NamespaceSpec file (YAML or JSON with `team`
     /// and `env`; `-` reads stdin).
-    Apply { file: PathBuf },
+    Apply {
+        /// The NamespaceSpec file.
+        file: PathBuf,
+    },
     /// Show a namespace: its spec, what its clusters hold, and any drift.
-    Get { team: String, env: String },
+    Get {
+        /// The namespace's team.
+        team: String,
+        /// The namespace's environment.
+        env: String,
+    },
     /// List namespaces by name.
     List {
+        /// Only this team's namespaces.
         #[arg(long)]
         team: Option<String>,
+        /// Only namespaces of this environment.
         #[arg(long)]
         env: Option<String>,
+        /// At most this many namespaces (1-500).
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Continue from a previous listing's next-page token.
         #[arg(long)]
         page_token: Option<String>,
     },
     /// Delete a namespace and everything in it.
     Delete {
+        /// The namespace's team.
         team: String,
+        /// The namespace's environment.
         env: String,
         /// Delete even while jobs or sessions run in it: they are cancelled first.
         #[arg(long)]
@@ -45,15 +59,18 @@ pub async fn run(
 ) -> Result<ExitCode, ClientError> {
     match command {
         NamespaceCommand::Apply { file } => {
-            let body = manifest::load(&file).map_err(ClientError::Input)?;
-            let (team, env) = (s(&body["team"]), s(&body["env"]));
+            let manifest = manifest::Manifest::load(&file)?;
+            let (team, env) = (s(&manifest.body["team"]), s(&manifest.body["env"]));
             if team.is_empty() || env.is_empty() {
                 return Err(ClientError::Input(format!(
                     "{} must name the namespace's team and env",
                     file.display()
                 )));
             }
-            let detail = client.put(&path(&team, &env), &body).await?;
+            let detail = client
+                .put(&path(&team, &env), &manifest.body)
+                .await
+                .map_err(|e| manifest.explain(e))?;
             Ok(show(out, &detail))
         }
         NamespaceCommand::Get { team, env } => {
@@ -94,7 +111,11 @@ fn show(out: &Printer, detail: &Value) -> ExitCode {
         return out.json(detail);
     }
     let spec = &detail["spec"];
-    let drift = if detail["drift"] == true {
+    let no_cluster = detail["clusters"].as_array().is_none_or(Vec::is_empty);
+    let drift = if no_cluster {
+        // "in sync" would claim something was applied; without a cluster nothing was.
+        "stored only: no Kubernetes cluster is configured, so nothing was applied anywhere"
+    } else if detail["drift"] == true {
         "DRIFTED"
     } else {
         "in sync"

@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use crate::auth::Role;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct JwtConfig {
     /// The issuers trusted; a token whose `iss` is none of them is refused.
@@ -32,7 +32,7 @@ impl Default for JwtConfig {
 }
 
 /// One trusted issuer: how its tokens are signed and what their claims mean.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JwtIssuer {
     /// The `iss` its tokens carry.

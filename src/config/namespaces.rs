@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use crate::domain::namespace::{
@@ -11,7 +11,7 @@ use crate::domain::namespace::{
 };
 use crate::domain::quantity::Quantity;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct NamespacesConfig {
     /// Jobs and sessions are accepted only for namespaces sk8 has provisioned.
@@ -35,7 +35,7 @@ pub struct NamespacesConfig {
 }
 
 /// The NetworkPolicies' view of the platform.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct NetworkConfig {
     /// sk8's own namespace and pod labels: the only pods that reach a driver's port 15002.

@@ -37,6 +37,19 @@ pub struct Job {
     /// When the next attempt may start (RETRYING only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The W3C trace id of the run's trace (the submitter's trace when the submit carried a
+    /// `traceparent`), in hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The span the run's trace hangs under (the submit's), in hex.
+    #[serde(skip)]
+    pub trace_parent: Option<String>,
+    /// The job started from a size a resized retry of the same job found to work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sized_from: Option<crate::remediation::resize::SizedFrom>,
+    /// What sizing advice did at submit: the advice given, what was applied and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sizing: Option<crate::advice::auto::Sizing>,
     /// Optimistic-concurrency counter: every write checks and bumps it.
     #[serde(skip)]
     pub version: i64,
@@ -63,6 +76,10 @@ impl Job {
             started_at: None,
             finished_at: None,
             next_attempt_at: None,
+            trace_id: None,
+            trace_parent: None,
+            sized_from: None,
+            sizing: None,
             version: 0,
         }
     }
@@ -93,6 +110,9 @@ pub struct Attempt {
     pub failure_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_class: Option<FailureClass>,
+    /// How a failed attempt was classified and what was decided about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<crate::remediation::AttemptRemediation>,
 }
 
 /// One state transition of a job: the history.

@@ -1,15 +1,20 @@
 //! The JobSpec: what a pipeline asks sk8 to run, the same shape in JSON and YAML (camelCase).
 //!
-//! [`JobSpec::parse`] turns a request body into a valid spec or an [`Error::InvalidRequest`]
-//! naming the field and the rule it breaks. Shape errors (unknown fields, wrong types) come from
-//! serde with the field's path; value rules are checked in [`JobSpec::validate`].
+//! [`JobSpec::parse`] turns a request body into a valid spec or an error naming every field
+//! and the rule it breaks ([`Error::InvalidRequest`] for one, [`Error::InvalidFields`] for
+//! several). Shape errors (unknown fields, with the known name they are closest to, and wrong
+//! types) come from serde with the field's path; value rules are checked in
+//! [`JobSpec::validate`].
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use serde_path_to_error::Segment;
+
 use super::names::{self, DnsLabel};
+use super::violations::{self, Violations};
 use crate::error::Error;
 
 const MAX_ARGS: usize = 256;
@@ -33,7 +38,7 @@ const MAX_MEMORY_BYTES: u64 = 1 << 40;
 pub const RESERVED_LABEL_PREFIX: &str = "sk8.dev/";
 /// Confs sk8 sets itself from the spec (or, for the Connect token, keeps to itself); accepting
 /// them would make the spec lie.
-const RESERVED_CONFS: [&str; 7] = [
+const RESERVED_CONFS: [&str; 9] = [
     "spark.master",
     "spark.submit.deployMode",
     "spark.app.name",
@@ -41,6 +46,9 @@ const RESERVED_CONFS: [&str; 7] = [
     "spark.kubernetes.container.image",
     "spark.kubernetes.driver.pod.name",
     "spark.connect.authenticate.token",
+    // Where the event log goes and the id it is found by are the run record's (crate::record).
+    "spark.eventLog.dir",
+    "spark.app.id",
 ];
 const APP_FILE_SCHEMES: [&str; 9] = [
     "local://", "file://", "s3a://", "s3://", "gs://", "abfss://", "hdfs://", "https://", "http://",
@@ -89,9 +97,22 @@ pub struct JobSpec {
     pub labels: BTreeMap<String, String>,
     /// Wall-clock limit from the first attempt's start; past it the job is stopped and FAILED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 604_800)]
     pub timeout_seconds: Option<u64>,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// `off`: a failed attempt is never retried with more memory, and the job does not start
+    /// from a size remembered from an earlier run of the same job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<crate::remediation::resize::ResizeMode>,
+    /// What the submission does with sizing advice from the job's past runs: `off`, `advise`
+    /// (record it on the job) or `auto` (apply it). Left out: the team's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizing: Option<crate::advice::auto::SizingMode>,
+    /// With `sizing: auto`: advice may change settings this spec sets itself (by default the
+    /// spec's own values win).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sizing_override: bool,
 }
 
 /// A Spark conf value. Only strings are accepted, so `64` and `true` must be quoted: the
@@ -223,10 +244,15 @@ pub enum Format {
 }
 
 impl JobSpec {
-    /// Parses and validates a body, then fills in the defaults.
+    /// Parses and validates a body, then fills in the defaults. Refused with every broken
+    /// rule at once (each with its field), not only the first.
     pub fn parse(body: &[u8], format: Format, defaults: &SpecDefaults) -> Result<Self, Error> {
-        let mut spec: JobSpec = decode(body, format, "JobSpec")?;
-        spec.validate()?;
+        let mut problems = Violations::default();
+        let spec: Option<JobSpec> = decode_collecting(body, format, "JobSpec", &mut problems)?;
+        if let Some(spec) = &spec {
+            spec.check(&mut problems);
+        }
+        let mut spec = problems.into_result(spec)?;
         defaults.fill(&mut spec.spark_version, &mut spec.image);
         Ok(spec)
     }
@@ -244,75 +270,101 @@ impl JobSpec {
         hash.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Checks every value rule, returning the first broken one with its field.
+    /// Checks every value rule, returning every broken one with its field.
     pub fn validate(&self) -> Result<(), Error> {
-        names::team_namespace(&self.team, &self.env).map_err(|m| Error::invalid("env", m))?;
-        check_name(&self.name)?;
+        let mut problems = Violations::default();
+        self.check(&mut problems);
+        problems.finish()
+    }
+
+    /// Records every broken value rule.
+    fn check(&self, problems: &mut Violations) {
+        problems.check(
+            names::team_namespace(&self.team, &self.env)
+                .map(drop)
+                .map_err(|m| Error::invalid("env", m)),
+        );
+        problems.check(check_name(&self.name));
         if let Some(v) = &self.spark_version {
-            check_spark_version(v)?;
+            problems.check(check_spark_version(v));
         }
         if let Some(image) = &self.image {
-            check_image(image)?;
+            problems.check(check_image(image));
         }
-        self.check_application()?;
-        check_args(&self.args)?;
-        check_spark_conf(&self.spark_conf)?;
-        self.check_resources()?;
-        check_deps(&self.deps)?;
-        check_env_vars(&self.env_vars)?;
-        check_labels(&self.labels)?;
-        self.check_policies()
-    }
-
-    fn check_application(&self) -> Result<(), Error> {
-        let file = &self.main_application_file;
-        check_uri("mainApplicationFile", file)?;
-        let is_jar = file.ends_with(".jar");
-        if !is_jar && !file.ends_with(".py") {
-            return Err(Error::invalid(
-                "mainApplicationFile",
-                "must be a .py file, or a .jar together with mainClass",
-            ));
-        }
-        match (&self.main_class, is_jar) {
-            (None, true) => Err(Error::invalid(
-                "mainClass",
-                "is required when mainApplicationFile is a .jar",
-            )),
-            (Some(_), false) => Err(Error::invalid(
-                "mainClass",
-                "applies only to .jar applications; remove it for a .py file",
-            )),
-            (Some(class), true) if !is_java_class_name(class) => Err(Error::invalid(
-                "mainClass",
-                format!("{class:?} is not a Java class name like com.example.Main"),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    fn check_resources(&self) -> Result<(), Error> {
+        self.check_application(problems);
+        check_args(&self.args, problems);
+        check_spark_conf(&self.spark_conf, problems);
         check_resources(
             &self.driver,
             &self.executor,
             self.dynamic_allocation.as_ref(),
-        )
+            problems,
+        );
+        check_deps(&self.deps, problems);
+        check_env_vars(&self.env_vars, problems);
+        check_labels(&self.labels, problems);
+        self.check_policies(problems);
     }
 
-    fn check_policies(&self) -> Result<(), Error> {
-        if let Some(timeout) = self.timeout_seconds {
-            check_between("timeoutSeconds", timeout, 1, MAX_TIMEOUT_SECONDS)?;
+    fn check_application(&self, problems: &mut Violations) {
+        let file = &self.main_application_file;
+        problems.check(check_uri("mainApplicationFile", file));
+        let is_jar = file.ends_with(".jar");
+        if !is_jar && !file.ends_with(".py") {
+            problems.push(
+                "mainApplicationFile",
+                "must be a .py file, or a .jar together with mainClass",
+            );
+            return;
         }
-        check_between(
+        match (&self.main_class, is_jar) {
+            (None, true) => problems.push(
+                "mainClass",
+                "is required when mainApplicationFile is a .jar",
+            ),
+            (Some(_), false) => problems.push(
+                "mainClass",
+                "applies only to .jar applications; remove it for a .py file",
+            ),
+            (Some(class), true) if !is_java_class_name(class) => problems.push(
+                "mainClass",
+                format!("{class:?} is not a Java class name like com.example.Main"),
+            ),
+            _ => {}
+        }
+    }
+
+    fn check_policies(&self, problems: &mut Violations) {
+        use crate::advice::auto::SizingMode;
+        if self.sizing_override && matches!(self.sizing, Some(SizingMode::Off | SizingMode::Advise))
+        {
+            problems.push(
+                "sizingOverride",
+                "applies only with sizing: auto; remove it or set sizing: auto",
+            );
+        }
+        if let Some(timeout) = self.timeout_seconds {
+            problems.check(check_between(
+                "timeoutSeconds",
+                timeout,
+                1,
+                MAX_TIMEOUT_SECONDS,
+            ));
+        }
+        problems.check(check_between(
             "retry.maxAttempts",
             u64::from(self.retry.max_attempts),
             1,
             u64::from(MAX_ATTEMPTS),
-        )?;
+        ));
         if let Some(backoff) = self.retry.backoff_seconds {
-            check_between("retry.backoffSeconds", backoff, 0, MAX_BACKOFF_SECONDS)?;
+            problems.check(check_between(
+                "retry.backoffSeconds",
+                backoff,
+                0,
+                MAX_BACKOFF_SECONDS,
+            ));
         }
-        Ok(())
     }
 }
 
@@ -321,15 +373,23 @@ pub(crate) fn check_resources(
     driver: &DriverSpec,
     executor: &ExecutorSpec,
     dynamic: Option<&DynamicAllocation>,
-) -> Result<(), Error> {
-    check_cores("driver.cores", driver.cores)?;
-    check_memory("driver.memory", &driver.memory)?;
-    check_cores("executor.cores", executor.cores)?;
-    check_memory("executor.memory", &executor.memory)?;
-    check_at_most("executor.instances", executor.instances, MAX_INSTANCES)?;
-    let Some(dynamic) = dynamic else {
-        return Ok(());
-    };
+    problems: &mut Violations,
+) {
+    problems.check(check_cores("driver.cores", driver.cores));
+    problems.check(check_memory("driver.memory", &driver.memory));
+    problems.check(check_cores("executor.cores", executor.cores));
+    problems.check(check_memory("executor.memory", &executor.memory));
+    problems.check(check_at_most(
+        "executor.instances",
+        executor.instances,
+        MAX_INSTANCES,
+    ));
+    if let Some(dynamic) = dynamic {
+        problems.check(check_dynamic_allocation(dynamic));
+    }
+}
+
+fn check_dynamic_allocation(dynamic: &DynamicAllocation) -> Result<(), Error> {
     check_at_most(
         "dynamicAllocation.maxExecutors",
         dynamic.max_executors,
@@ -369,14 +429,131 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
             serde_path_to_error::deserialize(&mut de)
                 .map_err(|e| shape_error(e, &format!("JSON {kind}")))
         }
-        Format::Yaml => {
-            let text = std::str::from_utf8(body).map_err(|e| Error::InvalidRequest {
-                field: None,
-                message: format!("the YAML body is not valid UTF-8: {e}"),
-            })?;
-            decode_value(yaml_value(text)?, &format!("YAML {kind}"))
+        Format::Yaml => decode_value(yaml_value(body)?, &format!("YAML {kind}")),
+    }
+}
+
+/// Decodes a body into a spec's shape, getting past every unknown field (each reported with
+/// the known name it is closest to) and every mistyped field, so that one answer lists them
+/// all. `None` when the shape could not be decoded; every reason is in `problems`. A body that
+/// is not JSON or YAML at all is an error of its own.
+pub(crate) fn decode_collecting<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    format: Format,
+    kind: &str,
+    problems: &mut Violations,
+) -> Result<Option<T>, Error> {
+    let (value, kind) = match format {
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_slice(body);
+            let value = serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| shape_error(e, &format!("JSON {kind}")))?;
+            (value, format!("JSON {kind}"))
+        }
+        Format::Yaml => (yaml_value(body)?, format!("YAML {kind}")),
+    };
+    Ok(decode_value_collecting(value, &kind, problems))
+}
+
+/// At most this many shape errors are collected from one body (each costs one more decode).
+const MAX_SHAPE_ERRORS: usize = 32;
+
+/// [`decode_collecting`] of a value already parsed: decode, and at each shape error record it,
+/// remove the culprit and decode again, until the value decodes or an error cannot be got past
+/// (a missing field, a mistyped list element).
+pub(crate) fn decode_value_collecting<T: serde::de::DeserializeOwned>(
+    mut value: serde_json::Value,
+    kind: &str,
+    problems: &mut Violations,
+) -> Option<T> {
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..MAX_SHAPE_ERRORS {
+        let err = match serde_path_to_error::deserialize(&value) {
+            Ok(spec) => return Some(spec),
+            Err(err) => err,
+        };
+        let inner = err.inner().to_string();
+        let mut path: Vec<Segment> = err.path().iter().cloned().collect();
+        if let Some((name, known)) = unknown_field(&inner) {
+            // serde reports an unknown field at its parent, or (nested) at itself.
+            if matches!(path.last(), Some(Segment::Map { key }) if key == name) {
+                path.pop();
+            }
+            path.push(Segment::Map { key: name.into() });
+            problems.push(dotted(&path), unknown_field_message(name, &known, &inner));
+        } else {
+            let shape = shape_error(err, kind);
+            let missing_after_removal = inner.starts_with("missing field")
+                && shape
+                    .field()
+                    .is_some_and(|f| removed.iter().any(|r| r == f));
+            if !missing_after_removal {
+                problems.push_error(shape);
+            }
+            if inner.starts_with("missing field")
+                || !matches!(path.last(), Some(Segment::Map { .. }))
+            {
+                return None;
+            }
+        }
+        if !remove_at(&mut value, &path) {
+            return None;
+        }
+        removed.push(dotted(&path));
+    }
+    None
+}
+
+/// The name and the expected names of serde's "unknown field `x`, expected one of `a`, `b`".
+fn unknown_field(message: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (name, expected) = rest.split_once('`')?;
+    let known = expected.split('`').skip(1).step_by(2).collect();
+    Some((name, known))
+}
+
+fn unknown_field_message(name: &str, known: &[&str], serde_message: &str) -> String {
+    match violations::did_you_mean(name, known.iter().copied()) {
+        Some(meant) => format!("unknown field `{name}`; did you mean `{meant}`?"),
+        None => serde_message.to_owned(),
+    }
+}
+
+/// A path as the API names fields: `driver.memory`, `args[0]`, `sparkConf.spark.master`.
+fn dotted(path: &[Segment]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => out.push('?'),
         }
     }
+    out
+}
+
+/// Removes the object entry at `path`; false when there is none to remove.
+fn remove_at(value: &mut serde_json::Value, path: &[Segment]) -> bool {
+    let Some((Segment::Map { key }, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut node = value;
+    for segment in parents {
+        let next = match segment {
+            Segment::Map { key } => node.get_mut(key.as_str()),
+            Segment::Seq { index } => node.get_mut(*index),
+            _ => None,
+        };
+        let Some(next) = next else { return false };
+        node = next;
+    }
+    node.as_object_mut()
+        .is_some_and(|object| object.remove(key).is_some())
 }
 
 /// Decodes a value already parsed into a spec's shape, naming the field on failure.
@@ -387,9 +564,24 @@ pub(crate) fn decode_value<T: serde::de::DeserializeOwned>(
     serde_path_to_error::deserialize(value).map_err(|e| shape_error(e, kind))
 }
 
-/// Parses YAML into a JSON value with limits on aliases and size, so that anchor bombs fail
-/// fast instead of expanding.
-fn yaml_value(text: &str) -> Result<serde_json::Value, Error> {
+/// Parses a YAML body into a JSON value with limits on aliases and size, so that anchor bombs
+/// fail fast instead of expanding.
+/// A body already accepted by [`JobSpec::parse`], as a JSON value: which fields it names.
+pub(crate) fn body_value(body: &[u8], format: Format) -> Result<serde_json::Value, Error> {
+    match format {
+        Format::Json => serde_json::from_slice(body).map_err(|e| Error::InvalidRequest {
+            field: None,
+            message: format!("the JSON body is not valid JSON: {e}"),
+        }),
+        Format::Yaml => yaml_value(body),
+    }
+}
+
+fn yaml_value(body: &[u8]) -> Result<serde_json::Value, Error> {
+    let text = std::str::from_utf8(body).map_err(|e| Error::InvalidRequest {
+        field: None,
+        message: format!("the YAML body is not valid UTF-8: {e}"),
+    })?;
     let options = serde_saphyr::options! {
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: 10_000,
@@ -525,59 +717,65 @@ fn is_java_class_name(name: &str) -> bool {
     name.len() <= 256 && name.split('.').all(ident)
 }
 
-fn check_args(args: &[String]) -> Result<(), Error> {
+fn check_args(args: &[String], problems: &mut Violations) {
     if args.len() > MAX_ARGS {
-        return Err(Error::invalid(
+        problems.push(
             "args",
             format!("at most {MAX_ARGS} arguments, got {}", args.len()),
-        ));
+        );
+        return;
     }
     for (i, arg) in args.iter().enumerate() {
         if arg.len() > MAX_ARG_LEN || arg.contains('\0') {
-            return Err(Error::invalid(
+            problems.push(
                 format!("args[{i}]"),
                 format!("must be at most {MAX_ARG_LEN} bytes with no NUL characters"),
-            ));
+            );
         }
     }
-    Ok(())
 }
 
-pub(crate) fn check_spark_conf(conf: &BTreeMap<String, ConfValue>) -> Result<(), Error> {
+pub(crate) fn check_spark_conf(conf: &BTreeMap<String, ConfValue>, problems: &mut Violations) {
     if conf.len() > MAX_CONF_ENTRIES {
-        return Err(Error::invalid(
+        problems.push(
             "sparkConf",
             format!("at most {MAX_CONF_ENTRIES} entries, got {}", conf.len()),
+        );
+        return;
+    }
+    for (key, value) in conf {
+        problems.check(check_conf_entry(key, value));
+    }
+}
+
+fn check_conf_entry(key: &str, ConfValue(value): &ConfValue) -> Result<(), Error> {
+    let field = format!("sparkConf.{key}");
+    let key_ok = key.starts_with("spark.")
+        && key.len() <= MAX_CONF_KEY_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !key_ok {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "keys must start with \"spark.\" and be at most {MAX_CONF_KEY_LEN} letters, \
+                 digits, '.', '-' or '_'"
+            ),
         ));
     }
-    for (key, ConfValue(value)) in conf {
-        let field = format!("sparkConf.{key}");
-        let key_ok = key.starts_with("spark.")
-            && key.len() <= MAX_CONF_KEY_LEN
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        if !key_ok {
-            return Err(Error::invalid(
-                field,
-                format!(
-                    "keys must start with \"spark.\" and be at most {MAX_CONF_KEY_LEN} letters, \
-                     digits, '.', '-' or '_'"
-                ),
-            ));
-        }
-        if RESERVED_CONFS.contains(&key.as_str()) {
-            return Err(Error::invalid(
-                field,
-                "is set by sk8 (from team/env, name and image, or its own Connect token); remove it",
-            ));
-        }
-        if value.len() > MAX_CONF_VALUE_LEN || value.contains('\0') {
-            return Err(Error::invalid(
-                field,
-                format!("values must be at most {MAX_CONF_VALUE_LEN} bytes with no NUL"),
-            ));
-        }
+    if RESERVED_CONFS.contains(&key) {
+        return Err(Error::invalid(
+            field,
+            "is set by sk8 (from team/env, name and image, its event log location and application id, \
+             or its own Connect token); remove it",
+        ));
+    }
+    if value.len() > MAX_CONF_VALUE_LEN || value.contains('\0') {
+        return Err(Error::invalid(
+            field,
+            format!("values must be at most {MAX_CONF_VALUE_LEN} bytes with no NUL"),
+        ));
     }
     Ok(())
 }
@@ -633,74 +831,83 @@ fn check_memory(field: &str, size: &str) -> Result<(), Error> {
     }
 }
 
-fn check_deps(deps: &Deps) -> Result<(), Error> {
+fn check_deps(deps: &Deps, problems: &mut Violations) {
     for (field, list) in [
         ("deps.jars", &deps.jars),
         ("deps.pyFiles", &deps.py_files),
         ("deps.files", &deps.files),
     ] {
         if list.len() > MAX_DEPS {
-            return Err(Error::invalid(
+            problems.push(
                 field,
                 format!("at most {MAX_DEPS} entries, got {}", list.len()),
-            ));
+            );
+            continue;
         }
         for (i, uri) in list.iter().enumerate() {
-            check_uri(&format!("{field}[{i}]"), uri)?;
+            problems.check(check_uri(&format!("{field}[{i}]"), uri));
         }
     }
-    Ok(())
 }
 
-fn check_env_vars(vars: &BTreeMap<String, String>) -> Result<(), Error> {
+fn check_env_vars(vars: &BTreeMap<String, String>, problems: &mut Violations) {
     if vars.len() > MAX_ENV_VARS {
-        return Err(Error::invalid(
+        problems.push(
             "envVars",
             format!("at most {MAX_ENV_VARS} variables, got {}", vars.len()),
-        ));
+        );
+        return;
     }
     for (name, value) in vars {
-        let mut chars = name.chars();
-        let name_ok = name.len() <= 128
-            && chars
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !name_ok {
-            return Err(Error::invalid(
-                format!("envVars.{name}"),
-                "names must be letters, digits and '_', not starting with a digit (at most 128)",
-            ));
-        }
-        if value.len() > MAX_ENV_VALUE_LEN || value.contains('\0') {
-            return Err(Error::invalid(
-                format!("envVars.{name}"),
-                format!("values must be at most {MAX_ENV_VALUE_LEN} bytes with no NUL"),
-            ));
-        }
+        problems.check(check_env_var(name, value));
+    }
+}
+
+fn check_env_var(name: &str, value: &str) -> Result<(), Error> {
+    let mut chars = name.chars();
+    let name_ok = name.len() <= 128
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !name_ok {
+        return Err(Error::invalid(
+            format!("envVars.{name}"),
+            "names must be letters, digits and '_', not starting with a digit (at most 128)",
+        ));
+    }
+    if value.len() > MAX_ENV_VALUE_LEN || value.contains('\0') {
+        return Err(Error::invalid(
+            format!("envVars.{name}"),
+            format!("values must be at most {MAX_ENV_VALUE_LEN} bytes with no NUL"),
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Error> {
+pub(crate) fn check_labels(labels: &BTreeMap<String, String>, problems: &mut Violations) {
     if labels.len() > MAX_LABELS {
-        return Err(Error::invalid(
+        problems.push(
             "labels",
             format!("at most {MAX_LABELS} labels, got {}", labels.len()),
-        ));
+        );
+        return;
     }
     for (key, value) in labels {
-        let field = format!("labels.{key}");
-        if key.starts_with(RESERVED_LABEL_PREFIX) {
-            return Err(Error::invalid(
-                field,
-                format!("keys under {RESERVED_LABEL_PREFIX} are reserved for sk8"),
-            ));
-        }
-        names::label_key_rule(key).map_err(|m| Error::invalid(field.clone(), m))?;
-        names::label_value_rule(value).map_err(|m| Error::invalid(field, m))?;
+        problems.check(check_label(key, value));
     }
-    Ok(())
+}
+
+fn check_label(key: &str, value: &str) -> Result<(), Error> {
+    let field = format!("labels.{key}");
+    if key.starts_with(RESERVED_LABEL_PREFIX) {
+        return Err(Error::invalid(
+            field,
+            format!("keys under {RESERVED_LABEL_PREFIX} are reserved for sk8"),
+        ));
+    }
+    names::label_key_rule(key).map_err(|m| Error::invalid(field.clone(), m))?;
+    names::label_value_rule(value).map_err(|m| Error::invalid(field, m))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use super::jobspec::{self, Format};
 use super::names::{self, DnsLabel};
 use super::quantity::Quantity;
+use super::violations::Violations;
 use crate::error::Error;
 
 const MAX_SECRETS: usize = 32;
@@ -52,6 +53,20 @@ pub struct NamespaceSpec {
     /// Egress allowed beyond the platform's (DNS, the API server, its own extra rules).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress: Vec<EgressRule>,
+    /// Whether the team's jobs and sessions write Spark event logs (and so get run summaries
+    /// and History Server links) when their spec does not say; on unless turned off here. A
+    /// spec's own `spark.eventLog.enabled` wins.
+    #[serde(default = "on", skip_serializing_if = "is_on")]
+    #[schema(default = true)]
+    pub event_log: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+fn is_on(value: &bool) -> bool {
+    *value
 }
 
 /// The namespace's ResourceQuota: totals over all its pods' requests.
@@ -129,7 +144,7 @@ pub struct TeamNamespace {
 }
 
 /// Quota and limits together: the platform's defaults, or its maxima.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct NamespaceResources {
     pub quota: QuotaSpec,
@@ -172,7 +187,10 @@ impl NamespaceSpec {
                 }
             }
         }
-        let mut spec: NamespaceSpec = jobspec::decode_value(value, "NamespaceSpec")?;
+        // Every unknown or mistyped field at once, each with its did-you-mean.
+        let mut problems = Violations::default();
+        let spec = jobspec::decode_value_collecting(value, "NamespaceSpec", &mut problems);
+        let mut spec: NamespaceSpec = problems.into_result(spec)?;
         spec.fill(&policy.defaults);
         spec.validate(&policy.maxima)?;
         Ok(spec)

@@ -16,6 +16,7 @@ use super::jobspec::{
     self, ConfValue, DriverSpec, DynamicAllocation, ExecutorSpec, Format, SpecDefaults,
 };
 use super::names::{self, DnsLabel};
+use super::violations::Violations;
 use crate::error::Error;
 
 /// The longest idle timeout: a week.
@@ -45,6 +46,7 @@ pub struct SessionSpec {
     pub spark_conf: BTreeMap<String, ConfValue>,
     /// Stopped after this long with no RPC in flight and none arriving.
     #[serde(default = "default_idle_timeout")]
+    #[schema(minimum = 1, maximum = 604_800)]
     pub idle_timeout_seconds: u64,
     /// The next RPC for a session stopped for idleness starts it again and waits for it.
     #[serde(default = "default_auto_resume")]
@@ -60,10 +62,16 @@ fn default_auto_resume() -> bool {
 }
 
 impl SessionSpec {
-    /// Parses and validates a body, then fills in the defaults.
+    /// Parses and validates a body, then fills in the defaults; refused with every broken
+    /// rule at once.
     pub fn parse(body: &[u8], format: Format, defaults: &SpecDefaults) -> Result<Self, Error> {
-        let mut spec: SessionSpec = jobspec::decode(body, format, "SessionSpec")?;
-        spec.validate()?;
+        let mut problems = Violations::default();
+        let spec: Option<SessionSpec> =
+            jobspec::decode_collecting(body, format, "SessionSpec", &mut problems)?;
+        if let Some(spec) = &spec {
+            spec.check(&mut problems);
+        }
+        let mut spec = problems.into_result(spec)?;
         defaults.fill(&mut spec.spark_version, &mut spec.image);
         Ok(spec)
     }
@@ -72,27 +80,32 @@ impl SessionSpec {
         names::team_namespace(&self.team, &self.env).expect("validated at parse time")
     }
 
-    fn validate(&self) -> Result<(), Error> {
-        names::team_namespace(&self.team, &self.env).map_err(|m| Error::invalid("env", m))?;
-        names::dns_label_rule(&self.name).map_err(|m| Error::invalid("name", m))?;
+    fn check(&self, problems: &mut Violations) {
+        problems.check(
+            names::team_namespace(&self.team, &self.env)
+                .map(drop)
+                .map_err(|m| Error::invalid("env", m)),
+        );
+        problems.check(names::dns_label_rule(&self.name).map_err(|m| Error::invalid("name", m)));
         if let Some(version) = &self.spark_version {
-            jobspec::check_spark_version(version)?;
+            problems.check(jobspec::check_spark_version(version));
         }
         if let Some(image) = &self.image {
-            jobspec::check_image(image)?;
+            problems.check(jobspec::check_image(image));
         }
-        jobspec::check_spark_conf(&self.spark_conf)?;
+        jobspec::check_spark_conf(&self.spark_conf, problems);
         jobspec::check_resources(
             &self.driver,
             &self.executor,
             self.dynamic_allocation.as_ref(),
-        )?;
-        jobspec::check_between(
+            problems,
+        );
+        problems.check(jobspec::check_between(
             "idleTimeoutSeconds",
             self.idle_timeout_seconds,
             1,
             MAX_IDLE_TIMEOUT_SECONDS,
-        )
+        ));
     }
 }
 

@@ -12,17 +12,27 @@
 //! - Requests are decoded only as far as routing needs ([`wire`]); every request message gets
 //!   the caller's identity as `user_context.user_id`. The client's credentials never go
 //!   upstream; sk8's own token for the session's server does ([`token`]).
+//! - Compression is the gateway's per hop (`gateway.compression`): servers are never asked to
+//!   compress (the client's `grpc-accept-encoding` does not go upstream), and the client hop
+//!   is gzipped only when configured.
 //! - Unknown methods are forwarded like the others.
+//! - A session resumed on a new server gets each open client's Spark session back there
+//!   before the client's first RPC: confs, artifacts and temp views, under the server-side
+//!   session id the client holds ([`restore`]).
 //! - Each server has its own pool of HTTP/2 connections, dropped once its session is found
 //!   stopped or moved; each team's RPCs pass `limits.gatewayRpcs`; refusals are audited.
 
 pub mod activity;
 mod body;
+mod compression;
+mod messages;
+mod restore;
 pub mod token;
 pub mod wire;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -37,11 +47,13 @@ use tonic::Status;
 use tonic::server::NamedService;
 
 use self::activity::Activity;
-use self::body::{ResponseBody, UpstreamBody};
+use self::body::{ResponseBody, Rewriter, Transform, UpstreamBody};
+use self::restore::Restore;
 use self::token::UpstreamTokens;
 use self::wire::FrameReader;
 use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Authenticator, Identity, Role};
+use crate::config::Encoding;
 use crate::domain::{Session, SessionId, SessionState};
 use crate::error::Error;
 use crate::limits::Limits;
@@ -82,6 +94,8 @@ fn upstream_client() -> Upstream {
 struct Cached {
     endpoint: String,
     team: String,
+    /// Which server it is (the session's `starts`).
+    starts: u32,
     read: Instant,
 }
 
@@ -89,6 +103,12 @@ struct Cached {
 pub struct GatewaySettings {
     pub resume_timeout: Duration,
     pub max_request_message: usize,
+    /// The client hop's compression (`gateway.compression.toClient`).
+    pub to_client: Encoding,
+    /// Where Spark sessions' artifacts and views are kept for a restore, and up to how many
+    /// bytes each (`gateway.restoreMaxBytes`).
+    pub restore_dir: PathBuf,
+    pub restore_max_bytes: u64,
 }
 
 /// The gateway service; cheap to clone.
@@ -112,6 +132,8 @@ struct Inner {
     endpoints: RwLock<HashMap<SessionId, Cached>>,
     /// Operation id → the endpoint of the server that runs it.
     operations: RwLock<HashMap<String, String>>,
+    /// Spark sessions' state, for when their session resumes on a new server.
+    restore: Arc<Restore>,
 }
 
 impl Gateway {
@@ -124,9 +146,11 @@ impl Gateway {
         audit: Audit,
         limits: Arc<Limits>,
     ) -> Self {
+        let restore = Restore::new(settings.restore_dir.clone(), settings.restore_max_bytes);
         Gateway {
             inner: Arc::new(Inner {
                 sessions,
+                restore: Arc::new(restore),
                 settings,
                 pools: RwLock::default(),
                 activity,
@@ -148,36 +172,73 @@ impl Gateway {
         let method = method_of(request.uri().path());
         let (parts, body) = request.into_parts();
         let caller = self.caller(&parts.headers, method).await?;
-        let user: Arc<str> = caller.user.as_str().into();
+        crate::telemetry::rpc::record_user(&caller.user);
+        let gzip = self.inner.settings.to_client == Encoding::Gzip;
+        let mut rewriter = Rewriter {
+            user: caller.user.as_str().into(),
+            gunzip: gzip && compression::names_gzip(&parts.headers, "grpc-encoding"),
+            max_message: self.inner.settings.max_request_message,
+            observed: None,
+            tap: None,
+        };
         let session = session_of(&parts.headers)?;
         let mut reader = FrameReader::new(self.inner.settings.max_request_message);
         let mut rest = BodyStream::new(body);
-        let first = first_message(&mut reader, &mut rest).await?;
-        let operation = first
-            .as_ref()
-            .and_then(|m| wire::routing(&m.message, operation_field(method)).ok())
-            .and_then(|r| r.operation_id);
-        let first = first
-            .map(|frame| body::rewrite(frame, &user))
+        let first = first_message(&mut reader, &mut rest)
+            .await?
+            .map(|frame| rewriter.unpack(frame))
             .transpose()
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // A message that is not protobuf is refused here, before its session is looked up:
+        // the answer is about the request, whichever session it names.
+        let operation = match &first {
+            Some(message) => {
+                wire::routing(message, operation_field(method))
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?
+                    .operation_id
+            }
+            None => None,
+        };
         let endpoint = self
             .endpoint(&session, method, operation.as_deref(), &caller)
             .await?;
         if let (Some(operation), "ExecutePlan") = (&operation, method) {
             self.remember(operation, &endpoint);
         }
+        // Busy from here: a restore replaying state keeps the session from idling out.
         let busy = self.inner.activity.begin(&session);
         let token = self.inner.tokens.for_session(&session);
-        let upstream = upstream_request(
-            &parts,
+        let pool = self.pool(&endpoint);
+        let server = self
+            .starts(&session, &endpoint)
+            .map(|starts| restore::Server {
+                client: &pool,
+                endpoint: &endpoint,
+                token: &token,
+                starts,
+            });
+        let rpc = restore::Rpc {
+            session: &session,
             method,
+            first: first.as_deref(),
+            user: &caller.user,
+        };
+        let plan = self.inner.restore.prepare(&rpc, server.as_ref()).await?;
+        rewriter.observed = plan.observed;
+        rewriter.tap = plan.tap;
+        let first = first
+            .map(|message| rewriter.finish(message))
+            .transpose()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut upstream = upstream_request(
+            &parts,
             &endpoint,
             &token,
-            body::rewritten_request(first, reader, rest, user),
+            body::rewritten_request(first, reader, rest, rewriter),
         )?;
+        crate::telemetry::rpc::inject_upstream(upstream.headers_mut());
         let connect = Instant::now();
-        let response = self.pool(&endpoint).request(upstream).await.map_err(|err| {
+        let response = pool.request(upstream).await.map_err(|err| {
             self.forget(&session);
             self.drop_pool(&endpoint);
             Status::unavailable(format!(
@@ -186,14 +247,21 @@ impl Gateway {
             ))
         })?;
         metrics::histogram!("sk8_gateway_upstream_seconds").record(connect.elapsed().as_secs_f64());
-        let (parts, incoming) = response.into_parts();
-        let trailers_only = parts
+        let (mut response, incoming) = response.into_parts();
+        let trailers_only = response
             .headers
             .get("grpc-status")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = ResponseBody::new(incoming, method, started, busy, trailers_only);
-        Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
+        let transform = Transform {
+            redact: method == "Config",
+            gzip: gzip && compression::names_gzip(&parts.headers, "grpc-accept-encoding"),
+            served: plan.served,
+        };
+        client_hop_encoding(&mut response.headers, gzip, transform.gzip);
+        let body = ResponseBody::new(incoming, method, started, busy, trailers_only, transform)
+            .on_ok(plan.on_ok);
+        Ok(Response::from_parts(response, tonic::body::Body::new(body)))
     }
 
     /// Who is calling, from `authorization` (or `authentication`) metadata; a refusal is
@@ -217,6 +285,7 @@ impl Gateway {
 
     /// Whether `caller` may send this RPC to a session of `team`; a refusal is audited.
     fn authorize(&self, caller: &Identity, session: &SessionId, team: &str) -> Result<(), Status> {
+        crate::telemetry::rpc::record_team(team);
         may_use(caller, session, team).map_err(|err| {
             self.inner.audit.record(
                 AuditEvent::by(caller, "connect.denied")
@@ -299,6 +368,7 @@ impl Gateway {
                 let cached = Cached {
                     endpoint: endpoint.clone(),
                     team: session.team.clone(),
+                    starts: session.starts,
                     read: Instant::now(),
                 };
                 self.inner
@@ -337,6 +407,17 @@ impl Gateway {
         let cached = endpoints.get(session)?;
         (cached.read.elapsed() < ENDPOINT_TTL)
             .then(|| (cached.endpoint.clone(), cached.team.clone()))
+    }
+
+    /// Which server (`starts`) serves the session at `endpoint`, if that is its current one.
+    fn starts(&self, session: &SessionId, endpoint: &str) -> Option<u32> {
+        let endpoints = self
+            .inner
+            .endpoints
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let cached = endpoints.get(session)?;
+        (cached.endpoint == endpoint).then_some(cached.starts)
     }
 
     /// Forgets a session's endpoint (it stopped, or did not answer).
@@ -430,7 +511,7 @@ impl tower::Service<Request<tonic::body::Body>> for Gateway {
         let gateway = self.clone();
         Box::pin(async move {
             let method = method_of(request.uri().path());
-            Ok(gateway.proxy(request).await.unwrap_or_else(|status| {
+            let refused = move |status: Status| {
                 metrics::counter!(
                     "sk8_gateway_rpcs_total",
                     "method" => method,
@@ -438,7 +519,19 @@ impl tower::Service<Request<tonic::body::Body>> for Gateway {
                 )
                 .increment(1);
                 status.into_http()
-            }))
+            };
+            // While OTLP export is on, the RPC's span (telemetry::rpc) wraps it to the end.
+            let span = crate::telemetry::rpc::span(SERVICE, method, request.headers());
+            if span.is_disabled() {
+                return Ok(gateway.proxy(request).await.unwrap_or_else(refused));
+            }
+            let (request, tally) = crate::telemetry::rpc::count_request(&span, request);
+            let request = request.map(tonic::body::Body::new);
+            let proxied = tracing::Instrument::instrument(gateway.proxy(request), span.clone());
+            let response = proxied.await.unwrap_or_else(refused);
+            let response =
+                crate::telemetry::rpc::finish(span, tally, body::grpc_code_name, response);
+            Ok(response.map(tonic::body::Body::new))
         })
     }
 }
@@ -526,12 +619,26 @@ async fn first_message(
     }
 }
 
-/// The request to the session's server: the client's metadata minus its credentials and
-/// sk8's own routing keys, plus sk8's token for that server. A Config response must come
-/// uncompressed, to be redacted: the client's offer of compressed encodings is not passed on.
+/// The response headers as the client hop has them: the encodings the gateway (not the
+/// server) accepts, and gzip named when the gateway compresses this response.
+fn client_hop_encoding(headers: &mut HeaderMap, accepts_gzip: bool, gzipped: bool) {
+    headers.remove("grpc-accept-encoding");
+    headers.remove("grpc-encoding");
+    let gzip = http::HeaderValue::from_static(compression::GZIP);
+    if accepts_gzip {
+        headers.insert("grpc-accept-encoding", gzip.clone());
+    }
+    if gzipped {
+        headers.insert("grpc-encoding", gzip);
+    }
+}
+
+/// The request to the session's server: the client's metadata minus its credentials, sk8's
+/// own routing keys and its encodings (the server hop is never compressed: no offer of
+/// compressed responses goes up, and requests go up unpacked), plus sk8's token for that
+/// server.
 fn upstream_request(
     parts: &http::request::Parts,
-    method: &str,
     endpoint: &str,
     token: &str,
     body: UpstreamBody,
@@ -554,7 +661,8 @@ fn upstream_request(
             || key.starts_with("x-sk8-")
             || key == "host"
             || key == "content-length"
-            || (key == "grpc-accept-encoding" && method == "Config");
+            || key == "grpc-accept-encoding"
+            || key == "grpc-encoding";
         if !private {
             headers.append(name.clone(), value.clone());
         }
@@ -598,6 +706,8 @@ fn not_serving(session: &Session, state: SessionState) -> Status {
 mod tests {
     use std::collections::BTreeSet;
 
+    use http_body_util::BodyExt;
+
     use super::*;
     use crate::config::{AuthConfig, LimitsConfig};
     use crate::domain::SpecDefaults;
@@ -626,6 +736,7 @@ mod tests {
         let limits = Arc::new(Limits::new(&LimitsConfig::default()));
         let sessions = SessionService::new(
             store,
+            Arc::new(crate::backend::noop::NoopBackend),
             defaults,
             "sk8:15002".into(),
             Arc::default(),
@@ -635,6 +746,10 @@ mod tests {
         let settings = GatewaySettings {
             resume_timeout: Duration::from_secs(1),
             max_request_message: 1 << 20,
+            to_client: Encoding::Off,
+            restore_dir: std::env::temp_dir()
+                .join(format!("sk8-restore-{}", SessionId::generate())),
+            restore_max_bytes: 1 << 20,
         };
         let gateway = Gateway::new(
             sessions,
@@ -651,6 +766,46 @@ mod tests {
             role: Role::Member,
         };
         (gateway, session.id, caller)
+    }
+
+    #[test]
+    fn servers_are_never_asked_to_compress_and_never_see_the_clients_credentials() {
+        let client = Request::builder()
+            .uri("http://sk8:15002/spark.connect.SparkConnectService/ExecutePlan")
+            .header("authorization", "Bearer client-secret")
+            .header(SESSION_HEADER, "01kb2r5q3h7m9x4c2d")
+            .header("grpc-accept-encoding", "identity, deflate, gzip")
+            .header("grpc-encoding", "gzip")
+            .header("te", "trailers")
+            .header("user-agent", "grpc-python")
+            .body(())
+            .unwrap();
+        let (parts, ()) = client.into_parts();
+        let empty = http_body_util::Empty::new().map_err(|never| match never {});
+        let up = upstream_request(&parts, SERVING, "t0k", empty.boxed_unsync()).unwrap();
+        let names: BTreeSet<_> = up.headers().keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, BTreeSet::from(["authorization", "te", "user-agent"]));
+        assert_eq!(up.headers()["authorization"], "Bearer t0k");
+        assert_eq!(
+            up.uri(),
+            "http://10.0.0.2:15002/spark.connect.SparkConnectService/ExecutePlan"
+        );
+    }
+
+    #[test]
+    fn the_client_hop_names_the_gateways_encodings_not_the_servers() {
+        let server = || {
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-accept-encoding", "gzip,deflate".parse().unwrap());
+            headers
+        };
+        let mut off = server();
+        client_hop_encoding(&mut off, false, false);
+        assert!(off.is_empty(), "{off:?}");
+        let mut gzip = server();
+        client_hop_encoding(&mut gzip, true, true);
+        assert_eq!(gzip["grpc-accept-encoding"], "gzip");
+        assert_eq!(gzip["grpc-encoding"], "gzip");
     }
 
     #[tokio::test]

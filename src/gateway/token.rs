@@ -58,8 +58,19 @@ impl UpstreamTokens {
     /// The token of a session's servers (the same for each of its starts).
     pub fn for_session(&self, session: &SessionId) -> String {
         let tag = hmac::sign(&self.key, session.as_str().as_bytes());
-        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        hex(tag.as_ref())
     }
+}
+
+/// Lower-case hex of `bytes`, without a formatter call per byte (this runs on every RPC).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    out
 }
 
 /// Reads the generated key, or creates it (owner-only) on first start.
@@ -105,6 +116,11 @@ mod tests {
         assert_ne!(tokens.for_session(&a), tokens.for_session(&b));
         assert_ne!(tokens.for_session(&a), other.for_session(&a));
         assert_eq!(tokens.for_session(&a).len(), 64);
+    }
+
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]

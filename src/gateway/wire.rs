@@ -16,7 +16,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 const FRAME_HEADER: usize = 5;
 const WIRE_VARINT: u8 = 0;
 const WIRE_I64: u8 = 1;
-const WIRE_LEN: u8 = 2;
+pub(crate) const WIRE_LEN: u8 = 2;
 const WIRE_I32: u8 = 5;
 /// Spark Connect's `session_id` and `user_context` fields, and `UserContext.user_id`.
 const SESSION_ID: u32 = 1;
@@ -106,17 +106,22 @@ impl FrameReader {
     pub fn has_partial(&self) -> bool {
         !self.buffer.is_empty()
     }
+
+    /// The bytes of an unfinished frame, taken.
+    pub fn take_rest(&mut self) -> Option<Bytes> {
+        self.has_partial().then(|| self.buffer.split().freeze())
+    }
 }
 
 /// One top-level field of a message: its number, wire type, and where it lies.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Field {
-    number: u32,
-    wire_type: u8,
+pub(crate) struct Field {
+    pub number: u32,
+    pub wire_type: u8,
     /// The whole field, tag included.
-    whole: Range<usize>,
+    pub whole: Range<usize>,
     /// The value; for length-delimited fields, without the length.
-    value: Range<usize>,
+    pub value: Range<usize>,
 }
 
 fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
@@ -143,7 +148,7 @@ fn write_varint(out: &mut BytesMut, mut value: u64) {
 }
 
 /// The top-level fields of `msg`, in order; an error for anything that is not protobuf.
-fn fields(msg: &[u8]) -> Result<Vec<Field>, WireError> {
+pub(crate) fn fields(msg: &[u8]) -> Result<Vec<Field>, WireError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < msg.len() {
@@ -190,7 +195,11 @@ fn fields(msg: &[u8]) -> Result<Vec<Field>, WireError> {
 }
 
 /// The last value of a string field (protobuf: the last occurrence wins).
-fn string_field(msg: &[u8], fields: &[Field], number: u32) -> Result<Option<String>, WireError> {
+pub(crate) fn string_field(
+    msg: &[u8],
+    fields: &[Field],
+    number: u32,
+) -> Result<Option<String>, WireError> {
     let Some(field) = fields
         .iter()
         .rev()
@@ -271,7 +280,7 @@ pub fn redact_conf(msg: &[u8], key: &str) -> Result<Bytes, WireError> {
     Ok(out.freeze())
 }
 
-fn put_len_field(out: &mut BytesMut, number: u32, value: &[u8]) {
+pub(crate) fn put_len_field(out: &mut BytesMut, number: u32, value: &[u8]) {
     write_varint(out, (u64::from(number) << 3) | u64::from(WIRE_LEN));
     write_varint(out, value.len() as u64);
     out.extend_from_slice(value);

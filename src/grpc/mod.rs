@@ -18,7 +18,9 @@ impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         use tonic::Code;
         let code = match &err {
-            Error::InvalidRequest { .. } | Error::UnsupportedMediaType(_) => Code::InvalidArgument,
+            Error::InvalidRequest { .. }
+            | Error::InvalidFields(_)
+            | Error::UnsupportedMediaType(_) => Code::InvalidArgument,
             Error::NotFound(_) => Code::NotFound,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Forbidden(_) => Code::PermissionDenied,

@@ -14,6 +14,7 @@
 
 pub mod namespaces;
 mod orphans;
+mod remediate;
 pub mod sessions;
 
 use std::collections::{BTreeSet, HashSet};
@@ -30,7 +31,10 @@ use crate::backend::{
     AttemptRequest, AttemptStatus, Backend, BackendError, StopProgress, StopReason,
 };
 use crate::domain::{Attempt, FailureClass, Job, JobId, JobState, NewEvent};
-use crate::store::{LiveJob, LiveScope, Store, StoreError};
+use crate::lease::Lease;
+use crate::remediation::Remediation;
+use crate::service::namespaces::guard::NamespaceGuard;
+use crate::store::{Fence, LiveJob, LiveScope, Store, StoreError};
 use crate::wake::Wake;
 
 /// How many live jobs are observed at once.
@@ -73,6 +77,14 @@ pub struct Reconciler {
     /// Held from counting a team's started jobs to saving the new start, so concurrent starts
     /// cannot pass the per-team cap together.
     team_starts: tokio::sync::Mutex<()>,
+    /// The `jobs` lease: turns run only while this replica holds it (none: always, for tests).
+    lease: Option<Arc<Lease>>,
+    /// The term this turn acts under: every save carries it.
+    fence: Mutex<Option<Fence>>,
+    /// The rules and budgets that decide what follows a failed attempt.
+    remediation: Arc<Remediation>,
+    /// Caps resized retries at the team namespace's LimitRange maximum and quota.
+    guard: Option<NamespaceGuard>,
 }
 
 /// What one turn did: for its log line, and what the next turn looks at again.
@@ -87,7 +99,7 @@ impl TurnReport {
     fn record(&mut self, id: JobId, result: Result<(), PassError>) {
         self.looked_at += 1;
         match result {
-            Ok(()) | Err(PassError::AtCapacity { .. }) => {}
+            Ok(()) | Err(PassError::AtCapacity { .. } | PassError::Undecided) => {}
             Err(PassError::Changed) => {
                 self.again.insert(id);
             }
@@ -113,6 +125,45 @@ impl Reconciler {
             wake,
             deadlines: Mutex::default(),
             team_starts: tokio::sync::Mutex::default(),
+            lease: None,
+            fence: Mutex::default(),
+            remediation: Arc::default(),
+            guard: None,
+        }
+    }
+
+    /// Decides failed attempts by `remediation` (the defaults otherwise).
+    pub fn with_remediation(
+        mut self,
+        remediation: Arc<Remediation>,
+        guard: NamespaceGuard,
+    ) -> Self {
+        self.remediation = remediation;
+        self.guard = Some(guard);
+        self
+    }
+
+    /// Runs turns only while this replica holds `lease`, and fences every save with its term.
+    pub fn with_lease(mut self, lease: Arc<Lease>) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Waits while another replica holds the lease; the term to act under once this one does
+    /// (`Ok(None)` without a lease), or `Err` on shutdown.
+    async fn hold(&self, shutdown: &CancellationToken) -> Result<Option<Fence>, ()> {
+        let Some(lease) = &self.lease else {
+            return Ok(None);
+        };
+        loop {
+            if let Some(fence) = lease.current() {
+                return Ok(Some(fence));
+            }
+            *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            tokio::select! {
+                _ = shutdown.cancelled() => return Err(()),
+                _ = lease.changed() => {}
+            }
         }
     }
 
@@ -123,10 +174,22 @@ impl Reconciler {
         let mut last_sweep: Option<Instant> = None;
         let mut last_resync: Option<Instant> = None;
         let mut again = HashSet::new();
+        let mut term = None;
         loop {
+            let Ok(fence) = self.hold(&shutdown).await else {
+                break;
+            };
+            if fence.as_ref().map(|f| f.term) != term {
+                // Newly taken: what happened under the previous holder was announced there.
+                term = fence.as_ref().map(|f| f.term);
+                last_resync = None;
+                last_sweep = Some(Instant::now());
+            }
+            *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = fence.clone();
             if last_sweep.is_none_or(|at| at.elapsed() >= sweep.every()) {
                 last_sweep = Some(Instant::now());
-                if let Err(err) = sweep.run(&self.store, &self.backend).await {
+                let still_held = || self.still_holds(fence.as_ref());
+                if let Err(err) = sweep.run(&self.store, &self.backend, &still_held).await {
                     tracing::warn!(error = %err, "orphan sweep failed; the next one retries");
                 }
             }
@@ -141,7 +204,11 @@ impl Reconciler {
                 let mut ids = pending.jobs;
                 ids.extend(again.drain());
                 ids.extend(self.due_deadlines());
-                self.look_at(ids).await
+                let mut report = self.look_at(ids).await;
+                if self.lease.is_some() {
+                    self.look_at_cancelling(&mut report).await;
+                }
+                report
             };
             self.start_waiting(&mut report).await;
             metrics::histogram!("sk8_reconcile_pass_seconds").record(start.elapsed().as_secs_f64());
@@ -190,6 +257,29 @@ impl Reconciler {
         }
         metrics::gauge!("sk8_reconcile_live_jobs").set(live as f64);
         report
+    }
+
+    /// Whether this replica still acts under `fence` (always, without a lease).
+    fn still_holds(&self, fence: Option<&Fence>) -> bool {
+        match &self.lease {
+            None => true,
+            Some(lease) => lease.current().as_ref() == fence,
+        }
+    }
+
+    /// Observes the jobs being cancelled, wherever the cancel came in.
+    async fn look_at_cancelling(&self, report: &mut TurnReport) {
+        match self
+            .store
+            .job_live_batch(LiveScope::Cancelling, READ_BATCH)
+            .await
+        {
+            Ok(jobs) => self.observe_all(jobs, report).await,
+            Err(err) => {
+                tracing::warn!(error = %err, "reconciler cannot read cancelling jobs");
+                report.errors += 1;
+            }
+        }
     }
 
     /// Observes the named jobs that are still live.
@@ -267,6 +357,8 @@ impl Reconciler {
                         // Waiting for capacity is normal, not an error (and no immediate next
                         // turn: capacity frees up on its own schedule).
                         Err(PassError::AtCapacity { everywhere }) => full_everywhere |= everywhere,
+                        // Waiting for its classification is neither a start nor an error.
+                        Err(PassError::Undecided) => {}
                         result => {
                             started += usize::from(result.is_ok());
                             report.record(id, result);
@@ -331,7 +423,10 @@ impl Reconciler {
         let LiveJob { job, attempt } = live;
         match job.state {
             JobState::Queued => self.start_attempt(job).await,
-            JobState::Retrying if job.next_attempt_at.is_none_or(|at| at <= Utc::now()) => {
+            JobState::Retrying if job.next_attempt_at.is_none() => {
+                self.decide_pending(job, attempt).await
+            }
+            JobState::Retrying if job.next_attempt_at.is_some_and(|at| at <= Utc::now()) => {
                 self.start_attempt(job).await
             }
             JobState::Submitted | JobState::Running => match attempt {
@@ -344,17 +439,61 @@ impl Reconciler {
     }
 
     /// Writes the job (with its attempt and event); [`PassError::Changed`] when someone else
-    /// wrote it first, so the next turn reads it again.
+    /// wrote it first, so the next turn reads it again. Transitions are counted here, once
+    /// written: a save that lost the race changed nothing.
     async fn save(
         &self,
         job: &mut Job,
         attempt: Option<&Attempt>,
         event: Option<&NewEvent>,
     ) -> Result<(), PassError> {
-        if self.store.job_save(job, attempt, event).await? {
-            Ok(())
-        } else {
-            Err(PassError::Changed)
+        let fence = self.fence.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let saved = self
+            .store
+            .job_save_fenced(job, attempt, event, fence.as_ref())
+            .await?;
+        if !saved {
+            return Err(PassError::Changed);
+        }
+        if let Some(event) = event {
+            let to = event.to.as_str();
+            metrics::counter!("sk8_job_transitions_total", "to" => to).increment(1);
+            if event.to.is_terminal() {
+                metrics::counter!("sk8_jobs_finished_total", "state" => to).increment(1);
+            }
+            crate::telemetry::workload::transition(job, attempt, event, Utc::now());
+            self.trace(job, attempt, event).await;
+        }
+        Ok(())
+    }
+
+    /// Adds what a saved transition ended to the run's trace (`telemetry::run_trace`): the wait
+    /// in the queue, an attempt, the run. Only while export is on; the trace is best effort.
+    async fn trace(&self, job: &Job, attempt: Option<&Attempt>, event: &NewEvent) {
+        use crate::telemetry::run_trace;
+        if !run_trace::wanted() {
+            return;
+        }
+        if event.to == JobState::Submitted
+            && event.from == Some(JobState::Queued)
+            && let Some(attempt) =
+                attempt.filter(|a| a.attempt == 1 && job.started_at == Some(a.created_at))
+        {
+            run_trace::queued_ended(job, attempt.created_at);
+        }
+        // A failed attempt is saved twice: ended, then with remediation's decision; its span
+        // goes once, with the decision.
+        let finished = |a: &&Attempt| {
+            a.ended_at.is_some() && !(a.state == JobState::Failed && a.remediation.is_none())
+        };
+        if let Some(attempt) = attempt.filter(finished) {
+            match self.store.event_list(&job.id).await {
+                Ok(events) => run_trace::attempt_ended(job, attempt, &events),
+                Err(err) => tracing::debug!(error = %err, "attempt span without its events"),
+            }
+        }
+        if event.to.is_terminal() {
+            run_trace::run_ended(job);
         }
     }
 
@@ -379,6 +518,7 @@ impl Reconciler {
             ended_at: None,
             failure_reason: None,
             failure_class: None,
+            remediation: None,
         };
         let from = job.state;
         job.state = JobState::Submitted;
@@ -418,11 +558,15 @@ impl Reconciler {
             job_id: job.id.clone(),
             attempt: attempt.attempt,
             spec: job.spec.clone(),
+            traceparent: crate::telemetry::run_trace::traceparent(&job, attempt.attempt),
         };
         match self.backend.submit(&request).await {
             Ok(backend_ref) => {
                 attempt.backend_ref = Some(backend_ref);
-                self.save(&mut job, Some(&attempt), None).await?;
+                match self.save(&mut job, Some(&attempt), None).await {
+                    Err(PassError::Changed) => return self.changed_while_submitting(attempt).await,
+                    saved => saved?,
+                }
                 // Look at the new attempt right away rather than a whole interval later.
                 self.wake.job(job.id.clone());
                 Ok(())
@@ -455,6 +599,35 @@ impl Reconciler {
                 Err(PassError::Backend(BackendError::NotFound(reason)))
             }
         }
+    }
+
+    /// The job changed while its attempt was being submitted: a cancel, usually, which saw no
+    /// backend reference to stop. The reference is recorded on the attempt anyway; if the job
+    /// is being cancelled, has ended or moved past the attempt, what was just created is
+    /// stopped here (the cancel may have read the attempt before the reference was recorded).
+    /// Nothing started is left running unrecorded.
+    async fn changed_while_submitting(&self, attempt: Attempt) -> Result<(), PassError> {
+        let backend_ref = attempt.backend_ref.clone().expect("a submitted attempt");
+        self.store
+            .attempt_record_ref(&attempt.job_id, attempt.attempt, &backend_ref)
+            .await?;
+        let job = self.store.job_get(&attempt.job_id).await?;
+        let unwanted = job.as_ref().is_none_or(|job| {
+            job.state.is_terminal()
+                || job.state == JobState::Cancelling
+                || job.attempts != attempt.attempt
+        });
+        if unwanted {
+            tracing::info!(
+                attempt = attempt.attempt,
+                "the job was cancelled while its attempt was submitted; stopping the attempt"
+            );
+            self.backend
+                .stop(&backend_ref, StopReason::Cancelled)
+                .await?;
+        }
+        self.wake.job(attempt.job_id.clone());
+        Err(PassError::Changed)
     }
 
     async fn observe(&self, mut job: Job, attempt: Attempt) -> Result<(), PassError> {
@@ -547,67 +720,10 @@ impl Reconciler {
         job.failure_reason = None;
         job.failure_class = None;
         self.save(&mut job, Some(&attempt), Some(&e)).await?;
-        metrics::counter!("sk8_jobs_finished_total", "state" => "SUCCEEDED").increment(1);
+        if attempt.attempt > 1 {
+            self.remember_size(&job, attempt.attempt).await;
+        }
         Ok(())
-    }
-
-    /// Ends an attempt as failed and decides: another attempt after a backoff, or FAILED.
-    async fn fail_attempt(
-        &self,
-        mut job: Job,
-        mut attempt: Attempt,
-        class: FailureClass,
-        reason: String,
-        detail: Option<String>,
-    ) -> Result<(), PassError> {
-        let now = Utc::now();
-        attempt.state = JobState::Failed;
-        attempt.ended_at = Some(now);
-        attempt.failure_reason = Some(reason.clone());
-        attempt.failure_class = Some(class);
-        let from = job.state;
-        let retry = class.retryable() && job.attempts < job.max_attempts();
-        let summary = if retry {
-            let delay = self.backoff(&job);
-            job.state = JobState::Retrying;
-            job.next_attempt_at = Some(now + delay);
-            format!(
-                "attempt {} of {} failed ({}); retrying in {}s: {reason}",
-                attempt.attempt,
-                job.max_attempts(),
-                class.as_str(),
-                delay.num_seconds()
-            )
-        } else {
-            job.state = JobState::Failed;
-            job.finished_at = Some(now);
-            metrics::counter!("sk8_jobs_finished_total", "state" => "FAILED").increment(1);
-            format!(
-                "attempt {} failed ({}): {reason}",
-                attempt.attempt,
-                class.as_str()
-            )
-        };
-        job.failure_reason = Some(reason);
-        job.failure_class = Some(class);
-        let mut e = event(Some(attempt.attempt), from, job.state, summary);
-        e.detail = detail;
-        self.save(&mut job, Some(&attempt), Some(&e)).await
-    }
-
-    /// `base × 2^(n-1)` after the n-th attempt, capped.
-    fn backoff(&self, job: &Job) -> chrono::Duration {
-        let base = job
-            .spec
-            .retry
-            .backoff_seconds
-            .map(Duration::from_secs)
-            .unwrap_or(self.settings.retry_backoff);
-        let factor = 1u32 << job.attempts.saturating_sub(1).min(16);
-        let delay = base
-            .saturating_mul(factor)
-            .min(self.settings.max_retry_backoff);
-        chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
     }
 
     /// Stops the live attempt of a CANCELLING job; CANCELLED once nothing of it runs. An attempt
@@ -623,8 +739,8 @@ impl Reconciler {
                     class: FailureClass::Application,
                     reason,
                 } => {
+                    // Decided at once and not retried: the job is being cancelled.
                     let detail = Some(reason.clone());
-                    job.spec.retry.max_attempts = job.attempts; // a cancelled job is not retried
                     return self
                         .fail_attempt(job, attempt, FailureClass::Application, reason, detail)
                         .await;
@@ -654,14 +770,11 @@ impl Reconciler {
             JobState::Cancelled,
             "cancelled; nothing of it runs any more".into(),
         );
-        self.save(&mut job, attempt.as_ref(), Some(&e)).await?;
-        metrics::counter!("sk8_jobs_finished_total", "state" => "CANCELLED").increment(1);
-        Ok(())
+        self.save(&mut job, attempt.as_ref(), Some(&e)).await
     }
 }
 
 fn event(attempt: Option<u32>, from: JobState, to: JobState, reason: String) -> NewEvent {
-    metrics::counter!("sk8_job_transitions_total", "to" => to.as_str()).increment(1);
     NewEvent {
         attempt,
         from: Some(from),
@@ -682,4 +795,75 @@ enum PassError {
     /// Someone else wrote the job first; it is read again.
     #[error("the job changed concurrently")]
     Changed,
+    /// A failed attempt waits for its classification.
+    #[error("the failed attempt is not classified yet")]
+    Undecided,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::noop::NoopBackend;
+    use crate::domain::jobspec::Format;
+    use crate::domain::{JobSpec, SpecDefaults};
+
+    fn reconciler(store: Store) -> Reconciler {
+        let settings = ReconcilerSettings {
+            interval: Duration::from_secs(1),
+            resync: Duration::from_secs(60),
+            retry_backoff: Duration::from_secs(1),
+            max_retry_backoff: Duration::from_secs(60),
+            orphans: OrphanSettings {
+                policy: OrphanPolicy::Report,
+                every: Duration::from_secs(60),
+                keep_finished: Duration::from_secs(60),
+            },
+            max_running_per_team: 0,
+        };
+        Reconciler::new(store, Arc::new(NoopBackend), settings, Arc::default())
+    }
+
+    /// Two writers of the same job version: the one that lost the race counts nothing.
+    #[test]
+    fn only_saved_transitions_are_counted() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let store = Store::in_memory().await;
+                let body = br#"{"team":"t","env":"e","name":"n","mainApplicationFile":"/x.py"}"#;
+                let defaults = SpecDefaults {
+                    spark_version: "4.0.1".into(),
+                    image: "i".into(),
+                };
+                let spec = JobSpec::parse(body, Format::Json, &defaults).unwrap();
+                let job = Job::new(spec, None, Utc::now());
+                store.job_insert(&job, "digest").await.unwrap();
+                let reconciler = reconciler(store);
+                let cancel = event(None, JobState::Queued, JobState::Cancelled, "test".into());
+                let (mut first, mut second) = (job.clone(), job);
+                first.state = JobState::Cancelled;
+                second.state = JobState::Cancelled;
+                reconciler
+                    .save(&mut first, None, Some(&cancel))
+                    .await
+                    .unwrap();
+                let lost = reconciler.save(&mut second, None, Some(&cancel)).await;
+                assert!(matches!(lost, Err(PassError::Changed)), "{lost:?}");
+            });
+        });
+        let text = metrics.render();
+        assert!(
+            text.contains("sk8_job_transitions_total{to=\"CANCELLED\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sk8_jobs_finished_total{state=\"CANCELLED\"} 1\n"),
+            "{text}"
+        );
+    }
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::namespaces::{Changed, ClusterNamespace, NamespaceChanges, Provisioner};
 use crate::domain::namespace::TeamNamespace;
+use crate::lease::Lease;
 use crate::store::{Store, StoreError};
 
 pub struct NamespaceReconciler {
@@ -24,6 +25,8 @@ pub struct NamespaceReconciler {
     /// Apply the spec again on drift (else only report it).
     repair: bool,
     changes: Arc<NamespaceChanges>,
+    /// The `global` lease: repairs run only on its holder (none: always).
+    lease: Option<Arc<Lease>>,
 }
 
 impl NamespaceReconciler {
@@ -40,7 +43,20 @@ impl NamespaceReconciler {
             every,
             repair,
             changes,
+            lease: None,
         }
+    }
+
+    /// Repairs only while this replica holds `lease`; a replica that takes it over looks at
+    /// every namespace first.
+    pub fn with_lease(mut self, lease: Arc<Lease>) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Whether this replica may repair now (it holds the lease, or there is none).
+    fn acting(&self) -> bool {
+        self.lease.as_ref().is_none_or(|l| l.current().is_some())
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
@@ -52,6 +68,15 @@ impl NamespaceReconciler {
                 _ = tokio::time::sleep_until(resync_at) => {}
             }
             let mut changed = self.changes.take();
+            if let Some(lease) = self.lease.as_ref().filter(|_| !self.acting()) {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = lease.changed() => {}
+                }
+                // Whoever takes the lease over starts with a full look.
+                resync_at = Instant::now();
+                continue;
+            }
             if Instant::now() >= resync_at {
                 resync_at = Instant::now() + self.every;
                 changed = Changed::everything();

@@ -18,14 +18,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::backend::{Backend, BackendError, BackendRef, Managed, ManagedServer, StopReason};
-use crate::domain::{Job, JobId, Session, SessionState};
+use crate::domain::{Job, JobId, JobState, Session, SessionState};
 use crate::store::{Store, StoreError};
 
 /// How many held attempts' jobs one store read brings in.
 const JOB_READ_BATCH: usize = 500;
 
 /// What to do with an orphan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OrphanPolicy {
     Delete,
@@ -65,11 +65,13 @@ impl OrphanSweep {
         self.settings.every
     }
 
-    /// One sweep; returns how many orphans it found.
+    /// One sweep; returns how many orphans it found. Nothing is removed once `still_held`
+    /// says the lease this sweep runs under was lost: the view it compared may be stale.
     pub async fn run(
         &mut self,
         store: &Store,
         backend: &Arc<dyn Backend>,
+        still_held: &(dyn Fn() -> bool + Sync),
     ) -> Result<usize, SweepError> {
         let now = Utc::now();
         let mut found = 0;
@@ -89,6 +91,9 @@ impl OrphanSweep {
                 };
                 found += 1;
                 let name = format!("job {}, attempt {}", held.job_id, held.attempt);
+                if !still_held() {
+                    return Ok(found);
+                }
                 if self.should_remove(&name, &held.backend_ref, &why) {
                     backend
                         .stop(&held.backend_ref, StopReason::Orphaned)
@@ -96,7 +101,7 @@ impl OrphanSweep {
                 }
             }
         }
-        found += self.sweep_servers(store, backend).await?;
+        found += self.sweep_servers(store, backend, still_held).await?;
         metrics::gauge!("sk8_orphans").set(found as f64);
         Ok(found)
     }
@@ -106,6 +111,7 @@ impl OrphanSweep {
         &mut self,
         store: &Store,
         backend: &Arc<dyn Backend>,
+        still_held: &(dyn Fn() -> bool + Sync),
     ) -> Result<usize, SweepError> {
         let mut found = 0;
         for held in backend.managed_servers().await? {
@@ -113,6 +119,9 @@ impl OrphanSweep {
             let Some(why) = server_orphan_reason(&held, session.as_ref()) else {
                 continue;
             };
+            if !still_held() {
+                return Ok(found);
+            }
             found += 1;
             let name = format!("session {}, start {}", held.session_id, held.start);
             if self.should_remove(&name, &held.backend_ref, &why) {
@@ -175,7 +184,12 @@ fn orphan_reason(
     if !ended {
         return None;
     }
-    if !held.finished {
+    // A job that SUCCEEDED or FAILED on this very attempt ended because the attempt did: a
+    // view that still sees it running is behind (a watch that lags or relists), not the truth,
+    // and the attempt is kept for its retention like any finished one.
+    let ended_by_itself =
+        held.attempt == job.attempts && matches!(job.state, JobState::Succeeded | JobState::Failed);
+    if !held.finished && !ended_by_itself {
         return Some(format!(
             "attempt {} still runs, but its job is {} on attempt {}",
             held.attempt, job.state, job.attempts
@@ -243,6 +257,23 @@ mod tests {
         assert!(orphan_reason(&held(1, false), Some(&retrying), KEEP, now).is_some());
         let ghost = orphan_reason(&held(3, false), Some(&retrying), KEEP, now).unwrap();
         assert!(ghost.contains("never recorded"), "{ghost}");
+    }
+
+    /// A lagging view (the watch has not seen the end yet) of an attempt whose job ended on it:
+    /// kept for the retention, not deleted at once.
+    #[test]
+    fn a_stale_view_of_a_just_ended_attempt_keeps_it_for_its_retention() {
+        let now = Utc::now();
+        for state in [JobState::Succeeded, JobState::Failed] {
+            let just_ended = job(state, 1, Some(1));
+            assert_eq!(
+                orphan_reason(&held(1, false), Some(&just_ended), KEEP, now),
+                None,
+                "{state}"
+            );
+            let long_ended = job(state, 1, Some(3600));
+            assert!(orphan_reason(&held(1, false), Some(&long_ended), KEEP, now).is_some());
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The session reconciler: moves sessions along `STARTING → READY → STOPPING → STOPPED |
 //! FAILED` by asking the backend about their servers, stops idle ones, and keeps the gateway's
-//! activity marks in the store. Sessions are few, so each pass reads every live one.
+//! activity marks in the store. Sessions are few, so each pass reads every live one. With
+//! several replicas, each records its own gateway's activity; only the holder of the `global`
+//! lease moves sessions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use crate::backend::{Backend, BackendError, ServerStatus, SessionRequest, StopPr
 use crate::domain::{Session, SessionState};
 use crate::gateway::activity::Activity;
 use crate::gateway::token::UpstreamTokens;
+use crate::lease::Lease;
 use crate::store::{SessionChange, Store, StoreError};
 
 #[derive(Clone, Debug)]
@@ -29,6 +32,8 @@ pub struct SessionReconciler {
     wake: Arc<Notify>,
     activity: Arc<Activity>,
     tokens: Arc<UpstreamTokens>,
+    /// The `global` lease: sessions change state only on its holder (none: always).
+    lease: Option<Arc<Lease>>,
 }
 
 impl SessionReconciler {
@@ -47,7 +52,15 @@ impl SessionReconciler {
             wake,
             activity,
             tokens,
+            lease: None,
         }
+    }
+
+    /// Changes sessions only while this replica holds `lease`; every replica still records the
+    /// activity its gateway saw.
+    pub fn with_lease(mut self, lease: Arc<Lease>) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
@@ -69,6 +82,9 @@ impl SessionReconciler {
         // query is one RPC), count as activity.
         for (session, at) in self.activity.take_used() {
             self.store.session_touch(&session, at).await?;
+        }
+        if self.lease.as_ref().is_some_and(|l| l.current().is_none()) {
+            return Ok(());
         }
         for session in self.store.session_list_live().await? {
             let id = session.id.clone();

@@ -1,23 +1,28 @@
 //! The service layer: what sk8 does for a caller, independent of transport. HTTP handlers and
 //! gRPC services are thin wrappers over these functions.
 
+pub mod advice;
 pub mod namespaces;
+mod runs;
 pub mod sessions;
+pub mod sizing;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Identity, Role};
-use crate::backend::{Backend, BackendError, LogStream};
+use crate::backend::{Backend, LogStream};
 use crate::domain::jobspec::Format;
 use crate::domain::{Attempt, Event, Job, JobId, JobSpec, JobState, NewEvent, SpecDefaults};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::record::History;
+use crate::record::confs::apply_team_policy;
+use crate::remediation::resize::{self, SizedFrom};
 use crate::service::namespaces::guard::{Footprint, NamespaceGuard};
 use crate::store::{InsertOutcome, JobFilter, Store};
 use crate::wake::Wake;
@@ -29,6 +34,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 256;
 /// How many times a cancel re-reads a job that changed under it before giving up.
 const CANCEL_TRIES: usize = 5;
 const LOG_WAIT_POLL: Duration = Duration::from_millis(500);
+/// How long `/readyz` waits for the store: under the readiness probe's 3 s.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct JobService {
@@ -41,7 +48,15 @@ pub struct JobService {
     guard: Option<NamespaceGuard>,
     audit: Audit,
     limits: Arc<Limits>,
+    /// Where run records' archived logs are, and the History Server's address.
+    history: History,
+    /// Who opted out of resizing (a job starts from its remembered size otherwise).
+    remediation: Arc<crate::remediation::Remediation>,
+    /// The sizing modes and profiles of teams (`sizing:` in the config).
+    sizing: Arc<crate::advice::auto::SizingConfig>,
 }
+
+pub use runs::{AttemptDetail, AttemptLinks, AttemptView};
 
 /// A job with its attempts: the answer to `GET /v1/jobs/{id}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,7 +64,7 @@ pub struct JobService {
 pub struct JobDetail {
     #[serde(flatten)]
     pub job: Job,
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<AttemptView>,
     pub links: Links,
     /// Why a QUEUED or RETRYING job is not starting now (the backend is full or unreachable);
     /// live, not stored.
@@ -61,8 +76,13 @@ pub struct JobDetail {
 #[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Links {
+    /// The live Spark UI, proxied by sk8 behind its own authentication (`/v1/jobs/{id}/ui/`),
+    /// while the job runs. `sparkUiUrl` is the driver's own address, reachable in its network.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spark_ui: Option<String>,
+    /// The latest attempt's page on the Spark History Server, once its application id is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_server: Option<String>,
     pub events: String,
     pub logs: String,
 }
@@ -91,6 +111,7 @@ impl JobService {
         wake: Arc<Wake>,
         audit: Audit,
         limits: Arc<Limits>,
+        history: History,
     ) -> Self {
         JobService {
             store,
@@ -100,7 +121,22 @@ impl JobService {
             guard: None,
             audit,
             limits,
+            history,
+            remediation: Arc::default(),
+            sizing: Arc::default(),
         }
+    }
+
+    /// The sizing modes and profiles submissions get.
+    pub fn with_sizing(mut self, sizing: crate::advice::auto::SizingConfig) -> Self {
+        self.sizing = Arc::new(sizing);
+        self
+    }
+
+    /// Whose jobs may start from a remembered size (all but those opted out by default).
+    pub fn with_remediation(mut self, remediation: Arc<crate::remediation::Remediation>) -> Self {
+        self.remediation = remediation;
+        self
     }
 
     /// Jobs pass the namespace guard before they are stored.
@@ -123,8 +159,12 @@ impl JobService {
         }
         .and_then(|()| JobSpec::parse(body, format, &self.defaults));
         let team = parsed.as_ref().ok().map(|spec| spec.team.to_string());
+        let body = sizing::Body {
+            bytes: body,
+            format,
+        };
         let result = match parsed {
-            Ok(spec) => self.admit(spec, idempotency_key, caller).await,
+            Ok(spec) => self.admit(spec, body, idempotency_key, caller).await,
             Err(err) => Err(err),
         };
         let resource = result.as_ref().ok().map(|submitted| {
@@ -144,17 +184,21 @@ impl JobService {
     async fn admit(
         &self,
         spec: JobSpec,
+        body: sizing::Body<'_>,
         idempotency_key: Option<String>,
         caller: &Identity,
     ) -> Result<Submitted> {
         may_act(caller, Role::Member, spec.team.as_str(), "submit jobs")?;
         self.limits.submits.admit(spec.team.as_str())?;
-        if let Some(guard) = &self.guard {
-            let footprint = Footprint::of_job(&spec);
-            guard.admit(&spec.team, &spec.env, &footprint).await?;
-        }
+        let spec = self.guard_admits(spec).await?;
         let digest = spec.digest();
-        let job = Job::new(spec, idempotency_key, Utc::now());
+        let (spec, sized_from) = self.remembered_size(spec).await?;
+        let (spec, sizing) = self.sized(spec, body, true).await?;
+        let mut job = Job::new(spec, idempotency_key, crate::domain::now());
+        job.sized_from = sized_from;
+        job.sizing = sizing;
+        let (trace, parent) = crate::telemetry::run_trace::for_submit();
+        (job.trace_id, job.trace_parent) = (Some(trace), parent);
         let outcome = match self.store.job_insert(&job, &digest).await? {
             InsertOutcome::Created(job) => {
                 self.wake.queue();
@@ -177,11 +221,85 @@ impl JobService {
         Ok(outcome)
     }
 
+    /// The effective spec of a submission (remembered sizes and advice applied), validated
+    /// and checked as a submission is, without storing anything.
+    pub async fn dry_run(
+        &self,
+        body: &[u8],
+        format: Format,
+        caller: &Identity,
+    ) -> Result<sizing::DryRun> {
+        let spec = JobSpec::parse(body, format, &self.defaults)?;
+        may_act(caller, Role::Member, spec.team.as_str(), "submit jobs")?;
+        let spec = self.guard_admits(spec).await?;
+        let (spec, sized_from) = self.remembered_size(spec).await?;
+        let (spec, sizing) = self
+            .sized(
+                spec,
+                sizing::Body {
+                    bytes: body,
+                    format,
+                },
+                false,
+            )
+            .await?;
+        Ok(sizing::DryRun {
+            spec,
+            sized_from,
+            sizing,
+        })
+    }
+
+    /// The namespace guard's verdict on a submission.
+    async fn guard_admits(&self, mut spec: JobSpec) -> Result<JobSpec> {
+        if let Some(guard) = &self.guard {
+            let footprint = Footprint::of_job(&spec);
+            if let Some(team) = guard.admit(&spec.team, &spec.env, &footprint).await? {
+                apply_team_policy(&mut spec.spark_conf, team.event_log);
+            }
+        }
+        Ok(spec)
+    }
+
+    /// `spec` grown to the size a resized retry of the same job (team, env, name) found to
+    /// work, unless the job or its team opted out or the size no longer fits its namespace.
+    async fn remembered_size(&self, spec: JobSpec) -> Result<(JobSpec, Option<SizedFrom>)> {
+        if !self.remediation.resizes(spec.team.as_str(), &spec) {
+            return Ok((spec, None));
+        }
+        let remembered = self
+            .store
+            .size_get(spec.team.as_str(), spec.env.as_str(), &spec.name)
+            .await?;
+        let Some(mut sized) = remembered else {
+            return Ok((spec, None));
+        };
+        let mut grown = spec.clone();
+        sized
+            .changes
+            .retain(|change| resize::apply(&mut grown, change));
+        if sized.changes.is_empty() {
+            return Ok((spec, None));
+        }
+        if let Some(guard) = &self.guard {
+            let footprint = Footprint::of_job(&grown);
+            if guard
+                .admit(&grown.team, &grown.env, &footprint)
+                .await
+                .is_err()
+            {
+                return Ok((spec, None));
+            }
+        }
+        Ok((grown, Some(sized)))
+    }
+
     pub async fn get(&self, id: &str, caller: &Identity) -> Result<JobDetail> {
         let job = self.find(id, caller).await?;
-        let attempts = self.store.attempt_list(&job.id).await?;
+        let attempts = self.attempt_views(&job).await?;
         let links = Links {
-            spark_ui: job.spark_ui_url.clone(),
+            spark_ui: Self::spark_ui_link(&job),
+            history_server: attempts.last().and_then(|a| a.links.history_server.clone()),
             events: format!("/v1/jobs/{}/events", job.id),
             logs: format!("/v1/jobs/{}/logs", job.id),
         };
@@ -282,10 +400,14 @@ impl JobService {
             };
             job.state = to;
             if to == JobState::Cancelled {
-                job.finished_at = Some(Utc::now());
+                job.finished_at = Some(crate::domain::now());
                 job.next_attempt_at = None;
             }
             if self.store.job_save(&mut job, None, Some(&event)).await? {
+                if to == JobState::Cancelled {
+                    crate::telemetry::workload::cancelled(&job);
+                    crate::telemetry::run_trace::run_ended(&job);
+                }
                 self.wake.job(job.id.clone());
                 return Ok(job);
             }
@@ -302,19 +424,22 @@ impl JobService {
 
     /// The driver log of the job's latest attempt. With `follow`, waits for a queued job to
     /// start and streams until the attempt ends.
-    pub async fn logs(&self, id: &str, follow: bool, caller: &Identity) -> Result<LogStream> {
+    /// The driver log of attempt `attempt` (`?attempt=N`), or of the latest that started.
+    pub async fn logs(
+        &self,
+        id: &str,
+        attempt: Option<&str>,
+        follow: bool,
+        caller: &Identity,
+    ) -> Result<LogStream> {
         let mut job = self.find(id, caller).await?;
+        if let Some(number) = attempt {
+            let attempt = self.attempt_numbered(&job, number).await?;
+            return self.attempt_log(&job, attempt, follow).await;
+        }
         loop {
             if let Some(attempt) = self.latest_started_attempt(&job).await? {
-                let backend_ref = attempt.backend_ref.expect("filtered on backend_ref");
-                return self
-                    .backend
-                    .logs(&backend_ref, follow)
-                    .await
-                    .map_err(|e| match e {
-                        BackendError::NotFound(m) => Error::NotFound(m),
-                        other => Error::Unavailable(other.to_string()),
-                    });
+                return self.attempt_log(&job, attempt, follow).await;
             }
             if !follow || job.state.is_terminal() {
                 return Err(Error::NotFound(format!(
@@ -350,7 +475,15 @@ impl JobService {
 
     /// Whether the store answers (readiness).
     pub async fn ready(&self) -> Result<()> {
-        Ok(self.store.ping().await?)
+        // Within the probe's own timeout (deploy/: 3 s): a probe that times out is a failure
+        // too, but a 503 says why, and a ping stuck on a black-holed connection would pile up.
+        match tokio::time::timeout(READY_TIMEOUT, self.store.ping()).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(Error::Unavailable(format!(
+                "the execution-history store did not answer within {}s",
+                READY_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// Refreshes the jobs-by-state gauge from the store (called when metrics are scraped).

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::Notify;
 use utoipa::ToSchema;
@@ -12,10 +11,12 @@ use super::namespaces::guard::{Footprint, NamespaceGuard};
 use super::{DEFAULT_PAGE, MAX_PAGE, decode_page_token, encode_page_token, may_act};
 use crate::audit::{Audit, AuditEvent};
 use crate::auth::{Identity, Role};
+use crate::backend::Backend;
 use crate::domain::jobspec::Format;
 use crate::domain::{Session, SessionEvent, SessionId, SessionSpec, SessionState, SpecDefaults};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::record::confs::apply_team_policy;
 use crate::store::{SessionChange, SessionFilter, SessionInsert, Store};
 
 /// How many times a write re-reads a session that changed under it before giving up.
@@ -24,6 +25,8 @@ const WRITE_TRIES: usize = 5;
 #[derive(Clone)]
 pub struct SessionService {
     store: Store,
+    /// Where the sessions' servers run (asked where a server's Spark UI is).
+    backend: Arc<dyn Backend>,
     defaults: SpecDefaults,
     /// `host:port` of the gateway, for connection strings.
     gateway: String,
@@ -64,6 +67,7 @@ pub enum Created {
 impl SessionService {
     pub fn new(
         store: Store,
+        backend: Arc<dyn Backend>,
         defaults: SpecDefaults,
         gateway: String,
         wake: Arc<Notify>,
@@ -72,6 +76,7 @@ impl SessionService {
     ) -> Self {
         SessionService {
             store,
+            backend,
             defaults,
             gateway,
             wake,
@@ -111,9 +116,12 @@ impl SessionService {
 
     async fn admit(&self, spec: SessionSpec, caller: &Identity) -> Result<Created> {
         may_act(caller, Role::Member, spec.team.as_str(), "start sessions")?;
+        let mut spec = spec;
         if let Some(guard) = &self.guard {
             let footprint = Footprint::of_session(&spec);
-            guard.admit(&spec.team, &spec.env, &footprint).await?;
+            if let Some(team) = guard.admit(&spec.team, &spec.env, &footprint).await? {
+                apply_team_policy(&mut spec.spark_conf, team.event_log);
+            }
         }
         let existing = self
             .store
@@ -126,7 +134,7 @@ impl SessionService {
         self.check_session_cap(spec.team.as_str()).await?;
         match self
             .store
-            .session_insert(&Session::new(spec, Utc::now()))
+            .session_insert(&Session::new(spec, crate::domain::now()))
             .await?
         {
             SessionInsert::Created(session) => {
@@ -223,7 +231,7 @@ impl SessionService {
                 SessionState::Stopped | SessionState::Failed => from,
             };
             session.state = to;
-            session.deleted_at = Some(Utc::now());
+            session.deleted_at = Some(crate::domain::now());
             session.reason = Some("deleted".into());
             let change = SessionChange {
                 from,
@@ -278,6 +286,31 @@ impl SessionService {
         Ok(session)
     }
 
+    /// Where the live Spark UI of a READY session's server is, for the caller's proxy
+    /// (`/v1/sessions/{id}/ui/`): 409 while the session is not serving, 404 on a server
+    /// without a UI (Sail's).
+    pub async fn spark_ui_upstream(&self, id: &str, caller: &Identity) -> Result<String> {
+        let session = self.find_for(id, caller).await?;
+        let (SessionState::Ready, Some(server), Some(endpoint)) =
+            (session.state, &session.backend_ref, &session.endpoint)
+        else {
+            return Err(Error::Conflict(format!(
+                "session {id} is {}: its Spark UI lives only while its server serves; the \
+                 next query resumes it",
+                session.state.as_str()
+            )));
+        };
+        self.backend
+            .server_ui(server, endpoint)
+            .await
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "the server of session {id} has no Spark UI, or has not announced it yet \
+                     (Sail's servers have none; Apache Spark's announce it as they start)"
+                ))
+            })
+    }
+
     /// STARTING again for a stopped or failed (not deleted) session; as it is otherwise.
     async fn start_again(&self, mut session: Session, why: &str) -> Result<Session> {
         for _ in 0..WRITE_TRIES {
@@ -297,7 +330,7 @@ impl SessionService {
             session.reason = None;
             session.backend_ref = None;
             session.endpoint = None;
-            session.last_active_at = Utc::now();
+            session.last_active_at = crate::domain::now();
             if self.store.session_save(&mut session, Some(&change)).await? {
                 self.wake.notify_one();
                 return Ok(session);

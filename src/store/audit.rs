@@ -49,7 +49,7 @@ impl Store {
                     .bind(event.outcome.clone())
                     .bind(event.detail.clone());
             }
-            query.execute(&self.pool).await?;
+            query.execute(&self.writer).await?;
             Ok(())
         })
         .await
@@ -60,7 +60,7 @@ impl Store {
         timed("audit_prune", async {
             let deleted = sqlx::query("DELETE FROM audit_events WHERE at < $1")
                 .bind(millis(before))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
             Ok(deleted)

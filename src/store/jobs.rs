@@ -4,8 +4,10 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row};
 
+use super::leases::Fence;
 use super::rows::{self, ATTEMPT_COLUMNS, EVENT_COLUMNS, JOB_COLUMNS};
 use super::{Store, StoreError, millis, timed};
+use crate::backend::BackendRef;
 use crate::domain::{Attempt, Event, Job, JobId, JobState, NewEvent};
 
 /// What `job_insert` did.
@@ -68,7 +70,7 @@ impl Store {
     /// original job instead when the key was already used for the same spec.
     pub async fn job_insert(&self, job: &Job, digest: &str) -> Result<InsertOutcome, StoreError> {
         timed("job_insert", async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.writer.begin().await?;
             // The job row first: it takes SQLite's write lock at the first statement, so the
             // transaction never has to upgrade a read lock (which fails instead of waiting).
             job_row_insert(&mut tx, job).await?;
@@ -102,10 +104,17 @@ impl Store {
                 attempt: None,
                 from: None,
                 to: JobState::Queued,
-                reason: "accepted".into(),
+                reason: std::iter::once("accepted".to_string())
+                    .chain(job.sized_from.as_ref().map(|s| s.describe()))
+                    .chain(job.sizing.as_ref().and_then(|s| s.describe()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 detail: None,
             };
             event_insert(&mut tx, &job.id, &accepted, job.created_at).await?;
+            if let Some(sizing) = &job.sizing {
+                super::sizing::decision_insert(&mut tx, job, sizing).await?;
+            }
             tx.commit().await?;
             Ok(InsertOutcome::Created(job.clone()))
         })
@@ -191,35 +200,69 @@ impl Store {
         attempt: Option<&Attempt>,
         event: Option<&NewEvent>,
     ) -> Result<bool, StoreError> {
+        self.job_save_fenced(job, attempt, event, None).await
+    }
+
+    /// [`Store::job_save`] under a lease: also false, writing nothing, once `fence`'s term is
+    /// not the lease's any more (a paused ex-holder cannot overwrite its successor's writes).
+    pub async fn job_save_fenced(
+        &self,
+        job: &mut Job,
+        attempt: Option<&Attempt>,
+        event: Option<&NewEvent>,
+        fence: Option<&Fence>,
+    ) -> Result<bool, StoreError> {
         timed("job_save", async {
             let now = chrono::Utc::now();
-            let mut tx = self.pool.begin().await?;
-            let updated = sqlx::query(
+            let mut tx = self.writer.begin().await?;
+            // The lease row is not locked: a paused holder inside this transaction would then
+            // block its own takeover. A takeover committing between this check and the commit
+            // lets one last write through, which the successor's version checks then see.
+            let fenced = if fence.is_some() {
+                " AND EXISTS (SELECT 1 FROM leases WHERE name = $13 AND term = $14)"
+            } else {
+                ""
+            };
+            let sql = format!(
                 "UPDATE jobs SET state = $1, attempts = $2, failure_reason = $3, \
                  failure_class = $4, spark_ui_url = $5, updated_at = $6, started_at = $7, \
-                 finished_at = $8, next_attempt_at = $9, version = version + 1 \
-                 WHERE id = $10 AND version = $11",
-            )
-            .bind(job.state.as_str())
-            .bind(i64::from(job.attempts))
-            .bind(job.failure_reason.clone())
-            .bind(job.failure_class.map(|c| c.as_str().to_owned()))
-            .bind(job.spark_ui_url.clone())
-            .bind(millis(now))
-            .bind(job.started_at.map(millis))
-            .bind(job.finished_at.map(millis))
-            .bind(job.next_attempt_at.map(millis))
-            .bind(job.id.as_str())
-            .bind(job.version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+                 finished_at = $8, next_attempt_at = $9, spec = $12, version = version + 1 \
+                 WHERE id = $10 AND version = $11{fenced}"
+            );
+            let mut update = sqlx::query(AssertSqlSafe(sql))
+                .bind(job.state.as_str())
+                .bind(i64::from(job.attempts))
+                .bind(job.failure_reason.clone())
+                .bind(job.failure_class.map(|c| c.as_str().to_owned()))
+                .bind(job.spark_ui_url.clone())
+                .bind(millis(now))
+                .bind(job.started_at.map(millis))
+                .bind(job.finished_at.map(millis))
+                .bind(job.next_attempt_at.map(millis))
+                .bind(job.id.as_str())
+                .bind(job.version)
+                // A resized retry changes the spec the next attempt runs.
+                .bind(serde_json::to_string(&job.spec).expect("a JobSpec always serializes"));
+            if let Some(fence) = fence {
+                update = update.bind(fence.lease.clone()).bind(fence.term);
+            }
+            let updated = update.execute(&mut *tx).await?.rows_affected();
             if updated == 0 {
                 tx.rollback().await?;
                 return Ok(false);
             }
             if let Some(attempt) = attempt {
                 attempt_upsert(&mut tx, attempt).await?;
+                // An attempt that ran and ended gets its run record, to be gathered.
+                if let (Some(ended_at), Some(_)) = (attempt.ended_at, &attempt.backend_ref) {
+                    super::records::record_insert_pending(
+                        &mut tx,
+                        &attempt.job_id,
+                        attempt.attempt,
+                        ended_at,
+                    )
+                    .await?;
+                }
             }
             if let Some(event) = event {
                 event_insert(&mut tx, &job.id, event, now).await?;
@@ -228,6 +271,31 @@ impl Store {
             job.version += 1;
             job.updated_at = now;
             Ok(true)
+        })
+        .await
+    }
+
+    /// Records where an attempt runs when its job changed while the attempt was being
+    /// submitted (a cancel came in): whoever stops the attempt then finds it. Never replaces a
+    /// reference already recorded; false when there was one, or no such attempt.
+    pub async fn attempt_record_ref(
+        &self,
+        job_id: &JobId,
+        attempt: u32,
+        backend_ref: &BackendRef,
+    ) -> Result<bool, StoreError> {
+        timed("attempt_record_ref", async {
+            let updated = sqlx::query(
+                "UPDATE attempts SET backend_ref = $1 \
+                 WHERE job_id = $2 AND attempt = $3 AND backend_ref IS NULL",
+            )
+            .bind(backend_ref.to_string())
+            .bind(job_id.as_str())
+            .bind(i64::from(attempt))
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+            Ok(updated == 1)
         })
         .await
     }
@@ -347,8 +415,9 @@ async fn job_row_insert(tx: &mut sqlx::Transaction<'_, Any>, job: &Job) -> Resul
     let spec = serde_json::to_string(&job.spec).expect("a JobSpec always serializes");
     sqlx::query(
         "INSERT INTO jobs (id, team, env, name, namespace, state, spec, attempts, \
-         idempotency_key, created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         idempotency_key, created_at, updated_at, version, trace_id, trace_parent, sized_from, \
+         sizing) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(job.id.as_str())
     .bind(&job.team)
@@ -362,6 +431,18 @@ async fn job_row_insert(tx: &mut sqlx::Transaction<'_, Any>, job: &Job) -> Resul
     .bind(millis(job.created_at))
     .bind(millis(job.updated_at))
     .bind(job.version)
+    .bind(job.trace_id.clone())
+    .bind(job.trace_parent.clone())
+    .bind(
+        job.sized_from
+            .as_ref()
+            .map(|s| serde_json::to_string(s).expect("a size serializes")),
+    )
+    .bind(
+        job.sizing
+            .as_ref()
+            .map(|s| serde_json::to_string(s).expect("a sizing record serializes")),
+    )
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -373,10 +454,13 @@ async fn attempt_upsert(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO attempts (job_id, attempt, backend, backend_ref, state, created_at, \
-         ended_at, failure_reason, failure_class) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (job_id, attempt) DO UPDATE SET backend_ref = excluded.backend_ref, \
+         ended_at, failure_reason, failure_class, remediation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (job_id, attempt) DO UPDATE \
+         SET backend_ref = COALESCE(excluded.backend_ref, attempts.backend_ref), \
          state = excluded.state, ended_at = excluded.ended_at, \
-         failure_reason = excluded.failure_reason, failure_class = excluded.failure_class",
+         failure_reason = excluded.failure_reason, failure_class = excluded.failure_class, \
+         remediation = excluded.remediation",
     )
     .bind(a.job_id.as_str())
     .bind(i64::from(a.attempt))
@@ -387,6 +471,11 @@ async fn attempt_upsert(
     .bind(a.ended_at.map(millis))
     .bind(a.failure_reason.clone())
     .bind(a.failure_class.map(|c| c.as_str().to_owned()))
+    .bind(
+        a.remediation
+            .as_ref()
+            .map(|r| serde_json::to_string(r).expect("a remediation serializes")),
+    )
     .execute(&mut **tx)
     .await?;
     Ok(())

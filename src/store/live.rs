@@ -25,6 +25,9 @@ pub enum LiveScope<'a> {
     Ids(&'a [JobId]),
     /// Live jobs after this id: pages through all of them.
     After(Option<&'a JobId>),
+    /// Jobs being cancelled: the cancel may have come through another replica, whose
+    /// announcement does not reach the lease holder's reconciler.
+    Cancelling,
     /// Jobs waiting to start at `now`, after this id: QUEUED, or RETRYING with their backoff
     /// over.
     Waiting {
@@ -112,6 +115,7 @@ fn live_condition(scope: LiveScope<'_>) -> (String, Vec<Arg>) {
             format!("state IN {LIVE_STATES} AND id > $1"),
             vec![Arg::Text(after.as_str().to_owned())],
         ),
+        LiveScope::Cancelling => ("state = 'CANCELLING'".to_owned(), Vec::new()),
         LiveScope::Waiting { now, after } => {
             let waiting = "(state = 'QUEUED' OR (state = 'RETRYING' AND \
                  (next_attempt_at IS NULL OR next_attempt_at <= $1)))";

@@ -1,26 +1,34 @@
 //! The execution-history store: all SQL lives here.
 //!
-//! Durable: jobs (with their spec and labels), attempts, events, idempotency keys, sessions and
-//! the desired spec of team namespaces. Nothing else is kept between restarts; the reconciler
+//! Durable: jobs (with their spec and labels), attempts (with their run records), events,
+//! idempotency keys, sessions and the desired spec of team namespaces. Nothing else is kept between restarts; the reconciler
 //! rebuilds its picture from the live jobs at startup. One code path serves SQLite (the embedded default) and Postgres through
 //! `sqlx::Any`: columns hold only plain types (TEXT, BIGINT; timestamps as Unix milliseconds)
 //! and statements use `$n` placeholders, which both engines accept. Each engine has its own
 //! migrations folder, embedded and run at startup.
 
+mod advice;
 mod audit;
 mod jobs;
+mod leases;
 mod live;
 mod namespaces;
+mod records;
 mod rows;
 mod sessions;
+mod sizes;
+pub mod sizing;
+mod writer;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditFilter;
 pub use jobs::{InsertOutcome, JobFilter};
+pub use leases::Fence;
 pub use live::{LiveJob, LiveScope};
 pub use namespaces::{ActiveWork, NamespaceFilter, NamespaceWrite};
 pub use sessions::{SessionChange, SessionFilter, SessionInsert};
@@ -63,17 +71,52 @@ pub enum StoreError {
     Query(#[source] sqlx::Error),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    /// Another process has the (SQLite) database.
+    #[error("{0}")]
+    InUse(String),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                StoreError::Unavailable(err)
-            }
-            other => StoreError::Query(other),
+        if unavailable(&err) {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Query(err)
         }
     }
+}
+
+/// Whether an error says the database cannot be reached or is going away (a restart, a
+/// failover, a full connection table, SQLite's write lock held too long) rather than that the
+/// statement is wrong: such failures pass on their own, so callers get 503 and retry.
+fn unavailable(err: &sqlx::Error) -> bool {
+    use sqlx::error::DatabaseError;
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // BUSY (5) and LOCKED (6), with their extended codes.
+                return sqlite
+                    .code()
+                    .and_then(|code| code.parse::<u32>().ok())
+                    .is_some_and(|n| matches!(n & 0xff, 5 | 6));
+            }
+            db.code().is_some_and(|code| unavailable_sqlstate(&code))
+        }
+        _ => false,
+    }
+}
+
+/// Postgres SQLSTATE classes 08 (connection exception), 57P (operator intervention: admin
+/// shutdown, crash shutdown, cannot connect now), 53300 (too many connections), 40001 and
+/// 40P01 (serialization failure, deadlock: retryable by definition).
+fn unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P") || matches!(code, "53300" | "40001" | "40P01")
 }
 
 impl From<StoreError> for crate::error::Error {
@@ -98,8 +141,13 @@ pub struct StoreOptions {
 /// A handle on the store; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// For reads (and, on Postgres, writes).
     pool: AnyPool,
+    /// For every write: on SQLite a pool of one connection (see [`writer`]), else `pool`.
+    writer: AnyPool,
     engine: Engine,
+    /// Held while any handle lives: this process's claim on a SQLite file.
+    _lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl Store {
@@ -108,29 +156,31 @@ impl Store {
         install_default_drivers();
         let engine = Engine::from_url(&options.url)
             .ok_or_else(|| StoreError::UnsupportedUrl(options.url.clone()))?;
-        let url = match engine {
-            Engine::Sqlite => sqlite_url(&options.url)?,
-            Engine::Postgres => options.url.clone(),
+        let store = match engine {
+            Engine::Sqlite => {
+                let (url, path) = sqlite_url(&options.url)?;
+                let pools = writer::sqlite_pools(&url, path.as_deref(), options).await?;
+                Store {
+                    pool: pools.read,
+                    writer: pools.write,
+                    engine,
+                    _lock: pools.lock,
+                }
+            }
+            Engine::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect(&options.url)
+                    .await?;
+                Store {
+                    writer: pool.clone(),
+                    pool,
+                    engine,
+                    _lock: None,
+                }
+            }
         };
-        let mut pool_options = AnyPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout);
-        if engine == Engine::Sqlite {
-            // WAL lets readers run beside the single writer; NORMAL sync is durable across
-            // process crashes (the threat here), busy_timeout queues writers instead of failing.
-            pool_options = pool_options.after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                    )
-                    .await
-                    .map(|_| ())
-                })
-            });
-        }
-        let pool = pool_options.connect(&url).await?;
-        let store = Store { pool, engine };
         store.migrate().await?;
         Ok(store)
     }
@@ -165,7 +215,11 @@ impl Store {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         match self.engine {
-            Engine::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Engine::Sqlite => {
+                sqlx::migrate!("migrations/sqlite")
+                    .run(&self.writer)
+                    .await?
+            }
             Engine::Postgres => {
                 sqlx::migrate!("migrations/postgres")
                     .run(&self.pool)
@@ -188,30 +242,33 @@ impl Store {
         .await
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
 
 /// Makes sure a SQLite database file can be created: its folder exists and the URL asks for
-/// read-write-create.
-fn sqlite_url(url: &str) -> Result<String, StoreError> {
+/// read-write-create. Returns the URL and the file (none for an in-memory database).
+fn sqlite_url(url: &str) -> Result<(String, Option<PathBuf>), StoreError> {
     let path = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
-        return Ok(url.to_owned());
+        return Ok((url.to_owned(), None));
     }
-    if let Some(parent) = std::path::Path::new(path).parent() {
+    let path = PathBuf::from(path);
+    if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(e.into()))?;
     }
-    Ok(if url.contains('?') {
+    let url = if url.contains('?') {
         url.to_owned()
     } else {
         format!("{url}?mode=rwc")
-    })
+    };
+    Ok((url, Some(path)))
 }
 
 /// Runs one store operation, recording its latency and outcome as metrics.

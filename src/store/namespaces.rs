@@ -68,7 +68,7 @@ impl Store {
             .bind(spec.namespace())
             .bind(text)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
             let version: Option<i64> = row.map(|r| r.try_get("version")).transpose()?;
             let stored = self
@@ -163,7 +163,7 @@ impl Store {
             .bind(millis(Utc::now()))
             .bind(team)
             .bind(env)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
             Ok(updated > 0)
@@ -179,7 +179,7 @@ impl Store {
             )
             .bind(team)
             .bind(env)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
             Ok(())
         })

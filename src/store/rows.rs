@@ -13,10 +13,10 @@ use crate::domain::{
 
 pub const JOB_COLUMNS: &str = "id, team, env, name, namespace, state, spec, attempts, \
     failure_reason, failure_class, spark_ui_url, idempotency_key, created_at, updated_at, \
-    started_at, finished_at, next_attempt_at, version";
+    started_at, finished_at, next_attempt_at, trace_id, trace_parent, version, sized_from, sizing";
 
 pub const ATTEMPT_COLUMNS: &str = "job_id, attempt, backend, backend_ref, state, created_at, \
-    ended_at, failure_reason, failure_class";
+    ended_at, failure_reason, failure_class, remediation";
 
 pub const EVENT_COLUMNS: &str = "id, job_id, attempt, from_state, to_state, at, reason, detail";
 
@@ -46,6 +46,18 @@ pub fn job(row: &AnyRow) -> Result<Job, StoreError> {
         started_at: row.try_get::<Option<i64>, _>("started_at")?.map(time),
         finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(time),
         next_attempt_at: row.try_get::<Option<i64>, _>("next_attempt_at")?.map(time),
+        trace_id: row.try_get("trace_id")?,
+        trace_parent: row.try_get("trace_parent")?,
+        sized_from: row
+            .try_get::<Option<String>, _>("sized_from")?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("job sized_from: {e}")))?,
+        sizing: row
+            .try_get::<Option<String>, _>("sizing")?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("job sizing: {e}")))?,
         version: row.try_get("version")?,
     })
 }
@@ -65,6 +77,11 @@ pub fn attempt(row: &AnyRow) -> Result<Attempt, StoreError> {
         ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(time),
         failure_reason: row.try_get("failure_reason")?,
         failure_class: failure_class(row.try_get("failure_class")?)?,
+        remediation: row
+            .try_get::<Option<String>, _>("remediation")?
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("attempt remediation: {e}")))?,
     })
 }
 

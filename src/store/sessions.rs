@@ -42,7 +42,7 @@ impl Store {
     /// Stores a new session and its first event, unless one of that name exists.
     pub async fn session_insert(&self, session: &Session) -> Result<SessionInsert, StoreError> {
         timed("session_insert", async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.writer.begin().await?;
             let spec = serde_json::to_string(&session.spec).expect("a spec serializes");
             let inserted = sqlx::query(
                 "INSERT INTO sessions (id, team, env, name, namespace, state, spec, starts, \
@@ -191,7 +191,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         timed("session_save", async {
             let now = Utc::now();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.writer.begin().await?;
             let updated = sqlx::query(
                 "UPDATE sessions SET state = $1, starts = $2, backend_ref = $3, endpoint = $4, \
                  reason = $5, updated_at = $6, last_active_at = $7, deleted_at = $8, \
@@ -234,7 +234,7 @@ impl Store {
             )
             .bind(millis(at))
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
             Ok(())
         })

@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_macros)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -16,6 +17,8 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 pub mod grpc;
+pub mod otlp;
+pub mod proxy;
 
 /// Runs an async test body once per store engine, as `<name>::sqlite` and `<name>::postgres`.
 macro_rules! both_engines {
@@ -38,6 +41,10 @@ pub(crate) use both_engines;
 pub const TERMINAL: [&str; 3] = ["SUCCEEDED", "FAILED", "CANCELLED"];
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one CLI command may take.
+const CLI_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a request may wait for the daemon's next bytes (a `?follow=true` log included).
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
@@ -140,6 +147,19 @@ pub enum Spark {
     Missing,
 }
 
+/// What happens to the daemon's output once it is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Its log (stderr) is read to the end into [`TestApp::logs`]; stdout goes nowhere.
+    Read,
+    /// The reader of its stderr goes away (`sk8 serve | grep -m1 ready`, but on stderr).
+    StderrClosed,
+    /// stdout and stderr are one pipe whose reader goes away (`sk8 serve 2>&1 | grep -m1 …`).
+    BothClosed,
+    /// The reader of its stderr stays but stops reading: the pipe fills up.
+    StderrStalled,
+}
+
 /// How to start a daemon.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -149,6 +169,7 @@ pub struct Options {
     pub max_running: usize,
     /// Merged over the generated config (JSON object, same keys as the YAML config).
     pub extra: Value,
+    pub output: Output,
 }
 
 impl Options {
@@ -158,6 +179,7 @@ impl Options {
             spark: Spark::Fake,
             max_running: 4,
             extra: json!({}),
+            output: Output::Read,
         }
     }
 }
@@ -172,6 +194,7 @@ pub struct TestApp {
     child: Option<Child>,
     config_path: PathBuf,
     logs: Arc<Mutex<String>>,
+    output: Output,
     _db: Option<TestDb>,
 }
 
@@ -186,15 +209,16 @@ impl TestApp {
         let config_path = dir.path().join("sk8.yaml");
         std::fs::write(&config_path, config.to_string()).expect("write the config");
         let logs = Arc::new(Mutex::new(String::new()));
-        let (child, ready) = start(&config_path, logs.clone()).await;
+        let (child, ready) = start(&config_path, logs.clone(), options.output).await;
         TestApp {
             base: format!("http://{}", ready.http),
             grpc: ready.grpc,
-            http: reqwest::Client::new(),
+            http: http_client(),
             dir,
             child: Some(child),
             config_path,
             logs,
+            output: options.output,
             _db: db,
         }
     }
@@ -207,7 +231,8 @@ impl TestApp {
         self.child.as_ref().expect("sk8 is running").id()
     }
 
-    /// Everything the daemon has logged so far (JSON lines).
+    /// Everything the daemon has logged so far (JSON lines; only up to "ready" when its
+    /// [`Output`] is not read).
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
@@ -239,7 +264,7 @@ impl TestApp {
     /// `terminate`).
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "stop sk8 before restarting it");
-        let (child, ready) = start(&self.config_path, self.logs.clone()).await;
+        let (child, ready) = start(&self.config_path, self.logs.clone(), self.output).await;
         self.child = Some(child);
         self.base = format!("http://{}", ready.http);
         self.grpc = ready.grpc;
@@ -247,12 +272,9 @@ impl TestApp {
 
     /// Runs the `sk8` CLI against this daemon.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_sk8"))
-            .arg("--server")
-            .arg(&self.base)
-            .args(args)
-            .output()
-            .expect("run the sk8 CLI")
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sk8"));
+        command.arg("--server").arg(&self.base).args(args);
+        output_of(command, CLI_TIMEOUT, &format!("sk8 {args:?}"))
     }
 
     pub async fn post_job(&self, body: &Value) -> reqwest::Response {
@@ -383,8 +405,33 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        // A clean stop, so the local backend kills its Spark processes.
+        // A clean stop, so the local backend kills its Spark processes; and those of a daemon
+        // that could not (killed with `kill9` before the test failed).
         self.terminate();
+        kill_leftover_groups(self.dir.path());
+    }
+}
+
+/// SIGKILLs every process group a local attempt or session server under `data_dir` still runs
+/// (`<dataDir>/{attempts,sessions}/<id>/<n>/pid`, each the leader of its own group).
+fn kill_leftover_groups(data_dir: &Path) {
+    let subdirs = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(|e| Some(e.ok()?.path())).collect())
+            .unwrap_or_default()
+    };
+    for kind in ["attempts", "sessions"] {
+        for owner in subdirs(&data_dir.join(kind)) {
+            for run in subdirs(&owner) {
+                let pid = std::fs::read_to_string(run.join("pid")).unwrap_or_default();
+                if let Ok(pgid) = pid.trim().parse::<u32>()
+                    && group_alive(pgid)
+                {
+                    // SAFETY: kill(2) on a process group this test's daemon started.
+                    unsafe { libc::kill(-(pgid as i32), libc::SIGKILL) };
+                }
+            }
+        }
     }
 }
 
@@ -445,30 +492,30 @@ pub fn spark_home() -> PathBuf {
 }
 
 /// Starts `sk8 serve --config PATH` and waits for its "ready" log line.
-async fn start(config: &Path, logs: Arc<Mutex<String>>) -> (Child, Ready) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sk8"))
+async fn start(config: &Path, logs: Arc<Mutex<String>>, output: Output) -> (Child, Ready) {
+    let (log, log_end) = std::io::pipe().expect("a pipe for the daemon's log");
+    let stdout = match output {
+        Output::BothClosed => Stdio::from(log_end.try_clone().expect("share the log pipe")),
+        _ => Stdio::null(),
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sk8"));
+    command
         .arg("serve")
         .arg("--config")
         .arg(config)
         .env_remove("DATABASE_URL")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the sk8 binary");
-    let stderr = child.stderr.take().expect("piped stderr");
+        .stdout(stdout)
+        .stderr(log_end);
+    // SIGTERM, not SIGKILL: sk8 stops the Spark process groups it started on its way out.
+    die_with_test(&mut command, libc::SIGTERM);
+    let mut child = command.spawn().expect("start the sk8 binary");
+    // The command holds this side's copy of the pipe's write end: without it, the reader
+    // sees the end of the log when sk8 exits.
+    drop(command);
     let (ready_tx, ready_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = ready_addr(&line) {
-                let _ = ready_tx.send(addr);
-            }
-            let mut logs = logs.lock().unwrap();
-            logs.push_str(&line);
-            logs.push('\n');
-        }
-    });
+    std::thread::spawn(move || read_log(log, &logs, &ready_tx, output));
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
         if let Ok(addr) = ready_rx.try_recv() {
@@ -477,9 +524,111 @@ async fn start(config: &Path, logs: Arc<Mutex<String>>) -> (Child, Ready) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("sk8 exited before it was ready ({status})");
         }
-        assert!(Instant::now() < deadline, "sk8 was not ready in time");
+        assert!(
+            Instant::now() < deadline,
+            "sk8 did not log 'sk8 is ready' within {STARTUP_TIMEOUT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Collects the daemon's log lines into `logs`, and after "ready" does what `output` says.
+fn read_log(
+    pipe: std::io::PipeReader,
+    logs: &Mutex<String>,
+    ready_tx: &mpsc::Sender<Ready>,
+    output: Output,
+) {
+    for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+        let ready = ready_addr(&line);
+        {
+            let mut logs = logs.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+        let Some(addr) = ready else { continue };
+        let _ = ready_tx.send(addr);
+        match output {
+            Output::Read => {}
+            // Returning drops the pipe's only read end: sk8's next write meets EPIPE.
+            Output::StderrClosed | Output::BothClosed => return,
+            // Holds the read end open without reading, until the test process exits.
+            Output::StderrStalled => loop {
+                std::thread::park();
+            },
+        }
+    }
+}
+
+/// The tests' HTTP client: a daemon that stops answering fails the request, with its path,
+/// instead of hanging the test.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(READ_TIMEOUT)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// Runs `command` (stdin closed) to its end and returns its output; panics after `timeout`
+/// saying `what` did not finish, having killed it.
+pub fn output_of(mut command: Command, timeout: Duration, what: &str) -> std::process::Output {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    die_with_test(&mut command, libc::SIGKILL);
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let pid = child.id();
+    let (done, output) = mpsc::channel();
+    // wait_with_output reads both pipes as the process writes them, so neither fills up.
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match output.recv_timeout(timeout) {
+        Ok(output) => output.unwrap_or_else(|e| panic!("{what}: {e}")),
+        Err(_) => {
+            signal(pid, libc::SIGKILL);
+            panic!("{what} did not finish within {timeout:?}")
+        }
+    }
+}
+
+/// Runs `command` to its end and returns its output; panics after `timeout` saying `what` did
+/// not finish. The process is killed then, and dies with the test in any case.
+pub async fn output_within(
+    command: &mut tokio::process::Command,
+    timeout: Duration,
+    what: &str,
+) -> std::process::Output {
+    die_with_test(command.as_std_mut(), libc::SIGKILL);
+    let output = command.kill_on_drop(true).output();
+    tokio::time::timeout(timeout, output)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {timeout:?}"))
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"))
+}
+
+/// Makes the process `command` starts receive `signal` when the thread that starts it ends:
+/// when the test ends, however it ends (passed, panicked, or killed at its timeout by the test
+/// runner, when no `Drop` runs). Start processes from the test's own thread or a runtime
+/// worker (both live as long as the test), never from a short-lived thread.
+pub fn die_with_test(command: &mut Command, signal: i32) {
+    let test = std::process::id() as i32;
+    // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe
+    // functions (prctl, getppid, raise).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The test died between fork and prctl: nobody would send the signal any more.
+            if libc::getppid() != test {
+                libc::raise(signal);
+            }
+            Ok(())
+        })
+    };
 }
 
 /// Where a started daemon listens.
@@ -532,7 +681,7 @@ pub fn attempt_pid(job: &Value) -> u32 {
         .unwrap_or_else(|| panic!("no pid in {attempt}")) as u32
 }
 
-fn tail(text: &str, max: usize) -> &str {
+pub fn tail(text: &str, max: usize) -> &str {
     let start = text.len().saturating_sub(max);
     let start = (start..text.len())
         .find(|i| text.is_char_boundary(*i))

@@ -15,6 +15,11 @@ A check that raises is reported as ok=false with the exception's class and messa
 remaining checks still run. Exit status: 0 iff every requested check passed, 1 if any failed,
 2 for a usage error such as an unknown check name. `all` stands for every check.
 
+`interrupt` needs the server's Spark UI in SK8_CHECKS_SPARK_UI (e.g. http://127.0.0.1:4040): it
+interrupts the endless query only once the UI shows its Spark job running, since an interrupt
+that lands before the job is submitted does not stop it (Apache Spark servers only; Sail has
+no UI).
+
 Needs pyspark-client (Spark Connect only), pandas and pyarrow. Run it as a file, never through
 `python -c`: pyspark-client then takes the run for a doctest and exits asking for SPARK_HOME.
 """
@@ -25,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -34,8 +40,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType
 
 MILLION = 1_000_000
-INTERRUPT_AFTER_S = 1.5  # long enough for the query to be running on the server
+SPARK_UI_ENV = "SK8_CHECKS_SPARK_UI"
+RUNNING_WAIT_S = 120  # how long the endless query may take to have a running Spark job
 INTERRUPT_GRACE_S = 10  # how long the interrupted query may take to end
+FOLLOW_UP_S = 120  # how long the query after the interrupt may take (a loaded machine)
 ARTIFACT_MODULE = "sk8_artifact_double"  # unusual name, so only the uploaded file can satisfy it
 
 
@@ -202,12 +210,68 @@ def start_endless_query(spark):
     return worker, outcome
 
 
+def running_spark_jobs(ui):
+    """Ids of the Spark jobs running on the server, from its UI's REST API."""
+    # No proxy: the UI is on this machine, whatever http_proxy says.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"{ui}/api/v1/applications", timeout=10) as answer:
+        apps = json.load(answer)
+    jobs = []
+    for app in apps:
+        url = f"{ui}/api/v1/applications/{app['id']}/jobs?status=running"
+        with opener.open(url, timeout=10) as answer:
+            jobs += [job["jobId"] for job in json.load(answer)]
+    return jobs
+
+
+def wait_until_running(ui, outcome):
+    """Waits until the server runs a Spark job (the endless query's); returns the job ids."""
+    deadline = time.monotonic() + RUNNING_WAIT_S
+    while True:
+        if "ended" in outcome:
+            early = outcome.get("result") or describe_error(outcome["error"])
+            raise CheckFailed({"ended_before_interrupt": early})
+        try:
+            jobs = running_spark_jobs(ui)
+        except OSError as exc:
+            # A driver busy with the endless query on a loaded machine may answer its UI late:
+            # one slow poll is not a failure, the deadline below is.
+            jobs, last_error = [], describe_error(exc)
+        else:
+            last_error = None
+        if jobs:
+            return jobs
+        if time.monotonic() > deadline:
+            raise CheckFailed({"no_running_spark_job_within_s": RUNNING_WAIT_S, "ui": ui,
+                               "last_poll_error": last_error})
+        time.sleep(0.2)
+
+
+def within(seconds, what, action):
+    """action()'s result, or CheckFailed naming `what` if it takes longer than `seconds`."""
+    done = {}
+
+    def run():
+        try:
+            done["value"] = action()
+        except Exception as exc:
+            done["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise CheckFailed({"timed_out": what, "after_s": seconds})
+    if "error" in done:
+        raise done["error"]
+    return done["value"]
+
+
 def check_interrupt(spark):
+    ui = os.environ.get(SPARK_UI_ENV)
+    expect(ui, {"missing": f"{SPARK_UI_ENV}: the server's Spark UI, to see the query run"})
     worker, outcome = start_endless_query(spark)
-    time.sleep(INTERRUPT_AFTER_S)
-    if "ended" in outcome:
-        early = outcome.get("result") or describe_error(outcome["error"])
-        raise CheckFailed({"ended_before_interrupt": early})
+    running = wait_until_running(ui, outcome)
     interrupted_at = time.perf_counter()
     operation_ids = spark.interruptAll()
     worker.join(INTERRUPT_GRACE_S)
@@ -215,11 +279,14 @@ def check_interrupt(spark):
            {"still_running_after_s": INTERRUPT_GRACE_S, "interrupted": operation_ids})
     error = outcome.get("error")
     expect(error is not None, {"finished_despite_interrupt": str(outcome.get("result"))})
+    # The session must survive the interrupt and keep serving queries.
+    count = within(FOLLOW_UP_S, "spark.range(3).count() after the interrupt",
+                   lambda: spark.range(3).count())
     detail = {"error": type(error).__name__, "first_line": first_line(str(error)),
               "seconds_to_end": round(outcome["ended"] - interrupted_at, 3),
+              "spark_jobs_running": running,
               "interrupted": operation_ids,
-              # The session must survive the interrupt and keep serving queries.
-              "session_usable_after": spark.range(3).count() == 3}
+              "session_usable_after": count == 3}
     says_interrupted = re.search(r"interrupt|cancel", detail["error"] + str(error), re.IGNORECASE)
     expect(says_interrupted and detail["session_usable_after"], detail)
     return detail

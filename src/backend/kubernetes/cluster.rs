@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::AsyncBufReadExt;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
 };
 use tokio_util::sync::CancellationToken;
 
+use super::evidence;
 use super::health::{self, Health};
 use super::pods::{self, DriverPods};
 use super::render::{self, RenderSettings};
@@ -18,14 +19,15 @@ use super::status;
 use super::watch::{self, StatusCache};
 use super::{FIELD_MANAGER, KubeRef};
 use crate::backend::{
-    AttemptRequest, AttemptStatus, BackendError, LogStream, Managed, ManagedServer, ServerStatus,
-    SessionRequest, StopProgress,
+    AttemptRequest, AttemptStatus, BackendError, Ended, LogStream, Managed, ManagedServer,
+    ServerStatus, SessionRequest, StopProgress,
 };
 use crate::config::ClusterConfig;
 use crate::domain::{FailureClass, JobId, SessionId};
 use crate::wake::Wake;
 
-const SPARK_UI_PORT: u16 = 4040;
+/// Where a driver serves its Spark UI (Spark's default `spark.ui.port`; sk8 does not move it).
+pub(super) const SPARK_UI_PORT: u16 = 4040;
 
 pub struct Cluster {
     pub name: String,
@@ -157,6 +159,7 @@ impl Cluster {
             cluster: Some(self.name.clone()),
             namespace,
             name,
+            route: None,
         };
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let applied = self
@@ -238,6 +241,19 @@ impl Cluster {
         Ok(bytes_of(reader))
     }
 
+    /// Evidence of an ended application's pods and its failed executors' log tails, read while
+    /// the operator retains them; the application id is sk8's deterministic one.
+    pub async fn ended(&self, app: &KubeRef) -> Ended {
+        let pods: Api<Pod> = Api::namespaced(self.streams.clone(), &app.namespace);
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &app.namespace);
+        let gathered = evidence::gather(&pods, &events, &app.name).await;
+        Ended {
+            app_id: Some(crate::record::confs::app_id(&app.name)),
+            evidence: gathered.evidence,
+            executor_tails: gathered.tails,
+        }
+    }
+
     /// Every sk8 application the watch knows of in this cluster.
     pub fn managed(&self) -> Vec<Managed> {
         self.cache.view_all(|(namespace, name), seen| {
@@ -246,6 +262,7 @@ impl Cluster {
                 cluster: Some(self.name.clone()),
                 namespace: namespace.clone(),
                 name: name.clone(),
+                route: None,
             };
             Some(Managed {
                 job_id,
@@ -263,6 +280,7 @@ impl Cluster {
                 cluster: Some(self.name.clone()),
                 namespace: namespace.clone(),
                 name: name.clone(),
+                route: None,
             };
             Some(ManagedServer {
                 session_id: SessionId::parse(seen.session_id.as_deref()?)?,

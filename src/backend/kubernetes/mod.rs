@@ -3,7 +3,10 @@
 //! the team is routed to.
 //!
 //! - routing: `backend.kubernetes.clusters` lists clusters with the teams (or `team/env`) they
-//!   serve; the rest go to the default cluster ([`Routes`]). One cluster is the usual case;
+//!   serve, `routes` the teams that may run on several, in order of preference; the rest go to
+//!   the default cluster ([`Routes`]). New work goes to the first of a team's clusters whose
+//!   API answers, and the attempt records why a preferred one was passed over. One cluster is
+//!   the usual case;
 //! - submit: server-side apply of the rendered manifest ([`render`]) under sk8's field manager,
 //!   so submitting the same attempt twice changes nothing;
 //! - status: read from a cache fed by one watch per cluster over all sk8-managed applications
@@ -18,6 +21,7 @@
 //! No state of its own: the attempt's [`BackendRef`] names the cluster and the application.
 
 mod cluster;
+pub mod evidence;
 mod health;
 pub mod namespaces;
 mod pods;
@@ -36,12 +40,13 @@ use tokio_util::sync::CancellationToken;
 use self::cluster::Cluster;
 use self::render::RenderSettings;
 use super::{
-    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, Managed,
+    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, Ended, LogStream, Managed,
     ManagedServer, NoCapacity, ServerStatus, SessionRequest, StopProgress, StopReason,
 };
 use crate::backend::namespaces::{NamespaceChanges, Provisioner};
 use crate::config::{KubernetesConfig, NamespacesConfig};
 use crate::domain::{FailureClass, JobSpec};
+use crate::record::confs::EventLogSettings;
 use crate::wake::Wake;
 
 /// The field manager of every object sk8 applies.
@@ -56,6 +61,9 @@ struct KubeRef {
     cluster: Option<String>,
     namespace: String,
     name: String,
+    /// Why this cluster was chosen over a preferred one (routing around a cluster that is down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    route: Option<String>,
 }
 
 impl KubeRef {
@@ -69,38 +77,37 @@ impl KubeRef {
     }
 }
 
-/// Which cluster serves a team (and env).
+/// Which clusters serve a team (and env), in order of preference.
 #[derive(Clone, Debug)]
 struct Routes {
-    /// `team/env` or `team` → index into the clusters.
-    by_key: HashMap<String, usize>,
+    /// `team/env` or `team` → indexes into the clusters.
+    by_key: HashMap<String, Vec<usize>>,
     default: usize,
 }
 
 impl Routes {
     fn of(config: &KubernetesConfig) -> Self {
         let clusters = config.clusters();
-        let by_key = clusters
+        let index = |name: &String| clusters.iter().position(|c| &c.name == name);
+        let mut by_key: HashMap<String, Vec<usize>> = clusters
             .iter()
             .enumerate()
-            .flat_map(|(i, c)| c.teams.iter().map(move |key| (key.clone(), i)))
+            .flat_map(|(i, c)| c.teams.iter().map(move |key| (key.clone(), vec![i])))
             .collect();
-        let default = config
-            .default_cluster
-            .as_ref()
-            .and_then(|name| clusters.iter().position(|c| &c.name == name))
-            .unwrap_or(0);
+        for (key, names) in &config.routes {
+            by_key.insert(key.clone(), names.iter().filter_map(index).collect());
+        }
+        let default = config.default_cluster.as_ref().and_then(index).unwrap_or(0);
         Routes { by_key, default }
     }
 
     /// The most specific route: `team/env`, then `team`, then the default cluster.
-    fn cluster_for(&self, team: &str, env: &str) -> usize {
+    fn clusters_for(&self, team: &str, env: &str) -> &[usize] {
         let exact = format!("{team}/{env}");
         self.by_key
             .get(&exact)
             .or_else(|| self.by_key.get(team))
-            .copied()
-            .unwrap_or(self.default)
+            .map_or(std::slice::from_ref(&self.default), Vec::as_slice)
     }
 }
 
@@ -113,11 +120,16 @@ pub struct KubernetesBackend {
 
 impl KubernetesBackend {
     /// Connects to every configured cluster and starts their watches.
-    pub async fn connect(config: &KubernetesConfig, wake: Arc<Wake>) -> anyhow::Result<Self> {
+    pub async fn connect(
+        config: &KubernetesConfig,
+        event_logs: EventLogSettings,
+        wake: Arc<Wake>,
+    ) -> anyhow::Result<Self> {
         let stop_watch = CancellationToken::new();
         let settings = RenderSettings {
             driver_service_account: config.driver_service_account.clone(),
             failed_retain_seconds: config.failed_retain_seconds,
+            event_logs,
         };
         let request_timeout = Duration::from_secs(config.request_timeout_seconds);
         let mut clusters = Vec::new();
@@ -149,9 +161,20 @@ impl KubernetesBackend {
         }
     }
 
-    /// The cluster serving a team environment.
-    fn cluster_serving(&self, team: &str, env: &str) -> &Cluster {
-        &self.clusters[self.routes.cluster_for(team, env)]
+    /// The cluster for new work of a team environment: the first of its clusters whose API
+    /// answers (else the first), and why a preferred one was passed over.
+    fn cluster_serving(&self, team: &str, env: &str) -> (&Cluster, Option<String>) {
+        let candidates = self.routes.clusters_for(team, env);
+        let mut passed = Vec::new();
+        for &i in candidates {
+            let cluster = &self.clusters[i];
+            match cluster.health.down() {
+                None if passed.is_empty() => return (cluster, None),
+                None => return (cluster, Some(passed.join("; "))),
+                Some(reason) => passed.push(format!("cluster {} is down ({reason})", cluster.name)),
+            }
+        }
+        (&self.clusters[candidates[0]], None)
     }
 
     fn gone_cluster(app: &KubeRef) -> String {
@@ -171,10 +194,10 @@ impl Backend for KubernetesBackend {
         "kubernetes"
     }
 
-    /// A job waits while its own cluster's API server is unreachable; jobs of other clusters
-    /// go on.
+    /// A job waits while the API servers of all its clusters are unreachable; jobs of other
+    /// clusters go on.
     fn capacity(&self, spec: &JobSpec) -> Result<(), NoCapacity> {
-        let cluster = self.cluster_serving(spec.team.as_str(), spec.env.as_str());
+        let (cluster, _) = self.cluster_serving(spec.team.as_str(), spec.env.as_str());
         match cluster.health.down() {
             Some(reason) => Err(NoCapacity {
                 reason: format!(
@@ -199,8 +222,12 @@ impl Backend for KubernetesBackend {
 
     async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError> {
         let spec = &request.spec;
-        let cluster = self.cluster_serving(spec.team.as_str(), spec.env.as_str());
-        let app = cluster.submit(request).await?;
+        let (cluster, route) = self.cluster_serving(spec.team.as_str(), spec.env.as_str());
+        let mut app = cluster.submit(request).await?;
+        if let Some(route) = &route {
+            tracing::info!(job_id = %request.job_id, cluster = %cluster.name, %route, "routed around a preferred cluster");
+        }
+        app.route = route;
         Ok(serde_json::to_value(app).expect("a KubeRef serializes"))
     }
 
@@ -230,14 +257,15 @@ impl Backend for KubernetesBackend {
 
     async fn server_start(&self, request: &SessionRequest) -> Result<BackendRef, BackendError> {
         let spec = &request.spec;
-        let cluster = self.cluster_serving(spec.team.as_str(), spec.env.as_str());
+        let (cluster, route) = self.cluster_serving(spec.team.as_str(), spec.env.as_str());
         if let Some(reason) = cluster.health.down() {
             return Err(BackendError::Transient(format!(
                 "the Kubernetes API of cluster {} is unavailable ({reason})",
                 cluster.name
             )));
         }
-        let app = cluster.server_start(request).await?;
+        let mut app = cluster.server_start(request).await?;
+        app.route = route;
         Ok(serde_json::to_value(app).expect("a KubeRef serializes"))
     }
 
@@ -250,6 +278,13 @@ impl Backend for KubernetesBackend {
                 stopped_by_sk8: false,
             }),
         }
+    }
+
+    /// Session servers are Apache Spark drivers: their UI is on the driver pod, beside the
+    /// Connect port.
+    async fn server_ui(&self, _server: &BackendRef, endpoint: &str) -> Option<String> {
+        let (ip, _) = endpoint.rsplit_once(':')?;
+        Some(format!("http://{ip}:{}", cluster::SPARK_UI_PORT))
     }
 
     async fn server_stop(&self, server: &BackendRef) -> Result<StopProgress, BackendError> {
@@ -265,6 +300,34 @@ impl Backend for KubernetesBackend {
         match self.cluster_of(&app) {
             Some(cluster) => cluster.logs(&app, follow).await,
             None => Err(BackendError::NotFound(Self::gone_cluster(&app))),
+        }
+    }
+
+    /// sk8 sets `spark.app.id` to the application's name.
+    fn app_id(&self, attempt: &BackendRef) -> Option<String> {
+        let app = KubeRef::parse(attempt).ok()?;
+        Some(crate::record::confs::app_id(&app.name))
+    }
+
+    async fn ended(&self, attempt: &BackendRef) -> Ended {
+        let Ok(app) = KubeRef::parse(attempt) else {
+            return Ended::default();
+        };
+        match self.cluster_of(&app) {
+            Some(cluster) => cluster.ended(&app).await,
+            None => {
+                let mut ended = Ended::default();
+                ended.evidence.gaps.push(Self::gone_cluster(&app));
+                ended
+            }
+        }
+    }
+
+    async fn release(&self, attempt: &BackendRef) -> Result<StopProgress, BackendError> {
+        let app = KubeRef::parse(attempt)?;
+        match self.cluster_of(&app) {
+            Some(cluster) => cluster.stop(&app, "its run is recorded").await,
+            None => Ok(StopProgress::Gone),
         }
     }
 
@@ -329,7 +392,7 @@ mod tests {
         .expect("a config");
         let routes = Routes::of(&config);
         let name = |team, env| {
-            config.clusters()[routes.cluster_for(team, env)]
+            config.clusters()[routes.clusters_for(team, env)[0]]
                 .name
                 .clone()
         };
@@ -337,5 +400,21 @@ mod tests {
         assert_eq!(name("payments", "prod"), "west");
         assert_eq!(name("risk", "dev"), "west");
         assert_eq!(name("growth", "dev"), "central");
+    }
+
+    #[test]
+    fn a_route_lists_its_clusters_in_order_of_preference() {
+        let config: KubernetesConfig = serde_json::from_value(serde_json::json!({
+            "clusters": [
+                {"name": "east", "kubeconfig": "/k/east"},
+                {"name": "west", "kubeconfig": "/k/west", "teams": ["risk"]},
+            ],
+            "routes": {"payments": ["west", "east"]},
+        }))
+        .expect("a config");
+        let routes = Routes::of(&config);
+        assert_eq!(routes.clusters_for("payments", "dev"), &[1, 0]);
+        assert_eq!(routes.clusters_for("risk", "dev"), &[1]);
+        assert_eq!(routes.clusters_for("growth", "dev"), &[0]);
     }
 }

@@ -22,6 +22,7 @@ use crate::backend::{AttemptRequest, CONNECT_SERVER_CLASS, SessionRequest};
 use crate::domain::jobspec::{ConfValue, DriverSpec, DynamicAllocation, ExecutorSpec};
 use crate::domain::{JobSpec, SessionSpec};
 use crate::gateway::token::TOKEN_ENV;
+use crate::record::confs::{EventLogSettings, app_id, event_log_confs};
 
 pub const API_VERSION: &str = "spark.apache.org/v1";
 pub const KIND: &str = "SparkApplication";
@@ -47,9 +48,12 @@ const DRIVER_CONTAINER: &str = "spark-kubernetes-driver";
 pub struct RenderSettings {
     /// The ServiceAccount drivers run as (provisioned in every team namespace).
     pub driver_service_account: String,
-    /// How long the operator keeps a failed application's pods, so its driver log can still
-    /// be read; successful ones are released at once.
+    /// How long the operator keeps an ended job's pods at most: sk8 deletes the application
+    /// as soon as it has archived the driver log and gathered the pods' evidence; this bounds
+    /// how long they stay when sk8 cannot.
     pub failed_retain_seconds: u64,
+    /// Where event logs go.
+    pub event_logs: EventLogSettings,
 }
 
 /// The SparkApplication for one attempt, named `sk8-<job-id>-<attempt>` in the job's namespace.
@@ -91,8 +95,8 @@ fn app_spec(
     let mut app = json!({
         "deploymentMode": "ClusterMode",
         "runtimeVersions": { "sparkVersion": spec.spark_version.clone().unwrap_or_default() },
-        "sparkConf": spark_conf(spec, settings, labels),
-        "applicationTolerations": tolerations(settings),
+        "sparkConf": spark_conf(request, settings, labels),
+        "applicationTolerations": tolerations(settings, Retain::UntilRecorded),
     });
     if spec.main_application_file.ends_with(".jar") {
         app["jars"] = json!(spec.main_application_file);
@@ -118,7 +122,7 @@ pub fn connect_server(request: &SessionRequest, settings: &RenderSettings) -> Va
             (LABEL_SESSION_START, request.start.to_string()),
         ],
     );
-    let mut conf = shared_conf(&Shape::of_session(spec), settings, &labels);
+    let mut conf = shared_conf(&Shape::of_session(spec), settings, &labels, &request.name());
     conf.insert(
         "spark.connect.grpc.binding.port".into(),
         CONNECT_PORT.to_string(),
@@ -132,7 +136,7 @@ pub fn connect_server(request: &SessionRequest, settings: &RenderSettings) -> Va
         "mainClass": CONNECT_SERVER_CLASS,
         "runtimeVersions": { "sparkVersion": spec.spark_version.clone().unwrap_or_default() },
         "sparkConf": conf,
-        "applicationTolerations": tolerations(settings),
+        "applicationTolerations": tolerations(settings, Retain::OnFailure),
         "driverSpec": { "podTemplateSpec": { "spec": { "containers": [{
             "name": DRIVER_CONTAINER,
             "ports": [{ "name": "spark-connect", "containerPort": CONNECT_PORT }],
@@ -179,12 +183,24 @@ pub fn token_secret_name(request: &SessionRequest) -> String {
     format!("{}-token", request.name())
 }
 
-/// sk8 restarts attempts and sessions itself, so the operator never does; failed drivers are
-/// kept a while for their logs.
-fn tolerations(settings: &RenderSettings) -> Value {
+/// How long the operator keeps an ended application's pods.
+enum Retain {
+    /// A job attempt's: until sk8 has recorded the run and deletes the application (bounded by
+    /// `failed_retain_seconds`).
+    UntilRecorded,
+    /// A session server's: failed ones for their log.
+    OnFailure,
+}
+
+/// sk8 restarts attempts and sessions itself, so the operator never does.
+fn tolerations(settings: &RenderSettings, retain: Retain) -> Value {
+    let policy = match retain {
+        Retain::UntilRecorded => "Always",
+        Retain::OnFailure => "OnFailure",
+    };
     json!({
         "restartConfig": { "restartPolicy": "Never" },
-        "resourceRetainPolicy": "OnFailure",
+        "resourceRetainPolicy": policy,
         "resourceRetainDurationMillis": settings.failed_retain_seconds * 1000,
     })
 }
@@ -257,13 +273,23 @@ impl<'a> Shape<'a> {
 
 /// The job's own confs, then everything sk8 derives from the spec (which wins: the spec's
 /// structured fields are the source of truth, and reserved confs were rejected at parse time).
+/// Ended executors are kept (deleted with the application) so sk8 can read why they failed.
 fn spark_conf(
-    spec: &JobSpec,
+    request: &AttemptRequest,
     settings: &RenderSettings,
     labels: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let mut conf = shared_conf(&Shape::of_job(spec), settings, labels);
+    let spec = &request.spec;
+    let mut conf = shared_conf(&Shape::of_job(spec), settings, labels, &request.name());
+    conf.entry("spark.kubernetes.executor.deleteOnTermination".into())
+        .or_insert_with(|| "false".into());
     conf.extend(dependency_confs(spec));
+    if let Some(traceparent) = &request.traceparent {
+        conf.insert(
+            "spark.kubernetes.driverEnv.TRACEPARENT".into(),
+            traceparent.clone(),
+        );
+    }
     for (name, value) in &spec.env_vars {
         conf.insert(format!("spark.kubernetes.driverEnv.{name}"), value.clone());
         conf.insert(format!("spark.executorEnv.{name}"), value.clone());
@@ -271,11 +297,13 @@ fn spark_conf(
     conf
 }
 
-/// The spec's own confs, then image, service account, name, resources and pod labels.
+/// The spec's own confs, then image, service account, name, application id and event log,
+/// resources and pod labels.
 fn shared_conf(
     shape: &Shape,
     settings: &RenderSettings,
     labels: &BTreeMap<String, String>,
+    name: &str,
 ) -> BTreeMap<String, String> {
     let mut conf: BTreeMap<String, String> = shape
         .spark_conf
@@ -294,6 +322,9 @@ fn shared_conf(
         settings.driver_service_account.clone(),
     );
     set("spark.app.name", shape.name.to_owned());
+    for (key, value) in event_log_confs(shape.spark_conf, &settings.event_logs, &app_id(name)) {
+        set(&key, value);
+    }
     for (key, value) in resource_confs(shape) {
         set(&key, value);
     }

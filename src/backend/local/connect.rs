@@ -19,6 +19,7 @@ use crate::backend::{
 use crate::config::ConnectServer;
 use crate::domain::FailureClass;
 use crate::gateway::token::TOKEN_ENV;
+use crate::record::confs::{app_id, event_log_confs};
 
 const HOST: &str = "127.0.0.1";
 /// How long a readiness probe waits for the port.
@@ -135,6 +136,8 @@ impl LocalBackend {
             "spark.ui.showConsoleProgress=false".into(),
         ];
         conf.extend(spec.spark_conf.iter().map(|(k, v)| format!("{k}={}", v.0)));
+        let recorded = event_log_confs(&spec.spark_conf, &self.event_logs, &app_id(name));
+        conf.extend(recorded.into_iter().map(|(k, v)| format!("{k}={v}")));
         for c in conf {
             command.args(["--conf", &c]);
         }
@@ -143,6 +146,12 @@ impl LocalBackend {
         // variable it shows in neither `ps` nor the server's confs.
         command.env(TOKEN_ENV, &request.token);
         Ok(command)
+    }
+
+    /// The UI an Apache Spark server announced in its log (Sail's announce none).
+    pub(super) fn server_ui_of(&self, server: &BackendRef) -> Option<String> {
+        let server = ServerRef::parse(server).ok()?;
+        logfile::spark_ui_url(&server.dir.join("server.log"), HOST)
     }
 
     pub(super) async fn server_status_of(

@@ -68,6 +68,36 @@ pub fn spark_ui_url(log: &Path, host: &str) -> Option<String> {
     Some(format!("http://{host}:{port}"))
 }
 
+/// The Spark application id, from the line where Spark announces its event log
+/// (`Logging events to file:/…/eventlog_v2_local-1796448131550/events_1_….zstd`, or
+/// `…/local-1796448131550.zstd.inprogress` for a single-file log). Local mode ignores
+/// `spark.app.id`, so this is where sk8 learns it.
+pub fn app_id(log: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(log).ok()?;
+    let mut head = vec![0; HEAD_BYTES];
+    let n = file.read(&mut head).ok()?;
+    let text = String::from_utf8_lossy(&head[..n]);
+    let marker = "Logging events to ";
+    let path = text
+        .lines()
+        .find_map(|line| line.split_once(marker))?
+        .1
+        .trim();
+    app_id_of(path)
+}
+
+fn app_id_of(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').collect();
+    if let Some(rolling) = segments.iter().find_map(|s| s.strip_prefix("eventlog_v2_")) {
+        return Some(rolling.to_owned());
+    }
+    let mut name = segments.last()?.trim_end_matches(".inprogress");
+    for codec in [".zstd", ".lz4", ".lzf", ".snappy"] {
+        name = name.trim_end_matches(codec);
+    }
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 fn read_tail(path: &Path, bytes: u64) -> Option<String> {
     let mut file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
@@ -165,6 +195,19 @@ mod tests {
             failure_line(log.path())
                 .unwrap()
                 .contains("ClassNotFoundException")
+        );
+    }
+
+    #[test]
+    fn reads_the_application_id_of_rolling_and_single_file_logs() {
+        let log = log_with(
+            "26/12/05 05:22:12 INFO RollingEventLogFilesWriter: Logging events to \
+             file:/tmp/ev/eventlog_v2_local-1796448131550/events_1_local-1796448131550.zstd\n",
+        );
+        assert_eq!(app_id(log.path()).as_deref(), Some("local-1796448131550"));
+        assert_eq!(
+            app_id_of("file:/tmp/ev/local-17.zstd.inprogress").as_deref(),
+            Some("local-17")
         );
     }
 

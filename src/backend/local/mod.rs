@@ -22,14 +22,14 @@ use serde::{Deserialize, Serialize};
 
 use self::process::ProcessId;
 use super::{
-    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, LogStream, NoCapacity,
+    AttemptRequest, AttemptStatus, Backend, BackendError, BackendRef, Ended, LogStream, NoCapacity,
     ServerStatus, SessionRequest, StopProgress, StopReason,
 };
 use crate::config::LocalConfig;
 use crate::domain::{FailureClass, JobSpec};
+use crate::record::confs::{EventLogSettings, app_id, event_log_confs};
+use crate::record::evidence::ProcessExit;
 use crate::wake::Wake;
-
-pub use spark::INSTALL_HINT;
 
 /// Runs Spark, records its pid, then records its exit status atomically. `$0` is the attempt's
 /// name, so `/proc/<pid>/cmdline` tells sk8's wrapper apart from a process that reused the pid.
@@ -61,6 +61,7 @@ impl LocalRef {
 
 pub struct LocalBackend {
     config: LocalConfig,
+    event_logs: EventLogSettings,
     data_dir: PathBuf,
     root: PathBuf,
     /// Told whenever a process exits, so the reconciler records it without waiting a tick.
@@ -72,9 +73,15 @@ pub struct LocalBackend {
 }
 
 impl LocalBackend {
-    pub fn new(config: LocalConfig, data_dir: &Path, wake: Arc<Wake>) -> Self {
+    pub fn new(
+        config: LocalConfig,
+        event_logs: EventLogSettings,
+        data_dir: &Path,
+        wake: Arc<Wake>,
+    ) -> Self {
         LocalBackend {
             config,
+            event_logs,
             data_dir: data_dir.to_owned(),
             root: data_dir.join("attempts"),
             wake,
@@ -87,9 +94,7 @@ impl LocalBackend {
     pub fn describe_spark(&self) -> String {
         match spark::find(&self.config) {
             Ok(install) => format!("spark-submit at {}", install.spark_submit.display()),
-            Err(_) => {
-                "no Spark found yet: jobs will fail until one is installed (see README)".into()
-            }
+            Err(why) => format!("jobs will fail until Spark is installed: {why}"),
         }
     }
 
@@ -131,10 +136,18 @@ impl LocalBackend {
         let name = request.name();
         let mut command = wrapped(dir, &name, &install.spark_submit, "driver.log")?;
         command
-            .args(submit_args(request, &self.config.master, &app))
+            .args(submit_args(
+                request,
+                &self.config.master,
+                &app,
+                event_log_confs(&request.spec.spark_conf, &self.event_logs, &app_id(&name)),
+            ))
             .env("SK8_JOB_ID", request.job_id.as_str())
             .env("SK8_ATTEMPT", request.attempt.to_string());
         install.export(&mut command);
+        if let Some(traceparent) = &request.traceparent {
+            command.env("TRACEPARENT", traceparent);
+        }
         command.envs(&request.spec.env_vars);
         let mut child = command
             .spawn()
@@ -300,12 +313,53 @@ impl Backend for LocalBackend {
         Ok(logfile::stream(path, follow, move || process.is_alive()))
     }
 
+    /// Local mode names the application itself; the driver log says what.
+    fn app_id(&self, attempt: &BackendRef) -> Option<String> {
+        logfile::app_id(&LocalRef::parse(attempt).ok()?.log())
+    }
+
+    /// The exit status (or signal) from the attempt's folder, why sk8 stopped it, and the
+    /// application id Spark announced in the driver log.
+    async fn ended(&self, attempt: &BackendRef) -> Ended {
+        let mut ended = Ended::default();
+        let Ok(local) = LocalRef::parse(attempt) else {
+            return ended;
+        };
+        let code = std::fs::read_to_string(local.dir.join("exit"))
+            .ok()
+            .and_then(|c| c.trim().parse().ok());
+        let mut exit = match code {
+            Some(code) => ProcessExit::from_status(code),
+            None => ProcessExit {
+                exit_code: None,
+                signal: None,
+                stopped_by_sk8: None,
+            },
+        };
+        exit.stopped_by_sk8 = std::fs::read_to_string(local.dir.join("stop"))
+            .ok()
+            .map(|why| why.trim().to_owned());
+        if code.is_none() && exit.stopped_by_sk8.is_none() {
+            ended
+                .evidence
+                .gaps
+                .push("the process left no exit status (killed while sk8 was down?)".into());
+        }
+        ended.evidence.process = Some(exit);
+        ended.app_id = logfile::app_id(&local.log());
+        ended
+    }
+
     async fn server_start(&self, request: &SessionRequest) -> Result<BackendRef, BackendError> {
         self.start_server(request).await
     }
 
     async fn server_status(&self, server: &BackendRef) -> Result<ServerStatus, BackendError> {
         self.server_status_of(server).await
+    }
+
+    async fn server_ui(&self, server: &BackendRef, _endpoint: &str) -> Option<String> {
+        self.server_ui_of(server)
     }
 
     async fn server_stop(&self, server: &BackendRef) -> Result<StopProgress, BackendError> {
@@ -373,8 +427,15 @@ fn wrapped(
     Ok(command)
 }
 
-/// The arguments after `spark-submit`.
-fn submit_args(request: &AttemptRequest, master: &str, app: &str) -> Vec<String> {
+/// The arguments after `spark-submit`; `sk8_confs` (event logging, the app id) go with the
+/// spec's confs, before the application file: after it they would be the application's own
+/// arguments.
+fn submit_args(
+    request: &AttemptRequest,
+    master: &str,
+    app: &str,
+    sk8_confs: Vec<(String, String)>,
+) -> Vec<String> {
     let spec = &request.spec;
     let mut args = vec![
         "--master".to_string(),
@@ -393,6 +454,7 @@ fn submit_args(request: &AttemptRequest, master: &str, app: &str) -> Vec<String>
     for (key, value) in &spec.spark_conf {
         args.extend(["--conf".into(), format!("{key}={}", value.0)]);
     }
+    args.extend(conf_args(sk8_confs));
     if let Some(class) = &spec.main_class {
         args.extend(["--class".into(), class.clone()]);
     }
@@ -409,6 +471,14 @@ fn submit_args(request: &AttemptRequest, master: &str, app: &str) -> Vec<String>
     args.push(app.to_owned());
     args.extend(spec.args.iter().cloned());
     args
+}
+
+/// `--conf key=value` for each conf.
+fn conf_args(confs: Vec<(String, String)>) -> Vec<String> {
+    confs
+        .into_iter()
+        .flat_map(|(key, value)| ["--conf".to_owned(), format!("{key}={value}")])
+        .collect()
 }
 
 /// `local:///x` means "already on the machine that runs the driver": here, this machine.

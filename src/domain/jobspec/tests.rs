@@ -211,3 +211,56 @@ fn memory_sizes() {
         assert_eq!(memory_bytes(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn every_mistake_is_reported_with_its_field() {
+    let yaml = r#"
+team: feature-eng
+env: prod
+name: pi
+mainApplicationFile: local:///opt/jobs/pi.py
+executer: {instances: 2}
+driver: {memory: lots, cores: many, memroy: 2g}
+sparkConf: {spark.master: "local[*]"}
+labels: {sk8.dev/job: x}
+"#;
+    let err = JobSpec::parse(yaml.as_bytes(), Format::Yaml, &defaults()).unwrap_err();
+    let fields: Vec<_> = err
+        .field_errors()
+        .into_iter()
+        .map(|e| (e.field.unwrap_or_default(), e.message))
+        .collect();
+    let named: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        named,
+        [
+            // Shape errors in the order serde meets them, then the value rules.
+            "driver.cores",
+            "driver.memroy",
+            "executer",
+            "sparkConf.spark.master",
+            "driver.memory",
+            "labels.sk8.dev/job"
+        ],
+        "{fields:#?}"
+    );
+    assert!(fields[1].1.contains("did you mean `memory`?"), "{fields:?}");
+    assert!(
+        fields[2].1.contains("did you mean `executor`?"),
+        "{fields:?}"
+    );
+    assert_eq!(err.field(), Some("driver.cores"));
+    assert!(err.to_string().contains("and 5 more errors"), "{err}");
+}
+
+#[test]
+fn a_missing_field_after_a_mistyped_one_is_not_reported_twice() {
+    let err = JobSpec::parse(
+        br#"{"team": 5, "env": "prod", "name": "pi", "mainApplicationFile": "/a.py"}"#,
+        Format::Json,
+        &defaults(),
+    )
+    .unwrap_err();
+    let fields: Vec<_> = err.field_errors().into_iter().map(|e| e.field).collect();
+    assert_eq!(fields, [Some("team".to_owned())]);
+}

@@ -115,17 +115,7 @@ fn pod_memory(
     confs: &BTreeMap<String, ConfValue>,
 ) -> (Quantity, String) {
     let heap = memory_bytes(memory).unwrap_or_default();
-    let factor = conf(confs, &format!("spark.{role}.memoryOverheadFactor"))
-        .or_else(|| conf(confs, "spark.kubernetes.memoryOverheadFactor"))
-        .and_then(|f| f.parse::<f64>().ok())
-        .unwrap_or(if python {
-            PYTHON_OVERHEAD_FACTOR
-        } else {
-            JVM_OVERHEAD_FACTOR
-        });
-    let overhead = conf(confs, &format!("spark.{role}.memoryOverhead"))
-        .and_then(mebibytes_by_default)
-        .unwrap_or_else(|| ((heap as f64 * factor) as u64 / MIB * MIB).max(MIN_OVERHEAD));
+    let overhead = memory_overhead(role, memory, python, confs);
     let pyspark = match role {
         "executor" => conf(confs, "spark.executor.pyspark.memory").and_then(mebibytes_by_default),
         _ => None,
@@ -139,6 +129,28 @@ fn pod_memory(
         why.push_str(&format!(" + {} PySpark", Quantity::from_bytes(pyspark)));
     }
     (Quantity::from_bytes(total), why)
+}
+
+/// A `role` pod's memory overhead in bytes, as Spark computes it: its `memoryOverhead` conf,
+/// else the overhead factor times the memory, at least 384 MiB.
+pub fn memory_overhead(
+    role: &str,
+    memory: &str,
+    python: bool,
+    confs: &BTreeMap<String, ConfValue>,
+) -> u64 {
+    let heap = memory_bytes(memory).unwrap_or_default();
+    let factor = conf(confs, &format!("spark.{role}.memoryOverheadFactor"))
+        .or_else(|| conf(confs, "spark.kubernetes.memoryOverheadFactor"))
+        .and_then(|f| f.parse::<f64>().ok())
+        .unwrap_or(if python {
+            PYTHON_OVERHEAD_FACTOR
+        } else {
+            JVM_OVERHEAD_FACTOR
+        });
+    conf(confs, &format!("spark.{role}.memoryOverhead"))
+        .and_then(mebibytes_by_default)
+        .unwrap_or_else(|| ((heap as f64 * factor) as u64 / MIB * MIB).max(MIN_OVERHEAD))
 }
 
 fn conf<'a>(confs: &'a BTreeMap<String, ConfValue>, key: &str) -> Option<&'a str> {
@@ -169,20 +181,29 @@ impl NamespaceGuard {
         }
     }
 
-    /// Admits a job or session for `team`/`env`, or says why it can never run there.
+    /// The spec of `team`/`env`'s namespace, unless there is none or it is being deleted.
+    pub async fn provisioned(
+        &self,
+        team: &DnsLabel,
+        env: &DnsLabel,
+    ) -> Result<Option<NamespaceSpec>> {
+        let found = self
+            .store
+            .namespace_get(team.as_str(), env.as_str())
+            .await?;
+        Ok(found.filter(|ns| ns.deleted_at.is_none()).map(|ns| ns.spec))
+    }
+
+    /// Admits a job or session for `team`/`env`, or says why it can never run there; the
+    /// namespace's spec, whose policy applies to it, when there is one.
     pub async fn admit(
         &self,
         team: &DnsLabel,
         env: &DnsLabel,
         footprint: &Footprint,
-    ) -> Result<()> {
-        let found = self
-            .store
-            .namespace_get(team.as_str(), env.as_str())
-            .await?
-            .filter(|ns| ns.deleted_at.is_none());
-        match found {
-            Some(namespace) => fits(&namespace.spec, footprint),
+    ) -> Result<Option<NamespaceSpec>> {
+        match self.provisioned(team, env).await? {
+            Some(spec) => fits(&spec, footprint).map(|()| Some(spec)),
             None if self.require_provisioned => Err(Error::invalid(
                 "env",
                 format!(
@@ -190,7 +211,7 @@ impl NamespaceGuard {
                      with `sk8 namespace apply FILE` (PUT /v1/namespaces/{team}/{env}) first"
                 ),
             )),
-            None => Ok(()),
+            None => Ok(None),
         }
     }
 }

@@ -226,7 +226,7 @@ impl NamespaceService {
         // From here on the reconciler no longer repairs it, and finishes the delete if the
         // clusters cannot be reached now.
         self.store.namespace_mark_deleted(team, env).await?;
-        stored.deleted_at = Some(chrono::Utc::now());
+        stored.deleted_at = Some(crate::domain::now());
         if let Some(provisioner) = &self.provisioner
             && let Err(err) = provisioner.delete(&stored.spec).await
         {

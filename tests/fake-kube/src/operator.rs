@@ -16,16 +16,28 @@
 //!   `DriverReadyTimedOut`, `ExecutorsStartTimedOut`, `DriverEvicted`;
 //! - `fake.sk8.dev/pod-ip`: the driver's pod IP (so a test can run a real Spark Connect
 //!   server on it); `fake.sk8.dev/driver-log`: text the driver logs while running;
-//! - `fake.sk8.dev/step-ms`: this app's step delay.
+//! - `fake.sk8.dev/step-ms`: this app's step delay;
+//! - `fake.sk8.dev/executors`: executor pods to create when the driver is ready, a list (split
+//!   at `,` or `.`: label values allow no commas) of how each ends: `Completed`, `Error` (exit 1), `OOMKilled` (exit 137), `Evicted` (pod
+//!   `reason: Evicted`, a `DisruptionTarget` condition) or `ImagePullBackOff` (left waiting, with
+//!   `Failed`/`BackOff` Events), `HeapOOM` (exit 52, a JVM OOM in its log), `ContainerOOM`
+//!   (`OOMKilled` 137 without a JVM OOM), `Preempted` (`DisruptionTarget`
+//!   `PreemptionByScheduler`), `ImageNotFound` (waiting `ErrImagePull`, the registry says not
+//!   found) or `InvalidImageName`. Each is `<app>-exec-<n>` (labels `spark-role=executor`,
+//!   `spark.operator/spark-app-name=<app>` and the app's executor labels) with a log;
+//! - `fake.sk8.dev/needs-executor-memory`: a size (`6g`): while the application's
+//!   `spark.executor.memory` is below it, it fails with one executor ending `HeapOOM` — a job
+//!   that needs that much heap.
 //!
 //! With [`OperatorOptions::connect_server`] set, a `SparkConnectServer` application's driver
 //! is a real Spark Connect server process (Sail, say) listening on the driver's pod IP and port
 //! 15002, as in a cluster: its pod becomes Ready only once that port accepts connections (the
 //! readiness probe sk8 asks for), and the process is killed when the application goes.
 //!
-//! After a terminal state the app ends `ResourceReleased` (driver pod deleted), or
+//! After a terminal state the app ends `ResourceReleased` (its pods deleted), or
 //! `TerminatedWithoutReleaseResources` when `spec.applicationTolerations.resourceRetainPolicy`
-//! is `Always`, or `OnFailure` and the app failed.
+//! is `Always`, or `OnFailure` and the app failed. Pods left when the application is deleted
+//! are deleted with it, as Kubernetes' garbage collector would (they are owned by it).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -46,6 +58,8 @@ const OUTCOME: &str = "fake.sk8.dev/outcome";
 const POD_IP: &str = "fake.sk8.dev/pod-ip";
 const DRIVER_LOG: &str = "fake.sk8.dev/driver-log";
 const STEP_MS: &str = "fake.sk8.dev/step-ms";
+const EXECUTORS: &str = "fake.sk8.dev/executors";
+const NEEDS_EXECUTOR_MEMORY: &str = "fake.sk8.dev/needs-executor-memory";
 
 /// How the fake operator behaves.
 #[derive(Debug, Clone)]
@@ -85,6 +99,10 @@ fn spark() -> &'static ResourceKind {
 
 fn pods() -> &'static ResourceKind {
     lookup("", "v1", "pods").expect("pods are served").0
+}
+
+fn events() -> &'static ResourceKind {
+    lookup("", "v1", "events").expect("events are served").0
 }
 
 /// Runs until `shutdown`: every SparkApplication that appears without a status gets a task
@@ -254,18 +272,18 @@ fn setting(app: &Value, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Drives one application.
-/// The labels an application asks for on its driver pod (`spark.kubernetes.driver.label.<key>`).
-fn driver_labels(app: &Value) -> serde_json::Map<String, Value> {
-    const PREFIX: &str = "spark.kubernetes.driver.label.";
+/// The labels an application asks for on its pods (`spark.kubernetes.<role>.label.<key>`).
+fn pod_labels(app: &Value, role: &str) -> serde_json::Map<String, Value> {
+    let prefix = format!("spark.kubernetes.{role}.label.");
     app.pointer("/spec/sparkConf")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
-        .filter_map(|(key, value)| Some((key.strip_prefix(PREFIX)?.to_owned(), value.clone())))
+        .filter_map(|(key, value)| Some((key.strip_prefix(&prefix)?.to_owned(), value.clone())))
         .collect()
 }
 
+/// Drives one application.
 struct Driver {
     store: Arc<Store>,
     app: Target,
@@ -278,6 +296,12 @@ struct Driver {
     service_account: Option<String>,
     /// `spark.kubernetes.driver.label.*` confs: Spark puts them on the driver pod.
     pod_labels: serde_json::Map<String, Value>,
+    /// `spark.kubernetes.executor.label.*` confs, for executor pods.
+    executor_labels: serde_json::Map<String, Value>,
+    /// How each executor ends (`fake.sk8.dev/executors`).
+    executors: Vec<String>,
+    /// The application's pods outlive its end (retained): they go when it is deleted.
+    retained: bool,
     pod_ip: String,
     step: Duration,
     written: usize,
@@ -317,6 +341,10 @@ impl Driver {
             )
         };
         let server_command = options.connect_server.clone().filter(|_| connect_server);
+        let starved = note(NEEDS_EXECUTOR_MEMORY).is_some_and(|needed| {
+            let has = conf("spark.executor.memory").unwrap_or_else(|| "1g".into());
+            mebibytes(&has) < mebibytes(&needed)
+        });
         // A real server needs its port free on the pod IP (other fakes may run beside this one).
         let pod_ip = note(POD_IP).unwrap_or_else(|| match server_command {
             Some(_) => (0..253)
@@ -328,13 +356,28 @@ impl Driver {
         Driver {
             app: Target::item(spark(), text("/metadata/namespace").as_deref(), &name),
             uid: text("/metadata/uid").unwrap_or_default(),
-            outcome: note(OUTCOME).unwrap_or_else(|| default_outcome.to_string()),
+            outcome: match starved {
+                true => "Failed".into(),
+                false => note(OUTCOME).unwrap_or_else(|| default_outcome.to_string()),
+            },
             retain: text("/spec/applicationTolerations/resourceRetainPolicy")
                 .unwrap_or_else(|| "Never".into()),
             image: conf("spark.kubernetes.container.image")
                 .unwrap_or_else(|| "apache/spark".into()),
             service_account: conf("spark.kubernetes.authenticate.driver.serviceAccountName"),
-            pod_labels: driver_labels(app),
+            pod_labels: pod_labels(app, "driver"),
+            executor_labels: pod_labels(app, "executor"),
+            executors: match starved {
+                true => vec!["HeapOOM".into()],
+                false => note(EXECUTORS)
+                    .map(|list| {
+                        list.split([',', '.'])
+                            .map(|e| e.trim().to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+            retained: false,
             pod_ip,
             step: note(STEP_MS)
                 .and_then(|ms| ms.parse().ok())
@@ -372,6 +415,8 @@ impl Driver {
             .last()
             .is_some_and(|s| !matches!(s.state, "Succeeded" | "RunningHealthy"));
         let finishes = self.outcome != "Running";
+        // A running application's pods stay until it is deleted.
+        self.retained = !finishes;
         for step in &steps {
             if !self.wait(&shutdown).await {
                 return;
@@ -393,13 +438,93 @@ impl Driver {
             if let Some(change) = step.pod {
                 self.change_pod(change);
             }
+            if matches!(step.pod, Some(PodChange::Ready)) {
+                self.create_executors();
+            }
             self.transition(step.state, step.message);
         }
         if finishes && self.wait(&shutdown).await {
             self.release(failed);
         }
-        // A real server runs until its application is deleted (dropping it kills it).
-        while self.server.is_some() && self.wait(&shutdown).await {}
+        // A real server runs until its application is deleted (dropping it kills it), and
+        // retained pods stay as long.
+        while (self.server.is_some() || self.retained) && self.wait(&shutdown).await {}
+        if !shutdown.is_cancelled() {
+            self.collect_pods();
+        }
+    }
+
+    /// Deletes the pods of a deleted application (what the garbage collector does for pods
+    /// owned by it); none are left after a release.
+    fn collect_pods(&self) {
+        let _ = self.store.delete(&self.pod(), &Default::default(), false);
+        for n in 1..=self.executors.len() {
+            let _ = self
+                .store
+                .delete(&self.executor(n), &Default::default(), false);
+        }
+    }
+
+    fn executor(&self, n: usize) -> Target {
+        Target::item(
+            pods(),
+            self.app.namespace.as_deref(),
+            &format!("{}-exec-{n}", self.name),
+        )
+    }
+
+    /// Creates the executor pods `fake.sk8.dev/executors` asks for, each in its end state.
+    fn create_executors(&self) {
+        for (i, outcome) in self.executors.iter().enumerate() {
+            let target = self.executor(i + 1);
+            let name = format!("{}-exec-{}", self.name, i + 1);
+            let mut labels = self.executor_labels.clone();
+            labels.insert("spark-role".into(), json!("executor"));
+            labels.insert("spark.operator/spark-app-name".into(), json!(self.name));
+            let body = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "labels": labels},
+                "spec": {"containers": [{"name": "spark-kubernetes-executor", "image": self.image}],
+                         "restartPolicy": "Never"},
+            });
+            let created = self.store.create(
+                &Target {
+                    name: None,
+                    ..target.clone()
+                },
+                body,
+                &WriteOptions::new(MANAGER),
+            );
+            if let Err(error) = created {
+                tracing::warn!(%error, app = %self.name, "fake operator could not create an executor");
+                continue;
+            }
+            let (status, log, events) = executor_end(outcome, &self.image);
+            self.write(&target.clone().status(), json!({"status": status}));
+            let _ = self.store.append_log(&target, &log);
+            for (n, (reason, message)) in events.into_iter().enumerate() {
+                self.event(&name, n, reason, &message);
+            }
+        }
+    }
+
+    /// A Warning Event about one of the application's pods.
+    fn event(&self, pod: &str, n: usize, reason: &str, message: &str) {
+        let body = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{pod}.{n}")},
+            "involvedObject": {"kind": "Pod", "name": pod,
+                               "namespace": self.app.namespace.clone().unwrap_or_default()},
+            "reason": reason, "message": message, "type": "Warning", "count": 3,
+            "source": {"component": "kubelet"},
+        });
+        let target = Target::collection(events(), self.app.namespace.as_deref());
+        if let Err(error) = self
+            .store
+            .create(&target, body, &WriteOptions::new(MANAGER))
+        {
+            tracing::warn!(%error, app = %self.name, "fake operator could not record an Event");
+        }
     }
 
     /// Starts the application's Spark Connect server on its pod IP, if it runs one.
@@ -412,13 +537,27 @@ impl Driver {
             .iter()
             .map(|arg| arg.replace("{ip}", &self.pod_ip).replace("{port}", &port))
             .collect();
-        let spawned = tokio::process::Command::new(&args[0])
+        let mut server = tokio::process::Command::new(&args[0]);
+        server
             .args(&args[1..])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        // Dropping kills it, but nothing is dropped when the fake's process is killed (a test
+        // at its timeout): then the kernel does it. The thread that spawns it is a runtime
+        // worker, which lives as long as the fake.
+        // SAFETY: prctl is async-signal-safe; the closure runs in the child before exec.
+        unsafe {
+            server.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let spawned = server.spawn();
         match spawned {
             Ok(child) => self.server = Some(child),
             Err(error) => {
@@ -456,14 +595,15 @@ impl Driver {
 
     fn release(&mut self, failed: bool) {
         let retain = self.retain == "Always" || (self.retain == "OnFailure" && failed);
+        self.retained = retain;
         if retain {
             self.transition(
                 "TerminatedWithoutReleaseResources",
                 "Spark application terminated; resources retained.",
             );
         } else {
-            // The pod may never have existed (scheduling failures).
-            let _ = self.store.delete(&self.pod(), &Default::default(), false);
+            // The pods may never have existed (scheduling failures).
+            self.collect_pods();
             self.transition(
                 "ResourceReleased",
                 "Resources for Spark application have been released.",
@@ -576,6 +716,122 @@ impl Driver {
     fn log(&self, text: &str) {
         // The pod can be gone already (the app was deleted); its log goes with it.
         let _ = self.store.append_log(&self.pod(), text);
+    }
+}
+
+/// A Spark size (`4g`, `4096m`, `4096`: MiB) in MiB; 0 when unreadable.
+fn mebibytes(size: &str) -> u64 {
+    let lower = size.trim().to_ascii_lowercase();
+    let (digits, factor) = match lower.chars().last() {
+        Some('g') => (&lower[..lower.len() - 1], 1024),
+        Some('m') => (&lower[..lower.len() - 1], 1),
+        _ => (lower.as_str(), 1),
+    };
+    digits.parse::<u64>().map_or(0, |n| n * factor)
+}
+
+/// An executor's end state for `outcome`: its pod status, its log, and the Events about it.
+fn executor_end(outcome: &str, image: &str) -> (Value, String, Vec<(&'static str, String)>) {
+    let container = |state: Value| {
+        json!([{"name": "spark-kubernetes-executor", "image": image, "ready": false,
+                "restartCount": 0, "state": state}])
+    };
+    let terminated = |code: i32, reason: &str| {
+        container(
+            json!({"terminated": {"exitCode": code, "reason": reason, "finishedAt": meta::now()}}),
+        )
+    };
+    match outcome {
+        "OOMKilled" => (
+            json!({"phase": "Failed", "containerStatuses": terminated(137, "OOMKilled")}),
+            "INFO Executor: Running task 3.0 in stage 1.0\n\
+             ERROR Executor: java.lang.OutOfMemoryError: Java heap space\n"
+                .into(),
+            Vec::new(),
+        ),
+        "Evicted" => (
+            json!({"phase": "Failed", "reason": "Evicted",
+                   "message": "The node was low on resource: memory.",
+                   "conditions": [{"type": "DisruptionTarget", "status": "True",
+                                   "reason": "TerminationByKubelet",
+                                   "message": "The node was low on resource: memory."}],
+                   "containerStatuses": terminated(137, "Error")}),
+            "INFO Executor: Running task 1.0 in stage 0.0\nERROR CoarseGrainedExecutorBackend: \
+             RECEIVED SIGNAL TERM\n"
+                .into(),
+            vec![("Evicted", "The node was low on resource: memory.".into())],
+        ),
+        "ImagePullBackOff" => (
+            json!({"phase": "Pending", "containerStatuses": container(json!({"waiting": {
+                "reason": "ImagePullBackOff",
+                "message": format!("Back-off pulling image \"{image}\"")}}))}),
+            String::new(),
+            vec![
+                (
+                    "Failed",
+                    format!("Failed to pull image \"{image}\": ErrImagePull"),
+                ),
+                ("BackOff", format!("Back-off pulling image \"{image}\"")),
+            ],
+        ),
+        "HeapOOM" => (
+            json!({"phase": "Failed", "containerStatuses": terminated(52, "Error")}),
+            "INFO Executor: Running task 3.0 in stage 1.0\n\
+             ERROR Executor: Exception in task 3.0 in stage 1.0 (TID 7)\n\
+             java.lang.OutOfMemoryError: Java heap space\n"
+                .into(),
+            Vec::new(),
+        ),
+        "ContainerOOM" => (
+            json!({"phase": "Failed", "containerStatuses": terminated(137, "OOMKilled")}),
+            "INFO Executor: Running task 2.0 in stage 1.0\nINFO PythonRunner: Times: total = 812\n"
+                .into(),
+            Vec::new(),
+        ),
+        "Preempted" => (
+            json!({"phase": "Failed",
+                   "conditions": [{"type": "DisruptionTarget", "status": "True",
+                                   "reason": "PreemptionByScheduler",
+                                   "message": "Preempted in order to admit critical pod"}],
+                   "containerStatuses": terminated(143, "Error")}),
+            "ERROR CoarseGrainedExecutorBackend: RECEIVED SIGNAL TERM\n".into(),
+            vec![(
+                "Preempted",
+                "Preempted in order to admit critical pod".into(),
+            )],
+        ),
+        "ImageNotFound" => (
+            json!({"phase": "Pending", "containerStatuses": container(json!({"waiting": {
+                "reason": "ErrImagePull", "message": "rpc error: code = NotFound"}}))}),
+            String::new(),
+            vec![(
+                "Failed",
+                format!(
+                    "Failed to pull image \"{image}\": rpc error: code = NotFound desc = \
+                         failed to resolve reference \"{image}\": not found"
+                ),
+            )],
+        ),
+        "InvalidImageName" => (
+            json!({"phase": "Pending", "containerStatuses": container(json!({"waiting": {
+                "reason": "InvalidImageName",
+                "message": format!("Failed to apply default image tag \"{image}\": couldn't parse image reference")}}))}),
+            String::new(),
+            vec![(
+                "InspectFailed",
+                format!("Failed to apply default image tag \"{image}\""),
+            )],
+        ),
+        "Error" => (
+            json!({"phase": "Failed", "containerStatuses": terminated(1, "Error")}),
+            "ERROR Executor: Exception in task 0.0\n".into(),
+            Vec::new(),
+        ),
+        _ => (
+            json!({"phase": "Succeeded", "containerStatuses": terminated(0, "Completed")}),
+            "INFO Executor: Finished task 0.0\n".into(),
+            Vec::new(),
+        ),
     }
 }
 

@@ -63,9 +63,13 @@ impl KubeProvisioner {
         }
     }
 
-    /// The clusters a team environment runs on.
+    /// The clusters a team environment may run on: its namespace is provisioned on each.
     fn clusters_of(&self, team: &str, env: &str) -> Vec<&ClusterClient> {
-        vec![&self.clusters[self.routes.cluster_for(team, env)]]
+        self.routes
+            .clusters_for(team, env)
+            .iter()
+            .map(|&i| &self.clusters[i])
+            .collect()
     }
 
     async fn apply_on(
