@@ -313,6 +313,20 @@ async fn errors_honour_json_output() {
     t.check("errors-json");
 }
 
+/// `submit --dry-run` shows the spec sk8 would run, as YAML, and its sizing; nothing is
+/// stored; it cannot be combined with `--wait`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_shows_the_spec_and_submits_nothing() {
+    let app = daemon().await;
+    let mut t = Transcript::new(&app);
+    t.file("planned.yaml", &fake_manifest("planned", "ok"));
+    t.run(&["submit", "planned.yaml", "--dry-run"]);
+    t.run(&["submit", "planned.yaml", "--dry-run", "--wait"]);
+    let (_, page) = app.get("/v1/jobs").await;
+    assert_eq!(page["jobs"], serde_json::json!([]), "nothing was submitted");
+    t.check("submit-dry-run");
+}
+
 /// Item 7: positional arguments and list filters have help; `serve --help` lists no client
 /// flag; no `[env: SK8_SERVER=]` when the variable is unset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,6 +122,13 @@ impl Client {
         self.json(request).await
     }
 
+    /// The effective spec of a submission (`POST /v1/jobs?dryRun=true`): nothing is stored.
+    pub async fn dry_run(&self, body: &Value) -> Result<Value, ClientError> {
+        let url = self.url("/v1/jobs");
+        self.json(self.http.post(url).query(&[("dryRun", "true")]).json(body))
+            .await
+    }
+
     pub async fn get_job(&self, id: &str) -> Result<Value, ClientError> {
         self.json(
             self.http

@@ -12,6 +12,7 @@ use super::output::{Printer, Table, s, time};
 use crate::advice::auto::Sizing;
 use crate::history::summary::{Peak, RunSummary, bytes};
 use crate::record::Evidence;
+use crate::remediation::resize::SizedFrom;
 
 /// Fetches the job, its events and each started attempt's record, then prints them.
 pub async fn run(client: &Client, out: &Printer, id: &str) -> Result<ExitCode, ClientError> {
@@ -46,6 +47,36 @@ pub async fn run(client: &Client, out: &Printer, id: &str) -> Result<ExitCode, C
         describe_attempt(&job, attempt);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `submit --dry-run`: the spec sk8 would run, as YAML, then where its size came from.
+pub fn dry_run(out: &Printer, effective: &Value) -> ExitCode {
+    if out.is_json() {
+        return out.json(effective);
+    }
+    let spec = &effective["spec"];
+    println!(
+        "{} ({}/{}): dry run, nothing submitted; sk8 would run this spec:",
+        s(&spec["name"]),
+        s(&spec["team"]),
+        s(&spec["env"])
+    );
+    // YAML, as the manifests are written; the JSON is one `-o json` away.
+    match serde_saphyr::to_string(spec) {
+        Ok(yaml) => print!("{}", indent(&yaml)),
+        Err(_) => println!("{}", serde_json::to_string_pretty(spec).unwrap_or_default()),
+    }
+    if let Some(from) = typed::<SizedFrom>(&effective["sizedFrom"]) {
+        println!("Remembered size: {}", from.describe());
+    }
+    if let Some(record) = typed::<Sizing>(&effective["sizing"]) {
+        sizing(&record);
+    }
+    ExitCode::SUCCESS
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("  {line}\n")).collect()
 }
 
 /// `Key:  value` lines, keys aligned; empty values left out.

@@ -71,6 +71,10 @@ pub enum Command {
         /// Makes retrying this command safe: the same key returns the same job.
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// Validate the file and show the spec sk8 would run (remembered sizes and sizing
+        /// advice applied) without submitting anything.
+        #[arg(long, conflicts_with_all = ["wait", "idempotency_key"])]
+        dry_run: bool,
     },
     /// Show a job.
     Status {
@@ -190,8 +194,14 @@ pub async fn run_client(cli: Cli) -> ExitCode {
         }
         Command::Submit {
             file,
+            dry_run: true,
+            ..
+        } => dry_run(&client, &out, &file).await,
+        Command::Submit {
+            file,
             wait,
             idempotency_key,
+            dry_run: false,
         } => submit(&client, &out, &file, wait, idempotency_key).await,
         Command::Status { id } => client.get_job(&id).await.map(|mut job| {
             client.absolutize(&mut job["links"]["sparkUi"]);
@@ -270,6 +280,20 @@ async fn submit(
     let id = job["id"].as_str().unwrap_or_default().to_owned();
     let finished = output::wait(client, out, &id).await?;
     Ok(out.final_state(&finished))
+}
+
+/// `submit --dry-run`: what the daemon would run for this file; nothing is stored.
+async fn dry_run(
+    client: &Client,
+    out: &output::Printer,
+    file: &std::path::Path,
+) -> Result<ExitCode, client::ClientError> {
+    let manifest = manifest::Manifest::load(file)?;
+    let effective = client
+        .dry_run(&manifest.body)
+        .await
+        .map_err(|e| manifest.explain(e))?;
+    Ok(describe::dry_run(out, &effective))
 }
 
 /// A list call's query: the page size and the filters that were given.

@@ -61,6 +61,18 @@ def test_the_same_idempotency_key_twice_gives_one_job(unique):
     assert first.wait(progress=False, timeout=WAIT) == "SUCCEEDED"
 
 
+def test_a_dry_run_shows_the_effective_spec_and_submits_nothing(unique):
+    effective = sk8.dry_run(fake_job(unique), executor={"instances": 2})
+    spec = effective["spec"]
+    assert (spec["name"], spec["executor"]["instances"]) == (unique, 2), spec
+    assert spec["team"] == os.environ["SK8_TEAM"], spec
+    _, page = sk8.Client().request("GET", "/v1/jobs", query=[("name", unique)])
+    assert page["jobs"] == [], "a dry run stores nothing"
+    with pytest.raises(sk8.InvalidRequest) as refused:
+        sk8.dry_run(fake_job(unique), retry={"maxAttempts": 0})
+    assert refused.value.field == "retry.maxAttempts", refused.value
+
+
 def test_wait_on_success_with_logs_events_and_links(unique):
     progress = io.StringIO()
     run = sk8.submit(fake_job(unique))

@@ -142,6 +142,28 @@ def submit(
     return Run(client, job, created=status == 201)
 
 
+def dry_run(
+    spec: SpecSource = None,
+    *,
+    server: Optional[str] = None,
+    token: Optional[str] = None,
+    **fields: Any,
+) -> Dict[str, Any]:
+    """What sk8 would run for this submission, without submitting it.
+
+    Takes what :func:`submit` takes (but no idempotency key: nothing is created) and returns
+    the daemon's answer: ``spec``, the effective JobSpec (remembered sizes and sizing advice
+    applied), and when they apply ``sizedFrom`` and ``sizing``. An invalid spec raises the
+    same typed error a submit would.
+    """
+    settings = Settings.load(server=server, token=token)
+    body = job_spec(spec, fields, settings)
+    _, effective = Client(settings).request(
+        "POST", "/v1/jobs", body, query=[("dryRun", "true")]
+    )
+    return effective
+
+
 def job_spec(spec: SpecSource, fields: Mapping[str, Any], settings: Settings) -> Dict[str, Any]:
     """The JobSpec ``submit`` posts (see there)."""
     if spec is None:
