@@ -196,7 +196,7 @@ fn generate(dir: &Path, target: u64) -> anyhow::Result<(u64, u64)> {
             (&mut zstd, ZSTD_APP),
         ] {
             line.clear();
-            serde_json::to_writer(&mut line, &with_app_id(event, app))?;
+            write_event(&mut line, &with_app_id(event, app))?;
             line.push(b'\n');
             out.write_all(&line)?;
         }
@@ -223,6 +223,25 @@ fn generate(dir: &Path, target: u64) -> anyhow::Result<(u64, u64)> {
     zstd.finish()?.flush()?;
     let size = |name: &str| std::fs::metadata(dir.join(name)).map(|m| m.len());
     Ok((size(PLAIN_APP)?, size(&format!("{ZSTD_APP}.zstd"))?))
+}
+
+/// Writes `event` as Spark's `JsonProtocol` does, `"Event"` first. It matters: the History
+/// Server lists an application from the few events it picks out by how their line starts
+/// (`{"Event":"SparkListenerApplicationStart"`), and `serde_json` would sort `"App ID"` first.
+fn write_event(line: &mut Vec<u8>, event: &Value) -> serde_json::Result<()> {
+    let Value::Object(fields) = event else {
+        return serde_json::to_writer(line, event);
+    };
+    line.extend_from_slice(b"{\"Event\":");
+    serde_json::to_writer(&mut *line, &event["Event"])?;
+    for (key, value) in fields.iter().filter(|(key, _)| *key != "Event") {
+        line.push(b',');
+        serde_json::to_writer(&mut *line, key)?;
+        line.push(b':');
+        serde_json::to_writer(&mut *line, value)?;
+    }
+    line.push(b'}');
+    Ok(())
 }
 
 /// The application start names the application of the file it is written to.
