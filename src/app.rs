@@ -197,6 +197,12 @@ pub async fn run(
         metrics.clone(),
         shutdown.clone(),
     ));
+    // Store-derived gauges stay fresh for OTLP export too, which no scrape drives.
+    tokio::spawn(crate::telemetry::gauges::refresh_every(
+        store.clone(),
+        crate::telemetry::gauges::interval(config.otlp.metric_interval_millis),
+        shutdown.clone(),
+    ));
     let state = AppState {
         jobs,
         sessions,

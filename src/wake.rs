@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -28,6 +29,8 @@ pub struct Pending {
     pub queue: bool,
     /// Anything may have changed (a watch relisted, the backend came back): look at every job.
     pub all: bool,
+    /// When the first of these was announced: where the reconciler's lag starts.
+    pub since: Option<Instant>,
 }
 
 impl Wake {
@@ -59,7 +62,10 @@ impl Wake {
     }
 
     fn update(&self, change: impl FnOnce(&mut Pending)) {
-        change(&mut self.lock());
+        let mut pending = self.lock();
+        pending.since.get_or_insert_with(Instant::now);
+        change(&mut pending);
+        drop(pending);
         self.notify.notify_one();
     }
 
@@ -84,6 +90,7 @@ mod tests {
         let pending = wake.take();
         assert_eq!(pending.jobs, HashSet::from([id]));
         assert!(pending.queue && !pending.all);
+        assert!(pending.since.is_some());
         assert_eq!(wake.take(), Pending::default());
     }
 }

@@ -1,7 +1,10 @@
 //! OpenTelemetry end to end, against a real OTLP receiver (tests/common/otlp.rs) and the real
 //! `sk8` binary: a run's trace under the submitter's `traceparent` (attempt spans in order, the
-//! failure class on the failed one, the context in the driver's environment), the metrics that
-//! arrive, and export that fails without the API noticing.
+//! failure class on the failed one, the backend's submit and the run record's steps under each
+//! attempt, the context in the driver's environment), RPC spans of the gateway and of sk8's
+//! own gRPC API under the caller's `traceparent`, the metrics that arrive (the workload's,
+//! sessions', the store-read gauges, resources from run summaries, the reconciler's lag), and
+//! export that fails without the API noticing.
 
 mod common;
 
@@ -44,6 +47,14 @@ async fn submit_with_traceparent(app: &TestApp, body: &Value) -> Value {
         .expect("POST /v1/jobs");
     assert_eq!(response.status(), 201);
     response.json().await.expect("the job")
+}
+
+/// The spans named `name` directly under `parent`.
+fn children<'a>(spans: &'a [Span], parent: &Span, name: &str) -> Vec<&'a Span> {
+    spans
+        .iter()
+        .filter(|s| s.parent_span_id == parent.span_id && s.name == name)
+        .collect()
 }
 
 fn named<'a>(spans: &'a [Span], name: &str) -> Vec<&'a Span> {
@@ -125,6 +136,7 @@ async fn a_run_is_traced_under_the_submitters_traceparent() {
         let mut phases: Vec<&Span> = spans
             .iter()
             .filter(|s| s.parent_span_id == attempt.span_id)
+            .filter(|s| s.name == "submitted" || s.name == "running")
             .collect();
         phases.sort_by_key(|s| s.start_time_unix_nano);
         let phases: Vec<&str> = phases.iter().map(|s| s.name.as_str()).collect();
@@ -134,6 +146,39 @@ async fn a_run_is_traced_under_the_submitters_traceparent() {
             &["submitted"]
         };
         assert_eq!(phases, expected, "the attempt's phases");
+        let submit = children(&spans, attempt, "backend.submit");
+        assert_eq!(
+            submit.len(),
+            1,
+            "the backend's submit under {}",
+            attempt.name
+        );
+    }
+
+    // Once each attempt's record is gathered, its steps hang under a `record` span.
+    let spans = receiver
+        .wait_spans("both attempts' record spans", ARRIVE, |s| {
+            named(s, "record").len() >= 2 && !named(s, "summarize event log").is_empty()
+        })
+        .await;
+    for attempt in &attempts {
+        let records = children(&spans, attempt, "record");
+        assert_eq!(records.len(), 1, "one record span under {}", attempt.name);
+        let mut steps: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == records[0].span_id)
+            .collect();
+        steps.sort_by_key(|s| s.start_time_unix_nano);
+        let steps: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            steps,
+            [
+                "backend.ended",
+                "archive logs",
+                "backend.release",
+                "summarize event log"
+            ]
+        );
     }
 
     // The driver ran in its attempt's context.
@@ -196,6 +241,28 @@ async fn metrics_arrive_with_names_units_and_attributes() {
         text.contains("sk8_job_submits_total"),
         "Prometheus stays:\n{text}"
     );
+}
+
+/// `otlp.protocol: http/protobuf` exports the same spans and metrics to a collector's HTTP
+/// receiver (`/v1/traces`, `/v1/metrics` under the endpoint).
+#[tokio::test]
+async fn http_protobuf_export_reaches_an_http_receiver() {
+    let receiver = Receiver::start_http().await;
+    let app = exporting_to(
+        &receiver.endpoint(),
+        json!({"otlp": {"protocol": "http/protobuf"}}),
+    )
+    .await;
+    let job = submit_with_traceparent(&app, &fake_job("team-a", "over-http", "ok")).await;
+    app.wait_finished(job["id"].as_str().unwrap(), FINISH).await;
+    let spans = receiver
+        .wait_spans("the run's span over HTTP", ARRIVE, |s| {
+            !named(s, "run").is_empty()
+        })
+        .await;
+    assert_eq!(named(&spans, "POST /v1/jobs").len(), 1);
+    let submits = receiver.wait_metric("sk8_job_submits_total", ARRIVE).await;
+    assert_eq!(submits.unit, "1");
 }
 
 /// Submits `n` jobs; every one must be accepted.
@@ -357,6 +424,153 @@ async fn a_notebook_query_is_traced_under_the_clients_traceparent() {
         bytes_in > 0 && bytes_out > 0,
         "{bytes_in} in, {bytes_out} out"
     );
+
+    // The session's start was timed, and that reaches the collector and /metrics alike.
+    let started = receiver
+        .wait_metric("sk8_session_start_seconds", ARRIVE)
+        .await;
+    assert_eq!(started.unit, "s");
+    let (_, text) = app.text("/metrics").await;
+    let count = sample(
+        &text,
+        "sk8_session_start_seconds_count",
+        &["kind=\"start\"", "team=\"payments\""],
+    );
+    assert_eq!(count, Some(1.0), "one timed start:\n{text}");
+    let ready = sample(
+        &text,
+        "sk8_team_sessions",
+        &["state=\"ready\"", "team=\"payments\""],
+    );
+    assert_eq!(ready, Some(1.0), "one READY session:\n{text}");
+}
+
+/// The value of the first `/metrics` sample of `name` whose labels include every one of
+/// `labels` (`key="value"`).
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Waits until attempt 1 of `id` has its run record.
+async fn wait_recorded(app: &TestApp, id: &str) {
+    let deadline = std::time::Instant::now() + FINISH;
+    loop {
+        let (_, record) = app.get(&format!("/v1/jobs/{id}/attempts/1")).await;
+        if record["record"] == "recorded" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempt 1 of {id} not recorded within {FINISH:?}: {record}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The workload's gauges come from the store (each team's live jobs, the recorder's backlog),
+/// the resources of a recorded attempt from its run summary, and the reconciler's lag from its
+/// announcements; each reaches `/metrics` and the collector.
+#[tokio::test]
+async fn the_workloads_gauges_resources_and_lag_arrive() {
+    let receiver = Receiver::start().await;
+    let app = exporting_to(&receiver.endpoint(), json!({})).await;
+    let lasting = app.submit(&fake_job("team-a", "lasting", "sleep")).await;
+    let lasting = lasting["id"].as_str().unwrap().to_owned();
+    let recorded = app
+        .submit(&fake_job("team-a", "recorded", "eventlog"))
+        .await;
+    let recorded = recorded["id"].as_str().unwrap().to_owned();
+    app.wait_for(&lasting, &["RUNNING"], FINISH).await;
+    app.wait_finished(&recorded, FINISH).await;
+    wait_recorded(&app, &recorded).await;
+
+    let (_, text) = app.text("/metrics").await;
+    let running = sample(
+        &text,
+        "sk8_team_jobs",
+        &["state=\"running\"", "team=\"team-a\""],
+    );
+    assert_eq!(running, Some(1.0), "one running job of team-a:\n{text}");
+    assert_eq!(
+        sample(&text, "sk8_record_backlog", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    let allocated = sample(
+        &text,
+        "sk8_resource_core_seconds_total",
+        &["kind=\"allocated\""],
+    );
+    assert!(
+        allocated.is_some_and(|v| v >= 1.0),
+        "core-seconds allocated:\n{text}"
+    );
+    let lag = sample(&text, "sk8_reconcile_lag_seconds_count", &[]);
+    assert!(
+        lag.is_some_and(|n| n >= 1.0),
+        "the reconciler's lag:\n{text}"
+    );
+
+    for name in [
+        "sk8_team_jobs",
+        "sk8_record_backlog",
+        "sk8_reconcile_lag_seconds",
+    ] {
+        receiver.wait_metric(name, ARRIVE).await;
+    }
+    let cores = receiver
+        .wait_metric("sk8_resource_core_seconds_total", ARRIVE)
+        .await;
+    assert_eq!(cores.unit, "{core}.s");
+    app.post(&format!("/v1/jobs/{lasting}/cancel"), &json!({}))
+        .await;
+}
+
+/// sk8's own gRPC API continues the caller's trace too: a NamespaceProvisioning RPC is a span
+/// under the `traceparent` metadata, with its method, caller and gRPC status.
+#[tokio::test]
+async fn a_namespace_rpc_is_traced_under_the_callers_traceparent() {
+    use sk8::grpc::proto::NamespaceRef;
+    use sk8::grpc::proto::namespace_provisioning_client::NamespaceProvisioningClient;
+    let receiver = Receiver::start().await;
+    let app = exporting_to(&receiver.endpoint(), json!({})).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the gRPC port");
+    let mut grpc = NamespaceProvisioningClient::new(channel);
+    let mut request = tonic::Request::new(NamespaceRef {
+        team: "payments".into(),
+        env: "dev".into(),
+    });
+    let traceparent = format!("00-{NOTEBOOK_TRACE}-{NOTEBOOK_SPAN}-01");
+    request
+        .metadata_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+    let status = grpc
+        .get_namespace(request)
+        .await
+        .expect_err("never applied");
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+
+    let name = "sk8.v1.NamespaceProvisioning/GetNamespace";
+    let spans = receiver
+        .wait_spans("the GetNamespace RPC's span", ARRIVE, |spans| {
+            spans.iter().any(|s| s.name == name)
+        })
+        .await;
+    let rpc = spans.iter().find(|s| s.name == name).unwrap();
+    assert_eq!(hex(&rpc.trace_id), NOTEBOOK_TRACE);
+    assert_eq!(hex(&rpc.parent_span_id), NOTEBOOK_SPAN);
+    let attr = |key: &str| attribute(&rpc.attributes, key);
+    assert_eq!(attr("rpc.method").as_deref(), Some("GetNamespace"));
+    assert_eq!(attr("sk8.user").as_deref(), Some("sk8-dev"));
+    assert_eq!(attr("rpc.grpc.status_code").as_deref(), Some("5"));
+    assert_eq!(rpc.status.as_ref().unwrap().code, StatusCode::Error as i32);
 }
 
 /// 1,000 jobs of distinct names leave the workload's series as few as their team/env/state

@@ -1,12 +1,14 @@
 //! `sk8.v1.NamespaceProvisioning`: the gRPC face of
 //! [`NamespaceService`]. A request's spec is turned into the JSON NamespaceSpec the HTTP API
 //! takes and parsed by the same code, so both reject the same input naming the same field.
+//! Each RPC is a span (while OTLP export is on) under the caller's `traceparent` metadata.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use super::proto::namespace_provisioning_server::{
     NamespaceProvisioning, NamespaceProvisioningServer,
@@ -21,6 +23,7 @@ use crate::error::Error;
 use crate::service::MAX_PAGE;
 use crate::service::namespaces::{Applied, NamespaceDetail, NamespaceService};
 use crate::store::NamespaceFilter;
+use crate::telemetry;
 
 /// The least role of each RPC, as `api::auth::ROUTES` for HTTP; a test fails when the proto
 /// has an RPC without an entry.
@@ -30,6 +33,9 @@ pub const RPCS: &[(&str, Role)] = &[
     ("ListNamespaces", Role::Viewer),
     ("DeleteNamespace", Role::TeamAdmin),
 ];
+
+/// The service's name in spans (`rpc.service`), as the proto declares it.
+const SERVICE: &str = "sk8.v1.NamespaceProvisioning";
 
 pub struct NamespaceGrpc {
     service: NamespaceService,
@@ -54,6 +60,7 @@ impl NamespaceGrpc {
             .and_then(|v| v.to_str().ok());
         let identity = self.auth.authenticate(credential).await;
         let identity = identity.map_err(Error::from)?;
+        telemetry::rpc::record_user(&identity.user);
         let least = RPCS
             .iter()
             .find(|(name, _)| *name == rpc)
@@ -71,9 +78,72 @@ impl NamespaceGrpc {
     }
 }
 
+/// Each RPC runs in its span (see [`traced`]).
 #[tonic::async_trait]
 impl NamespaceProvisioning for NamespaceGrpc {
     async fn apply_namespace(
+        &self,
+        request: Request<pb::ApplyNamespaceRequest>,
+    ) -> Result<Response<pb::ApplyNamespaceResponse>, Status> {
+        let span = span_of(&request, "ApplyNamespace");
+        traced(span, self.apply(request)).await
+    }
+
+    async fn get_namespace(
+        &self,
+        request: Request<pb::NamespaceRef>,
+    ) -> Result<Response<pb::Namespace>, Status> {
+        let span = span_of(&request, "GetNamespace");
+        traced(span, self.get(request)).await
+    }
+
+    async fn list_namespaces(
+        &self,
+        request: Request<pb::ListNamespacesRequest>,
+    ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
+        let span = span_of(&request, "ListNamespaces");
+        traced(span, self.list(request)).await
+    }
+
+    async fn delete_namespace(
+        &self,
+        request: Request<pb::DeleteNamespaceRequest>,
+    ) -> Result<Response<pb::Namespace>, Status> {
+        let span = span_of(&request, "DeleteNamespace");
+        traced(span, self.delete(request)).await
+    }
+}
+
+/// The span of an RPC, under the caller's `traceparent` metadata (disabled while export is off).
+fn span_of<T>(request: &Request<T>, rpc: &str) -> tracing::Span {
+    let headers = request.metadata().clone().into_headers();
+    telemetry::rpc::span(SERVICE, rpc, &headers)
+}
+
+/// Runs `handler` in `span` and records on it how the RPC ended.
+async fn traced<R>(
+    span: tracing::Span,
+    handler: impl Future<Output = Result<R, Status>>,
+) -> Result<R, Status> {
+    let answer = handler.instrument(span.clone()).await;
+    let code = answer.as_ref().err().map_or(tonic::Code::Ok, Status::code);
+    span.record("rpc.grpc.status_code", code as i64);
+    span.record(
+        "sk8.outcome",
+        if code == tonic::Code::Ok {
+            "ok"
+        } else {
+            "error"
+        },
+    );
+    if code != tonic::Code::Ok {
+        span.record("otel.status_code", "error");
+    }
+    answer
+}
+
+impl NamespaceGrpc {
+    async fn apply(
         &self,
         request: Request<pb::ApplyNamespaceRequest>,
     ) -> Result<Response<pb::ApplyNamespaceResponse>, Status> {
@@ -95,7 +165,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         }))
     }
 
-    async fn get_namespace(
+    async fn get(
         &self,
         request: Request<pb::NamespaceRef>,
     ) -> Result<Response<pb::Namespace>, Status> {
@@ -105,7 +175,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         Ok(Response::new(namespace(detail)))
     }
 
-    async fn list_namespaces(
+    async fn list(
         &self,
         request: Request<pb::ListNamespacesRequest>,
     ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
@@ -141,7 +211,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
         }))
     }
 
-    async fn delete_namespace(
+    async fn delete(
         &self,
         request: Request<pb::DeleteNamespaceRequest>,
     ) -> Result<Response<pb::Namespace>, Status> {

@@ -35,6 +35,7 @@ use crate::lease::Lease;
 use crate::remediation::Remediation;
 use crate::service::namespaces::guard::NamespaceGuard;
 use crate::store::{Fence, LiveJob, LiveScope, Store, StoreError};
+use crate::telemetry::run_trace;
 use crate::wake::Wake;
 
 /// How many live jobs are observed at once.
@@ -194,6 +195,7 @@ impl Reconciler {
                 }
             }
             let pending = self.wake.take();
+            let announced = pending.since;
             let start = Instant::now();
             let mut report = if pending.all
                 || last_resync.is_none_or(|at| at.elapsed() >= self.resync_every())
@@ -212,6 +214,10 @@ impl Reconciler {
             };
             self.start_waiting(&mut report).await;
             metrics::histogram!("sk8_reconcile_pass_seconds").record(start.elapsed().as_secs_f64());
+            if let Some(announced) = announced {
+                metrics::histogram!("sk8_reconcile_lag_seconds")
+                    .record(announced.elapsed().as_secs_f64());
+            }
             if report.errors > 0 {
                 tracing::warn!(
                     looked_at = report.looked_at,
@@ -470,7 +476,6 @@ impl Reconciler {
     /// Adds what a saved transition ended to the run's trace (`telemetry::run_trace`): the wait
     /// in the queue, an attempt, the run. Only while export is on; the trace is best effort.
     async fn trace(&self, job: &Job, attempt: Option<&Attempt>, event: &NewEvent) {
-        use crate::telemetry::run_trace;
         if !run_trace::wanted() {
             return;
         }
@@ -558,9 +563,14 @@ impl Reconciler {
             job_id: job.id.clone(),
             attempt: attempt.attempt,
             spec: job.spec.clone(),
-            traceparent: crate::telemetry::run_trace::traceparent(&job, attempt.attempt),
+            traceparent: run_trace::traceparent(&job, attempt.attempt),
         };
-        match self.backend.submit(&request).await {
+        let asked = Utc::now();
+        let submitted = self.backend.submit(&request).await;
+        let error = submitted.as_ref().err().map(ToString::to_string);
+        let step = run_trace::Step::since("backend.submit", asked, error);
+        run_trace::attempt_step(&job, attempt.attempt, &step);
+        match submitted {
             Ok(backend_ref) => {
                 attempt.backend_ref = Some(backend_ref);
                 match self.save(&mut job, Some(&attempt), None).await {

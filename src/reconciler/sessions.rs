@@ -150,10 +150,22 @@ impl SessionReconciler {
         match status {
             ServerStatus::Ready { endpoint } => {
                 let mut session = session;
+                let (now, resumed) = (Utc::now(), session.starts > 1);
+                // A first start is waited for from the create; a resume from its new start.
+                let waited = now
+                    - if resumed {
+                        session.last_active_at
+                    } else {
+                        session.created_at
+                    };
+                let (team, env) = (session.team.clone(), session.env.clone());
                 session.endpoint = Some(endpoint.clone());
-                session.last_active_at = Utc::now();
+                session.last_active_at = now;
                 let reason = format!("serving Spark Connect at {endpoint}");
-                self.save(session, SessionState::Ready, reason).await
+                if self.saved(session, SessionState::Ready, reason).await? {
+                    crate::telemetry::workload::session_ready(&team, &env, resumed, waited);
+                }
+                Ok(())
             }
             ServerStatus::Ended { reason, .. } => {
                 self.save(session, SessionState::Failed, reason).await
@@ -206,10 +218,21 @@ impl SessionReconciler {
 
     async fn save(
         &self,
-        mut session: Session,
+        session: Session,
         to: SessionState,
         reason: String,
     ) -> Result<(), StepError> {
+        self.saved(session, to, reason).await.map(drop)
+    }
+
+    /// [`Self::save`], telling whether this replica's save won (another may have moved the
+    /// session first).
+    async fn saved(
+        &self,
+        mut session: Session,
+        to: SessionState,
+        reason: String,
+    ) -> Result<bool, StepError> {
         let change = SessionChange {
             from: session.state,
             to,
@@ -218,13 +241,12 @@ impl SessionReconciler {
         tracing::info!(session = %session.id, from = %session.state, to = %to, %reason, "session state");
         session.state = to;
         session.reason = (to != SessionState::Ready).then_some(reason);
-        if self.store.session_save(&mut session, Some(&change)).await? {
-            // The next step (stop a STOPPING server) need not wait for the interval.
-            if to == SessionState::Stopping {
-                self.wake.notify_one();
-            }
+        let saved = self.store.session_save(&mut session, Some(&change)).await?;
+        // The next step (stop a STOPPING server) need not wait for the interval.
+        if saved && to == SessionState::Stopping {
+            self.wake.notify_one();
         }
-        Ok(())
+        Ok(saved)
     }
 }
 

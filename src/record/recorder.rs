@@ -20,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 use super::{AttemptRecord, RecordState, archive_prefix};
 use crate::backend::{Backend, BackendRef, Ended};
 use crate::domain::{Attempt, Job, JobSpec, JobState};
-use crate::history::{Objects, RunSummary};
+use crate::history::{Objects, RunSummary, SummaryStatus};
 use crate::remediation::{Facts, Remediation, facts};
 use crate::store::{Store, StoreError};
+use crate::telemetry::run_trace::{self, Step};
 use crate::wake::Wake;
 
 /// How many pending records one pass reads per worker.
@@ -131,7 +132,12 @@ impl Recorder {
             return Ok(());
         };
         let backend_ref = attempt.backend_ref.clone().unwrap_or_default();
+        // Each step is timed for the attempt's trace (`record` and its children).
+        let mut steps = Vec::new();
+        let mut at = Utc::now();
         let mut ended = self.backend.ended(&backend_ref).await;
+        steps.push(Step::since("backend.ended", at, None));
+        at = Utc::now();
         let prefix = archive_prefix(&record.job_id, record.attempt);
         let (driver_log, log_tail) = self
             .archive_driver_log(&backend_ref, &prefix, &mut ended)
@@ -143,12 +149,25 @@ impl Recorder {
             .map(|(pod, tail)| (pod.clone(), facts::tail(tail)))
             .collect();
         self.archive_tails(&prefix, &mut ended).await;
-        if let Err(err) = self.backend.release(&backend_ref).await {
+        let missing = record
+            .driver_log
+            .is_none()
+            .then(|| "no driver log archived".to_owned());
+        steps.push(Step::since("archive logs", at, missing));
+        at = Utc::now();
+        let released = self.backend.release(&backend_ref).await;
+        if let Err(err) = &released {
             tracing::warn!(job_id = %record.job_id, attempt = record.attempt, error = %err,
                 "could not release the ended attempt; the orphan sweep will");
         }
+        let error = released.err().map(|e| e.to_string());
+        steps.push(Step::since("backend.release", at, error));
+        at = Utc::now();
         let app_id = ended.app_id.clone().or(record.app_id.take());
         let summary = self.summarize(&job.spec, app_id.as_deref()).await;
+        let unread = (summary.status == SummaryStatus::Missing)
+            .then(|| (summary.reason.clone()).unwrap_or_else(|| "no event log read".into()));
+        steps.push(Step::since("summarize event log", at, unread));
         if attempt.state == JobState::Failed {
             let facts = Facts {
                 evidence: ended.evidence.clone(),
@@ -173,6 +192,15 @@ impl Recorder {
         record.recorded_at = Some(Utc::now());
         self.store.record_save(&record).await?;
         metrics::counter!("sk8_attempts_recorded_total").increment(1);
+        run_trace::recorded(&job, record.attempt, &steps);
+        if summary.status != SummaryStatus::Missing {
+            crate::telemetry::workload::resources(
+                &job.team,
+                &job.env,
+                &summary.allocation,
+                &summary.memory,
+            );
+        }
         if let (Some(wake), Some(_)) = (&self.wake, &record.classification) {
             // Its job waits among the waiting jobs for this classification.
             wake.queue();

@@ -486,17 +486,9 @@ impl JobService {
         }
     }
 
-    /// Refreshes the jobs-by-state gauge from the store (called when metrics are scraped).
+    /// Refreshes the store-derived gauges (called when metrics are scraped).
     pub async fn record_job_gauges(&self) -> Result<()> {
-        let counts = self.store.job_count_by_state().await?;
-        for state in JobState::ALL {
-            let n = counts
-                .iter()
-                .find(|(s, _)| *s == state)
-                .map_or(0, |(_, n)| *n);
-            metrics::gauge!("sk8_jobs", "state" => state.as_str()).set(n as f64);
-        }
-        Ok(())
+        Ok(crate::telemetry::gauges::refresh(&self.store).await?)
     }
 }
 

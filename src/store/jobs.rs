@@ -334,6 +334,16 @@ impl Store {
         self.count_of_team("job_count_started", sql, team).await
     }
 
+    /// How many of each team's jobs are in each live state (queued, started, retrying,
+    /// cancelling): what the per-team workload gauges show.
+    pub async fn job_count_live_by_team(&self) -> Result<Vec<super::TeamCount>, StoreError> {
+        let sql = "SELECT team, env, state, COUNT(*) AS n FROM jobs \
+                   WHERE state IN ('QUEUED', 'SUBMITTED', 'RUNNING', 'RETRYING', 'CANCELLING') \
+                   GROUP BY team, env, state";
+        self.counts_by_team_state("job_count_live_by_team", sql)
+            .await
+    }
+
     /// How many jobs are in each state (for the `sk8_jobs` gauge).
     pub async fn job_count_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
         timed("job_count_by_state", async {

@@ -31,7 +31,17 @@ pub use jobs::{InsertOutcome, JobFilter};
 pub use leases::Fence;
 pub use live::{LiveJob, LiveScope};
 pub use namespaces::{ActiveWork, NamespaceFilter, NamespaceWrite};
+pub use records::Backlog;
 pub use sessions::{SessionChange, SessionFilter, SessionInsert};
+
+/// How many of a team's jobs or sessions are in a state (for the workload gauges).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeamCount {
+    pub team: String,
+    pub env: String,
+    pub state: String,
+    pub n: i64,
+}
 
 /// Which database engine backs the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,6 +206,29 @@ impl Store {
         })
         .await
         .expect("an in-memory store")
+    }
+
+    /// A `SELECT team, env, state, COUNT(*) AS n … GROUP BY team, env, state`, for gauges.
+    async fn counts_by_team_state(
+        &self,
+        op: &'static str,
+        sql: &'static str,
+    ) -> Result<Vec<TeamCount>, StoreError> {
+        use sqlx::Row;
+        timed(op, async {
+            let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(TeamCount {
+                        team: row.try_get("team")?,
+                        env: row.try_get("env")?,
+                        state: row.try_get("state")?,
+                        n: row.try_get("n")?,
+                    })
+                })
+                .collect()
+        })
+        .await
     }
 
     /// A `SELECT COUNT(*) AS n … WHERE … team = $1`, for the per-team caps.

@@ -13,7 +13,32 @@ use crate::record::{AttemptRecord, Evidence, RecordState};
 const COLUMNS: &str = "job_id, attempt, state, app_id, driver_log, evidence, summary, headline, \
     ended_at, recorded_at, logs_deleted_at, classification";
 
+/// The records still to gather: how many, and when the oldest one's attempt ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub pending: i64,
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 impl Store {
+    /// How far behind the recorder is.
+    pub async fn record_backlog(&self) -> Result<Backlog, StoreError> {
+        timed("record_backlog", async {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n, MIN(ended_at) AS oldest FROM attempt_records \
+                 WHERE state = 'pending'",
+            )
+            .fetch_one(&self.pool)
+            .await?;
+            let oldest: Option<i64> = row.try_get("oldest")?;
+            Ok(Backlog {
+                pending: row.try_get("n")?,
+                oldest: oldest.map(time),
+            })
+        })
+        .await
+    }
+
     /// Records still to gather, oldest first.
     pub async fn record_pending(&self, limit: u32) -> Result<Vec<AttemptRecord>, StoreError> {
         self.records(

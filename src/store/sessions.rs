@@ -158,6 +158,14 @@ impl Store {
         .await
     }
 
+    /// How many of each team's sessions are starting, ready or stopping.
+    pub async fn session_count_live_by_team(&self) -> Result<Vec<super::TeamCount>, StoreError> {
+        let sql = "SELECT team, env, state, COUNT(*) AS n FROM sessions \
+                   WHERE state IN ('STARTING', 'READY', 'STOPPING') GROUP BY team, env, state";
+        self.counts_by_team_state("session_count_live_by_team", sql)
+            .await
+    }
+
     /// How many of a team's sessions run or are being started or stopped: what
     /// `limits.maxSessionsPerTeam` caps.
     pub async fn session_count_running(&self, team: &str) -> Result<i64, StoreError> {

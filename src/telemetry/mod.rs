@@ -4,6 +4,7 @@
 //! (and counts) what a broken or stalled pipe will not take instead of blocking or panicking;
 //! inside a span they carry its `trace_id`/`span_id` ([`logs`]) while export is on.
 
+pub mod gauges;
 mod logs;
 pub mod otel;
 pub mod propagation;
@@ -26,8 +27,9 @@ const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-/// Buckets (seconds) of the workload's own durations (`sk8_run_*_seconds`): a second up to a
-/// day, because runs and their queueing take minutes to hours.
+/// Buckets (seconds) of the workload's own durations (`sk8_run_*_seconds`,
+/// `sk8_session_*_seconds`): a second up to a day, because runs and their queueing take
+/// minutes to hours, and a session's server starts in seconds to minutes.
 const RUN_BUCKETS: [f64; 14] = [
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0,
     86400.0,
@@ -35,7 +37,7 @@ const RUN_BUCKETS: [f64; 14] = [
 
 /// Which buckets a histogram gets, by its name.
 fn buckets(name: &str) -> &'static [f64] {
-    if name.starts_with("sk8_run_") {
+    if name.starts_with("sk8_run_") || name.starts_with("sk8_session_") {
         &RUN_BUCKETS
     } else {
         &BUCKETS
@@ -90,6 +92,7 @@ pub fn record_log_drops() {
 pub fn init_metrics(otel: Option<&Otel>) -> anyhow::Result<PrometheusHandle> {
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Prefix("sk8_run_".into()), &RUN_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Prefix("sk8_session_".into()), &RUN_BUCKETS)?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)?
         .build_recorder();
     let handle = prometheus.handle();
@@ -129,6 +132,26 @@ pub async fn metrics_upkeep(handle: PrometheusHandle, stop: tokio_util::sync::Ca
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_gauge!("sk8_jobs", "Jobs in the store, by state");
+    describe_gauge!(
+        "sk8_team_jobs",
+        "Live jobs (queued, submitted, running, retrying, cancelling) by team, env and state"
+    );
+    describe_gauge!(
+        "sk8_team_sessions",
+        "Sessions starting, ready or stopping, by team, env and state"
+    );
+    describe_gauge!(
+        "sk8_record_backlog",
+        "Ended attempts whose run record (logs, summary, evidence) is still to gather"
+    );
+    describe_gauge!(
+        "sk8_record_backlog_age_seconds",
+        "How long ago the oldest attempt still to record ended (0 with none)"
+    );
+    describe_histogram!(
+        "sk8_reconcile_lag_seconds",
+        "From the first change announced to the reconciler (submit, cancel, watch event, exit) to the end of the turn that looked at it"
+    );
     describe_gauge!(
         "sk8_sizing_recommendations",
         "Sizing recommendations per team, by outcome: given, applied, reverted"

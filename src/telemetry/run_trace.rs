@@ -3,8 +3,11 @@
 //! whichever replica sees a run change can add to it, after restarts too. The spans are built
 //! from the job's own record with their real times and ids derived from the job (the run, its
 //! wait in the queue, each attempt and its phases), and exported when they end:
-//! `run` ← `queued`, `attempt N` ← `submitted`, `running`. The driver gets its attempt's
-//! context as `TRACEPARENT`, so Spark-side instrumentation joins the same trace.
+//! `run` ← `queued`, `attempt N` ← `submitted`, `running`. What sk8 did for an attempt hangs
+//! under it as well: the backend's submit (`backend.submit`) and, once it ended, the gathering
+//! of its run record (`record` ← `backend.ended`, `archive logs`, `backend.release`,
+//! `summarize event log`). The driver gets its attempt's context as `TRACEPARENT`, so
+//! Spark-side instrumentation joins the same trace.
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -116,6 +119,87 @@ pub fn attempt_ended(job: &Job, attempt: &Attempt, events: &[Event]) {
         spans::submit(phase);
     }
     spans::submit(span);
+}
+
+/// One thing sk8 did for an attempt, timed: a span under the attempt (or under `record`).
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub name: &'static str,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+impl Step {
+    /// A step that started at `start` and ends now.
+    pub fn since(name: &'static str, start: DateTime<Utc>, error: Option<String>) -> Self {
+        Step {
+            name,
+            start,
+            end: Utc::now(),
+            error,
+        }
+    }
+}
+
+/// `step` was taken for `attempt` of `job`: a span of its own under the attempt's.
+pub fn attempt_step(job: &Job, attempt: u32, step: &Step) {
+    let Some(trace) = trace_id(job) else { return };
+    if wanted() {
+        spans::submit(step_span(
+            job,
+            trace,
+            span_id(job, &format!("attempt/{attempt}")),
+            step,
+        ));
+    }
+}
+
+/// The run record of `attempt` was gathered in `steps`: a `record` span under the attempt
+/// with a span per step under it. Ids are random: a record whose gathering failed is gathered
+/// again by a later pass, and each pass is a span of its own.
+pub fn recorded(job: &Job, attempt: u32, steps: &[Step]) {
+    let Some(trace) = trace_id(job) else { return };
+    let (Some(first), Some(last)) = (steps.first(), steps.last()) else {
+        return;
+    };
+    if !wanted() {
+        return;
+    }
+    let record = Step {
+        name: "record",
+        start: first.start,
+        end: last.end,
+        error: None,
+    };
+    let parent = span_id(job, &format!("attempt/{attempt}"));
+    let record = step_span(job, trace, parent, &record);
+    let under = record.span_context.span_id();
+    for step in steps {
+        spans::submit(step_span(job, trace, under, step));
+    }
+    spans::submit(record);
+}
+
+fn step_span(job: &Job, trace: TraceId, parent: SpanId, step: &Step) -> SpanData {
+    let mut span = span(job, trace, step.name, "", step.start, step.end);
+    span.span_context = context(trace, random_span_id());
+    span.parent_span_id = parent;
+    span.attributes = vec![KeyValue::new("sk8.job.id", job.id.to_string())];
+    if let Some(error) = &step.error {
+        span.status = Status::error(error.clone());
+    }
+    span
+}
+
+fn random_span_id() -> SpanId {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS has randomness");
+    if bytes == [0; 8] {
+        bytes[7] = 1;
+    }
+    SpanId::from_bytes(bytes)
 }
 
 /// The job reached its final state: the run's own span, under the submitter's.

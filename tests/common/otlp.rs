@@ -1,6 +1,7 @@
 //! A real OTLP receiver for the telemetry tests: the collector's gRPC trace and metrics
 //! services (from the `opentelemetry-proto` definitions) on a port of its own, recording every
-//! span and metric it receives and the `traceparent` of the calls. Also a black hole (accepts
+//! span and metric it receives and the `traceparent` of the calls; or the same over
+//! HTTP/protobuf (`POST /v1/traces`, `/v1/metrics`), as a collector's `otlphttp` receiver. Also a black hole (accepts
 //! connections, never answers) and a dead port, for the tests of export that fails.
 
 use std::sync::{Arc, Mutex};
@@ -33,32 +34,21 @@ struct Recorded {
 #[derive(Clone, Default)]
 struct Services(Arc<Mutex<Recorded>>);
 
-#[tonic::async_trait]
-impl TraceService for Services {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+impl Services {
+    fn record_spans(&self, request: ExportTraceServiceRequest) {
         let mut recorded = self.0.lock().unwrap();
         recorded.exports += 1;
-        for resource in request.into_inner().resource_spans {
+        for resource in request.resource_spans {
             for scope in resource.scope_spans {
                 recorded.spans.extend(scope.spans);
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
-}
 
-#[tonic::async_trait]
-impl MetricsService for Services {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+    fn record_metrics(&self, request: ExportMetricsServiceRequest) {
         let mut recorded = self.0.lock().unwrap();
         recorded.exports += 1;
-        for resource in request.into_inner().resource_metrics {
+        for resource in request.resource_metrics {
             let service = resource
                 .resource
                 .as_ref()
@@ -70,6 +60,44 @@ impl MetricsService for Services {
                 }
             }
         }
+    }
+}
+
+/// An HTTP/protobuf export's answer: its (empty) response message, or 400 for a body that is
+/// not the request message.
+fn http_answer<M: prost::Message>(
+    decoded: Result<(), prost::DecodeError>,
+    answer: M,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match decoded {
+        Ok(()) => (
+            [(axum::http::header::CONTENT_TYPE, "application/x-protobuf")],
+            answer.encode_to_vec(),
+        )
+            .into_response(),
+        Err(err) => (axum::http::StatusCode::BAD_REQUEST, err.to_string()).into_response(),
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Services {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.record_spans(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Services {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.record_metrics(request.into_inner());
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -90,6 +118,36 @@ impl Receiver {
             .add_service(MetricsServiceServer::new(recorded.clone()))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
         tokio::spawn(server);
+        Receiver { addr, recorded }
+    }
+
+    /// The same receiver over HTTP/protobuf: `POST /v1/traces` and `/v1/metrics` with the
+    /// export request messages as bodies.
+    pub async fn start_http() -> Self {
+        use axum::routing::post;
+        use prost::Message as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let recorded = Services::default();
+        let (traces, metrics) = (recorded.clone(), recorded.clone());
+        let router = axum::Router::new()
+            .route(
+                "/v1/traces",
+                post(move |body: axum::body::Bytes| async move {
+                    let decoded = ExportTraceServiceRequest::decode(body)
+                        .map(|request| traces.record_spans(request));
+                    http_answer(decoded, ExportTraceServiceResponse::default())
+                }),
+            )
+            .route(
+                "/v1/metrics",
+                post(move |body: axum::body::Bytes| async move {
+                    let decoded = ExportMetricsServiceRequest::decode(body)
+                        .map(|request| metrics.record_metrics(request));
+                    http_answer(decoded, ExportMetricsServiceResponse::default())
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, router).await });
         Receiver { addr, recorded }
     }
 

@@ -78,7 +78,11 @@ fn attributes(key: &Key) -> Vec<KeyValue> {
 /// The OTel unit a metric's name announces (Prometheus naming: `_seconds`, `_bytes`).
 pub fn unit_of(name: &str) -> &'static str {
     let base = name.strip_suffix("_total").unwrap_or(name);
-    if base.ends_with("_seconds") {
+    if base.ends_with("_gib_seconds") {
+        "GiBy.s"
+    } else if base.ends_with("_core_seconds") {
+        "{core}.s"
+    } else if base.ends_with("_seconds") {
         "s"
     } else if base.ends_with("_bytes") {
         "By"
@@ -228,5 +232,7 @@ mod tests {
         assert_eq!(unit_of("sk8_http_request_duration_seconds"), "s");
         assert_eq!(unit_of("sk8_gateway_bytes_total"), "By");
         assert_eq!(unit_of("sk8_job_submits_total"), "1");
+        assert_eq!(unit_of("sk8_resource_memory_gib_seconds_total"), "GiBy.s");
+        assert_eq!(unit_of("sk8_resource_core_seconds_total"), "{core}.s");
     }
 }
