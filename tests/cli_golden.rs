@@ -428,29 +428,13 @@ async fn describe_shows_the_timeline_and_the_run_record() {
     let id = submitted_id(&stdout);
     t.name(&id, "<job>");
     app.wait_finished(&id, WAIT).await;
-    wait_recorded(&app, &id).await;
+    app.wait_recorded(&id, WAIT).await;
     let trace = app.job(&id).await["traceId"].as_str().unwrap().to_owned();
     t.name(&trace, "<trace>");
     t.run(&["describe", &id]);
     t.run(&["logs", &id, "--attempt", "1"]);
     t.run(&["describe", "01kb2r5q3h7m9x4c2d"]);
     t.check("describe");
-}
-
-/// Waits (bounded) until attempt 1 of `id` has its run record.
-async fn wait_recorded(app: &TestApp, id: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let (_, record) = app.get(&format!("/v1/jobs/{id}/attempts/1")).await;
-        if record["record"] == "recorded" {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "attempt 1 of {id} not recorded within {WAIT:?}: {record}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Item 7: `-o json` timestamps are the same from `submit` as from a later `status` (both

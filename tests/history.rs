@@ -342,7 +342,7 @@ async fn empty_and_missing_logs_are_missing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_policy_turns_event_logs_off_unless_the_spec_asks() {
     use common::{Engine, Options, TestApp, fake_job};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     const WAIT: Duration = Duration::from_secs(60);
 
     let app = TestApp::spawn(Options::new(Engine::Sqlite)).await;
@@ -366,18 +366,8 @@ async fn a_team_policy_turns_event_logs_off_unless_the_spec_asks() {
         async move {
             let done = app.wait_finished(&id, WAIT).await;
             assert_eq!(done["state"], "SUCCEEDED", "{done}");
-            let deadline = Instant::now() + WAIT;
-            loop {
-                let (_, record) = app.get(&format!("/v1/jobs/{id}/attempts/1")).await;
-                if record["record"] == "recorded" {
-                    return (done, record["summary"].clone());
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "attempt 1 of {id} not recorded within {WAIT:?}: {record}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let record = app.wait_recorded(&id, WAIT).await;
+            (done, record["summary"].clone())
         }
     };
     let quiet = app.submit(&fake_job("quiet", "nightly", "eventlog")).await;

@@ -312,15 +312,7 @@ async fn the_daemon_archives_logs_on_s3_and_serves_them_back() {
         app.wait_finished(id, START_TIMEOUT).await["state"],
         "SUCCEEDED"
     );
-    let deadline = Instant::now() + START_TIMEOUT;
-    let record = loop {
-        let (_, record) = app.get(&format!("/v1/jobs/{id}/attempts/1")).await;
-        if record["record"] == "recorded" {
-            break record;
-        }
-        assert!(Instant::now() < deadline, "not recorded in time: {record}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let record = app.wait_recorded(id, START_TIMEOUT).await;
     let key = format!("sk8/{id}/1/driver.log");
     assert_eq!(record["driverLog"], key.as_str(), "{record}");
     let archived = s3.get_bytes(&key).await.expect("the driver log is on S3");

@@ -73,22 +73,6 @@ async fn applications_of(cluster: &Cluster, id: &str) -> usize {
     list["items"].as_array().map_or(0, Vec::len)
 }
 
-/// Attempt 1 of `id` once its run record is gathered (bounded wait).
-async fn recorded_attempt(app: &TestApp, id: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, record) = app.get(&format!("/v1/jobs/{id}/attempts/1")).await;
-        if record["record"] == "recorded" {
-            return record;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "attempt 1 of {id} was not recorded in time: {record}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn submit(app: &TestApp, body: &Value) -> String {
     app.submit(body).await["id"].as_str().unwrap().to_owned()
 }
@@ -125,7 +109,7 @@ async fn the_lease_holder_does_the_work_and_another_takes_over_when_it_dies() {
     assert_eq!(done["state"], "SUCCEEDED", "{done}");
     // Applied once; once its record is gathered sk8 releases it, so at most one is left.
     assert!(applications_of(&cluster, &id).await <= 1);
-    let record = recorded_attempt(&apps[other], &id).await;
+    let record = apps[other].wait_recorded(&id, WAIT).await;
     assert!(record["driverLog"].as_str().is_some(), "{record}");
 }
 
@@ -180,7 +164,7 @@ async fn a_paused_ex_holder_neither_overwrites_nor_deletes() {
     // An ended attempt's application is kept until its record is gathered, then released by
     // sk8: one deleted early shows as a record without the archived driver log.
     for id in &finished {
-        let record = recorded_attempt(&apps[other], id).await;
+        let record = apps[other].wait_recorded(id, WAIT).await;
         assert!(
             record["driverLog"].as_str().is_some(),
             "the application of finished job {id} was deleted before it was recorded: {record}"

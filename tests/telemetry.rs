@@ -454,22 +454,6 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-/// Waits until attempt 1 of `id` has its run record.
-async fn wait_recorded(app: &TestApp, id: &str) {
-    let deadline = std::time::Instant::now() + FINISH;
-    loop {
-        let (_, record) = app.get(&format!("/v1/jobs/{id}/attempts/1")).await;
-        if record["record"] == "recorded" {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "attempt 1 of {id} not recorded within {FINISH:?}: {record}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The workload's gauges come from the store (each team's live jobs, the recorder's backlog),
 /// the resources of a recorded attempt from its run summary, and the reconciler's lag from its
 /// announcements; each reaches `/metrics` and the collector.
@@ -485,7 +469,7 @@ async fn the_workloads_gauges_resources_and_lag_arrive() {
     let recorded = recorded["id"].as_str().unwrap().to_owned();
     app.wait_for(&lasting, &["RUNNING"], FINISH).await;
     app.wait_finished(&recorded, FINISH).await;
-    wait_recorded(&app, &recorded).await;
+    app.wait_recorded(&recorded, FINISH).await;
 
     let (_, text) = app.text("/metrics").await;
     let running = sample(
@@ -537,12 +521,7 @@ async fn a_namespace_rpc_is_traced_under_the_callers_traceparent() {
     use sk8::grpc::proto::namespace_provisioning_client::NamespaceProvisioningClient;
     let receiver = Receiver::start().await;
     let app = exporting_to(&receiver.endpoint(), json!({})).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to the gRPC port");
-    let mut grpc = NamespaceProvisioningClient::new(channel);
+    let mut grpc = NamespaceProvisioningClient::new(app.grpc_channel().await);
     let mut request = tonic::Request::new(NamespaceRef {
         team: "payments".into(),
         env: "dev".into(),

@@ -390,6 +390,32 @@ impl TestApp {
         self.wait_for(id, &TERMINAL, timeout).await
     }
 
+    /// Polls attempt 1 of `id` until its run record is gathered and returns it; panics with
+    /// what it saw after `timeout`.
+    pub async fn wait_recorded(&self, id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (_, record) = self.get(&format!("/v1/jobs/{id}/attempts/1")).await;
+            if record["record"] == "recorded" {
+                return record;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "attempt 1 of {id} not recorded within {timeout:?}: {record}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A channel to the daemon's gRPC port (the gateway and sk8's own gRPC API).
+    pub async fn grpc_channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc))
+            .expect("the gRPC address is a URI")
+            .connect()
+            .await
+            .expect("connect to the gRPC port")
+    }
+
     /// The states of a job's events, in order.
     pub async fn event_states(&self, id: &str) -> Vec<String> {
         let (status, events) = self.get(&format!("/v1/jobs/{id}/events")).await;

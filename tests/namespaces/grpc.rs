@@ -16,12 +16,7 @@ async fn grpc_and_rest_give_the_same_result() {
         SecretRef,
     };
     let (_cluster, app) = setup(Engine::Sqlite, json!({})).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to the gRPC port");
-    let mut grpc = NamespaceProvisioningClient::new(channel);
+    let mut grpc = NamespaceProvisioningClient::new(app.grpc_channel().await);
     let grpc_spec = |cpu: &str| NamespaceSpec {
         team: "risk".into(),
         env: "dev".into(),
@@ -176,12 +171,7 @@ async fn grpc_rejections_name_the_field() {
     use sk8::grpc::proto::namespace_provisioning_client::NamespaceProvisioningClient;
     use sk8::grpc::proto::{ApplyNamespaceRequest, EgressRule, NamespaceSpec, Quota, SecretRef};
     let (_cluster, app) = setup(Engine::Sqlite, json!({})).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to the gRPC port");
-    let mut grpc = NamespaceProvisioningClient::new(channel);
+    let mut grpc = NamespaceProvisioningClient::new(app.grpc_channel().await);
     let base = NamespaceSpec {
         team: "risk".into(),
         env: "dev".into(),
