@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
 
-use common::{Daemon, ScratchPostgres, random_seed, round, rss_mib, send};
+use common::{Daemon, ScratchPostgres, cpu_seconds, random_seed, round, rss_mib, send};
 
 const GET_REQUESTS: usize = 20_000;
 const LIST_REQUESTS: usize = 2_000;
@@ -164,8 +164,8 @@ async fn ab(
     settings: impl Fn(bool) -> Value,
 ) -> anyhow::Result<()> {
     let mut runs: Vec<(bool, Value)> = Vec::new();
-    for round in 0..rounds {
-        let order = if round % 2 == 0 {
+    for turn in 0..rounds {
+        let order = if turn % 2 == 0 {
             [false, true]
         } else {
             [true, false]
@@ -176,10 +176,16 @@ async fn ab(
                 .timeout(Duration::from_secs(30))
                 .build()?;
             let seconds = Duration::from_secs(args.seconds);
+            let cpu_before = cpu_seconds(daemon.pid)?;
             let (submit, elapsed) =
                 drive(&client, &daemon.base, Op::Submit, usize::MAX, seconds, args).await?;
-            let submit = stats(submit, elapsed);
-            println!("{}", json!({ "round": round, what: on, "submit": submit }));
+            let cpu = cpu_seconds(daemon.pid)? - cpu_before;
+            let mut submit = stats(submit, elapsed);
+            // The daemon's own CPU per submission: what it costs, whoever else shares the
+            // cores (the bench client, an in-process receiver).
+            let ok = submit["ok"].as_f64().unwrap_or_default().max(1.0);
+            submit["daemon_cpu_ms_per_submit"] = json!(round(cpu * 1000.0 / ok));
+            println!("{}", json!({ "round": turn, what: on, "submit": submit }));
             runs.push((on, submit));
             daemon.stop().await?;
         }
@@ -194,13 +200,28 @@ async fn ab(
     };
     let (off_rate, on_rate) = (mean(false, "per_second"), mean(true, "per_second"));
     let (off_p99, on_p99) = (mean(false, "p99_ms"), mean(true, "p99_ms"));
-    println!("| {what} | submits/s | submit p99 ms |\n|---|---|---|");
-    println!("| off | {} | {} |", round(off_rate), round(off_p99));
-    println!("| on | {} | {} |", round(on_rate), round(on_p99));
+    let key = "daemon_cpu_ms_per_submit";
+    let (off_cpu, on_cpu) = (mean(false, key), mean(true, key));
     println!(
-        "| on vs off | {:+.1} % | {:+.1} % |",
+        "| {what} | submits/s | submit p99 ms | daemon CPU ms per submit |\n|---|---|---|---|"
+    );
+    println!(
+        "| off | {} | {} | {} |",
+        round(off_rate),
+        round(off_p99),
+        round(off_cpu)
+    );
+    println!(
+        "| on | {} | {} | {} |",
+        round(on_rate),
+        round(on_p99),
+        round(on_cpu)
+    );
+    println!(
+        "| on vs off | {:+.1} % | {:+.1} % | {:+.1} % |",
         (on_rate / off_rate - 1.0) * 100.0,
-        (on_p99 / off_p99 - 1.0) * 100.0
+        (on_p99 / off_p99 - 1.0) * 100.0,
+        (on_cpu / off_cpu - 1.0) * 100.0
     );
     Ok(())
 }

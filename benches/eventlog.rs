@@ -30,7 +30,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use anyhow::{Context, bail};
+use common::cpu_seconds;
 use serde_json::{Value, json};
 use sk8::history::{Location, Objects, StoreOptions, summarize};
 
@@ -506,21 +509,6 @@ fn history_server(work: &Path, logs: &Path, app: &str) -> anyhow::Result<Served>
 }
 
 /// User + system CPU time of a process so far (`spark-class` execs the JVM: the child's pid).
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("/proc/pid/stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    // utime and stime, fields 14 and 15 of stat(5), in clock ticks.
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok(ticks as f64 / hz)
-}
-
 struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {

@@ -1,5 +1,5 @@
 //! What the benchmarks share: the real `sk8 serve` as a child process (its address from the
-//! JSON "ready" log line), its resident memory, and small helpers.
+//! JSON "ready" log line), its resident memory and CPU time, and small helpers.
 #![allow(dead_code)] // each bench uses part of it
 
 use std::process::Stdio;
@@ -163,6 +163,22 @@ pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmRSS in /proc/<pid>/status")?;
     Ok(round(kib / 1024.0))
+}
+
+/// CPU time (user + system) the process has used so far, in seconds, from /proc.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("/proc/pid/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks.
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks as f64 / hz)
 }
 
 /// Sends the request and reads the whole body; any status but `expected` is an error.
