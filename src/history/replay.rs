@@ -556,7 +556,8 @@ impl Replay {
             "TaskKilled" | "TaskCommitDenied" => tasks.killed += 1,
             _ => {
                 tasks.failed += 1;
-                let key = failure_key(&event.reason);
+                // In local mode the tasks run in the driver's JVM, as executor `driver`.
+                let key = failure_key(&event.reason, event.info.executor == "driver");
                 *self.failures.entry(key).or_default() += 1;
             }
         }
@@ -748,11 +749,12 @@ impl Replay {
     fn failure_list(&self) -> Vec<TaskFailure> {
         by_count(self.failures.iter().map(|(k, n)| (k.clone(), *n)))
             .map(
-                |((kind, class_name, exit_code, caused_by_app), count)| TaskFailure {
+                |((kind, class_name, exit_code, caused_by_app, on_driver), count)| TaskFailure {
                     kind,
                     class_name,
                     exit_code,
                     caused_by_app,
+                    on_driver,
                     count,
                 },
             )
@@ -853,9 +855,11 @@ fn parse<'a, T: Deserialize<'a>>(
 }
 
 /// Kind, exception class, exit code, caused by the app.
-type FailureKey = (String, Option<String>, Option<i32>, Option<bool>);
+/// Kind, exception class, exit code, caused by the app, and whether the task ran in the
+/// driver's JVM (local mode).
+type FailureKey = (String, Option<String>, Option<i32>, Option<bool>, bool);
 
-fn failure_key(reason: &EndReason) -> FailureKey {
+fn failure_key(reason: &EndReason, on_driver: bool) -> FailureKey {
     let kind = reason.reason.to_string();
     match kind.as_str() {
         "ExceptionFailure" => (
@@ -863,12 +867,13 @@ fn failure_key(reason: &EndReason) -> FailureKey {
             reason.class_name.as_deref().map(String::from),
             None,
             None,
+            on_driver,
         ),
         "ExecutorLostFailure" => {
             let exit = reason.loss_reason.as_deref().and_then(exit_code);
-            (kind, None, exit, reason.caused_by_app)
+            (kind, None, exit, reason.caused_by_app, on_driver)
         }
-        _ => (kind, None, None, None),
+        _ => (kind, None, None, None, on_driver),
     }
 }
 
@@ -987,9 +992,23 @@ mod tests {
             None,
             Some(137),
             Some(true),
+            false,
         );
         assert_eq!(replay.failures.get(&key), Some(&1));
         assert!(!replay.executors["0"].peaks.reported);
+    }
+
+    #[test]
+    fn a_task_that_failed_in_the_drivers_jvm_says_so() {
+        // Local mode: the task ran as executor `driver`, so its OOM was the driver's heap.
+        let mut replay = Replay::new();
+        replay.line(
+            br#"{"Event":"SparkListenerTaskEnd","Stage ID":0,"Stage Attempt ID":0,"Task End Reason":{"Reason":"ExceptionFailure","Class Name":"java.lang.OutOfMemoryError","Description":"Java heap space","Stack Trace":[]},"Task Info":{"Task ID":0,"Executor ID":"driver","Launch Time":1000,"Finish Time":2000,"Failed":true,"Accumulables":[]}}"#,
+        );
+        assert_eq!(replay.bad_lines, 0, "{:?}", replay.first_error);
+        let failures = replay.failure_list();
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].on_driver, "{failures:?}");
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub struct TaskFailure {
     pub exit_code: Option<i32>,
     /// Whether the application caused the executor loss (`Exit Caused By App`).
     pub caused_by_app: Option<bool>,
+    /// The task ran in the driver's JVM (local mode, executor `driver`): its failure was the
+    /// driver's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_driver: bool,
     pub count: u64,
 }
 

@@ -53,10 +53,13 @@ impl Facts {
 
     /// Adds the task ends an event-log summary counted.
     pub fn with_summary(mut self, summary: &RunSummary) -> Self {
+        // A task that failed in the driver's own JVM (local mode) is the driver's failure: its
+        // exit code and log classify it, not the executor rules.
         self.task_ends = summary
             .tasks
             .failures
             .iter()
+            .filter(|f| !f.on_driver)
             .map(|f| {
                 let mut line = f.kind.clone();
                 if let Some(class) = &f.class_name {

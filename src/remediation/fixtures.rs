@@ -446,6 +446,39 @@ fn every_default_rule_decides_its_fixture() {
     }
 }
 
+/// Local mode: the task ran in the driver's JVM (executor `driver`), so a task's heap OOM is
+/// the driver's, whatever the event log's task end and the driver log's "Lost task" line say.
+#[test]
+fn a_local_mode_task_oom_is_the_drivers() {
+    use crate::history::RunSummary;
+    use crate::history::summary::{TaskFailure, TaskStats};
+    let summary = RunSummary {
+        tasks: TaskStats {
+            total: 1,
+            failed: 1,
+            failures: vec![TaskFailure {
+                kind: "ExceptionFailure".into(),
+                class_name: Some("java.lang.OutOfMemoryError".into()),
+                on_driver: true,
+                count: 1,
+                ..TaskFailure::default()
+            }],
+            ..TaskStats::default()
+        },
+        ..RunSummary::default()
+    };
+    let facts = driver_log(
+        FailureClass::Application,
+        52,
+        "26/12/05 22:09:50 WARN TaskSetManager: Lost task 0.0 in stage 0.0 (TID 0) \
+         (192.0.2.2 executor driver): java.lang.OutOfMemoryError: Java heap space\n",
+    )
+    .with_summary(&summary);
+    assert!(facts.task_ends.is_empty(), "{:?}", facts.task_ends);
+    let got = Remediation::default().classify("t", &facts);
+    assert_eq!(got.class, Class::DriverOom, "{got:?}");
+}
+
 #[test]
 fn every_default_rule_has_a_fixture() {
     let tested: BTreeSet<_> = cases().into_iter().map(|(id, ..)| id).collect();
