@@ -49,11 +49,13 @@ pub struct Listeners {
     pub grpc: TcpListener,
 }
 
-/// Runs the daemon until `shutdown` is cancelled, then shuts down in order.
+/// Runs the daemon until `shutdown` is cancelled, then shuts down in order. `otlp_metrics` is
+/// how often OTLP exports metrics, while it does.
 pub async fn run(
     config: Config,
     listeners: Listeners,
     metrics: PrometheusHandle,
+    otlp_metrics: Option<Duration>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -197,12 +199,15 @@ pub async fn run(
         metrics.clone(),
         shutdown.clone(),
     ));
-    // Store-derived gauges stay fresh for OTLP export too, which no scrape drives.
-    tokio::spawn(crate::telemetry::gauges::refresh_every(
-        store.clone(),
-        crate::telemetry::gauges::interval(config.otlp.metric_interval_millis),
-        shutdown.clone(),
-    ));
+    // A scrape refreshes the store-derived gauges; OTLP export, which no scrape drives, gets
+    // a task that does.
+    if let Some(every) = otlp_metrics {
+        tokio::spawn(crate::telemetry::gauges::refresh_every(
+            store.clone(),
+            crate::telemetry::gauges::interval(every),
+            shutdown.clone(),
+        ));
+    }
     let state = AppState {
         jobs,
         sessions,

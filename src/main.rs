@@ -117,7 +117,8 @@ async fn serve(config_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let listeners = sk8::app::Listeners { http, grpc };
-    let result = sk8::app::run(config, listeners, metrics, shutdown).await;
+    let otlp_metrics = otel.as_ref().map(sk8::telemetry::Otel::metric_interval);
+    let result = sk8::app::run(config, listeners, metrics, otlp_metrics, shutdown).await;
     if let Some(otel) = otel {
         otel.shutdown().await;
     }

@@ -549,6 +549,7 @@ async fn a_namespace_rpc_is_traced_under_the_callers_traceparent() {
     assert_eq!(attr("rpc.method").as_deref(), Some("GetNamespace"));
     assert_eq!(attr("sk8.user").as_deref(), Some("sk8-dev"));
     assert_eq!(attr("rpc.grpc.status_code").as_deref(), Some("5"));
+    assert_eq!(attr("sk8.outcome").as_deref(), Some("not_found"));
     assert_eq!(rpc.status.as_ref().unwrap().code, StatusCode::Error as i32);
 }
 

@@ -21,6 +21,7 @@ use super::messages::Messages;
 use super::restore::{self, Tap};
 use super::token::TOKEN_CONF;
 use super::wire::{self, FrameReader, WireError};
+use crate::telemetry::rpc::grpc_code_name;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// What the upstream client sends.
@@ -293,30 +294,6 @@ impl Drop for ResponseBody {
         metrics::counter!("sk8_gateway_bytes_total", "direction" => "out").increment(self.bytes);
         metrics::histogram!("sk8_gateway_rpc_seconds", "method" => self.method)
             .record(self.started.elapsed().as_secs_f64());
-    }
-}
-
-/// The name of a numeric gRPC status, for metric labels.
-pub fn grpc_code_name(code: &str) -> &'static str {
-    match code {
-        "0" => "ok",
-        "1" => "cancelled",
-        "2" => "unknown",
-        "3" => "invalid_argument",
-        "4" => "deadline_exceeded",
-        "5" => "not_found",
-        "6" => "already_exists",
-        "7" => "permission_denied",
-        "8" => "resource_exhausted",
-        "9" => "failed_precondition",
-        "10" => "aborted",
-        "11" => "out_of_range",
-        "12" => "unimplemented",
-        "13" => "internal",
-        "14" => "unavailable",
-        "15" => "data_loss",
-        "16" => "unauthenticated",
-        _ => "other",
     }
 }
 

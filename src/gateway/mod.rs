@@ -515,7 +515,7 @@ impl tower::Service<Request<tonic::body::Body>> for Gateway {
                 metrics::counter!(
                     "sk8_gateway_rpcs_total",
                     "method" => method,
-                    "code" => body::grpc_code_name(&(status.code() as i32).to_string())
+                    "code" => crate::telemetry::rpc::grpc_code_name(&(status.code() as i32).to_string())
                 )
                 .increment(1);
                 status.into_http()
@@ -529,8 +529,7 @@ impl tower::Service<Request<tonic::body::Body>> for Gateway {
             let request = request.map(tonic::body::Body::new);
             let proxied = tracing::Instrument::instrument(gateway.proxy(request), span.clone());
             let response = proxied.await.unwrap_or_else(refused);
-            let response =
-                crate::telemetry::rpc::finish(span, tally, body::grpc_code_name, response);
+            let response = crate::telemetry::rpc::finish(span, tally, response);
             Ok(response.map(tonic::body::Body::new))
         })
     }

@@ -127,18 +127,7 @@ async fn traced<R>(
 ) -> Result<R, Status> {
     let answer = handler.instrument(span.clone()).await;
     let code = answer.as_ref().err().map_or(tonic::Code::Ok, Status::code);
-    span.record("rpc.grpc.status_code", code as i64);
-    span.record(
-        "sk8.outcome",
-        if code == tonic::Code::Ok {
-            "ok"
-        } else {
-            "error"
-        },
-    );
-    if code != tonic::Code::Ok {
-        span.record("otel.status_code", "error");
-    }
+    telemetry::rpc::record_outcome(&span, Some(&(code as i32).to_string()));
     answer
 }
 

@@ -23,7 +23,7 @@ use crate::domain::{Attempt, Job, JobSpec, JobState};
 use crate::history::{Objects, RunSummary, SummaryStatus};
 use crate::remediation::{Facts, Remediation, facts};
 use crate::store::{Store, StoreError};
-use crate::telemetry::run_trace::{self, Step};
+use crate::telemetry::run_trace::{self, Steps};
 use crate::wake::Wake;
 
 /// How many pending records one pass reads per worker.
@@ -133,11 +133,9 @@ impl Recorder {
         };
         let backend_ref = attempt.backend_ref.clone().unwrap_or_default();
         // Each step is timed for the attempt's trace (`record` and its children).
-        let mut steps = Vec::new();
-        let mut at = Utc::now();
+        let mut steps = Steps::start();
         let mut ended = self.backend.ended(&backend_ref).await;
-        steps.push(Step::since("backend.ended", at, None));
-        at = Utc::now();
+        steps.done("backend.ended", None);
         let prefix = archive_prefix(&record.job_id, record.attempt);
         let (driver_log, log_tail) = self
             .archive_driver_log(&backend_ref, &prefix, &mut ended)
@@ -153,21 +151,19 @@ impl Recorder {
             .driver_log
             .is_none()
             .then(|| "no driver log archived".to_owned());
-        steps.push(Step::since("archive logs", at, missing));
-        at = Utc::now();
+        steps.done("archive logs", missing);
         let released = self.backend.release(&backend_ref).await;
         if let Err(err) = &released {
             tracing::warn!(job_id = %record.job_id, attempt = record.attempt, error = %err,
                 "could not release the ended attempt; the orphan sweep will");
         }
         let error = released.err().map(|e| e.to_string());
-        steps.push(Step::since("backend.release", at, error));
-        at = Utc::now();
+        steps.done("backend.release", error);
         let app_id = ended.app_id.clone().or(record.app_id.take());
         let summary = self.summarize(&job.spec, app_id.as_deref()).await;
         let unread = (summary.status == SummaryStatus::Missing)
             .then(|| (summary.reason.clone()).unwrap_or_else(|| "no event log read".into()));
-        steps.push(Step::since("summarize event log", at, unread));
+        steps.done("summarize event log", unread);
         if attempt.state == JobState::Failed {
             let facts = Facts {
                 evidence: ended.evidence.clone(),

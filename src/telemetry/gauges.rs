@@ -1,7 +1,7 @@
 //! Gauges read from the store rather than counted as things happen, because they describe the
 //! shared state of every replica: jobs by state, each team's live jobs and sessions by state,
-//! and the recorder's backlog. They are refreshed when `/metrics` is scraped and, so that OTLP
-//! exports them too, by a task of their own as often as metrics are exported (between 1 and
+//! and the recorder's backlog. They are refreshed when `/metrics` is scraped and, only while
+//! OTLP export is on, by a task of their own as often as metrics are exported (between 1 and
 //! 15 s: see [`interval`]).
 //!
 //! Per-team series use the workload's bounded team/env labels; a series whose team has no live
@@ -18,10 +18,10 @@ use super::workload;
 use crate::domain::JobState;
 use crate::store::{Store, StoreError, TeamCount};
 
-/// How often the refresher task reads the store: as often as OTLP exports metrics
-/// (`otlp.metricIntervalMillis`), but at least every 15 s and at most every second.
-pub fn interval(metric_interval_millis: u64) -> Duration {
-    Duration::from_millis(metric_interval_millis.clamp(1_000, 15_000))
+/// How often the refresher task reads the store: as often as OTLP exports metrics, but at
+/// least every 15 s and at most every second.
+pub fn interval(metric_export: Duration) -> Duration {
+    metric_export.clamp(Duration::from_secs(1), Duration::from_secs(15))
 }
 
 /// Team/env/state label sets.

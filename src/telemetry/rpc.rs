@@ -20,9 +20,6 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use super::otel::spans;
 use super::propagation;
 
-/// Names a numeric `grpc-status` (the gateway's metric labels).
-pub type CodeName = fn(&str) -> &'static str;
-
 /// The span of one RPC, under the client's `traceparent`; a disabled span while export is off.
 pub fn span(service: &str, method: &str, headers: &HeaderMap) -> Span {
     if !spans::enabled() {
@@ -62,6 +59,43 @@ pub fn record_user(user: &str) {
 /// Records the session's team on the current RPC span.
 pub fn record_team(team: &str) {
     Span::current().record("sk8.team", team);
+}
+
+/// The name of a numeric gRPC status, as metric labels and `sk8.outcome` give it.
+pub fn grpc_code_name(code: &str) -> &'static str {
+    match code {
+        "0" => "ok",
+        "1" => "cancelled",
+        "2" => "unknown",
+        "3" => "invalid_argument",
+        "4" => "deadline_exceeded",
+        "5" => "not_found",
+        "6" => "already_exists",
+        "7" => "permission_denied",
+        "8" => "resource_exhausted",
+        "9" => "failed_precondition",
+        "10" => "aborted",
+        "11" => "out_of_range",
+        "12" => "unimplemented",
+        "13" => "internal",
+        "14" => "unavailable",
+        "15" => "data_loss",
+        "16" => "unauthenticated",
+        _ => "other",
+    }
+}
+
+/// Records on an RPC's span how it ended: `code` is its numeric `grpc-status`, none when the
+/// client went away (or the upstream broke) before the end.
+pub fn record_outcome(span: &Span, code: Option<&str>) {
+    let outcome = code.map_or("cancelled", grpc_code_name);
+    span.record("sk8.outcome", outcome);
+    if let Some(code) = code.and_then(|c| c.parse::<i64>().ok()) {
+        span.record("rpc.grpc.status_code", code);
+    }
+    if outcome != "ok" {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 /// The upstream request carries the current RPC span as its `traceparent` (while export is
@@ -129,12 +163,7 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
 
 /// The response, its stream watched to the end: then the span gets its bytes and outcome and
 /// ends. Unchanged while the span is disabled.
-pub fn finish<B>(
-    span: Span,
-    tally: Arc<Tally>,
-    name: CodeName,
-    response: Response<B>,
-) -> Response<Watched<B>> {
+pub fn finish<B>(span: Span, tally: Arc<Tally>, response: Response<B>) -> Response<Watched<B>> {
     let code = response
         .headers()
         .get("grpc-status")
@@ -145,7 +174,6 @@ pub fn finish<B>(
         end: (!span.is_disabled()).then(|| End {
             span,
             tally,
-            name,
             code,
             bytes_out: 0,
         }),
@@ -161,23 +189,14 @@ pub struct Watched<B> {
 struct End {
     span: Span,
     tally: Arc<Tally>,
-    name: CodeName,
     code: Option<String>,
     bytes_out: u64,
 }
 
 impl Drop for End {
     fn drop(&mut self) {
-        // No status seen: the client went away (or the upstream broke) before the end.
-        let outcome = self.code.as_deref().map_or("cancelled", self.name);
         let span = &self.span;
-        span.record("sk8.outcome", outcome);
-        if let Some(code) = self.code.as_deref().and_then(|c| c.parse::<i64>().ok()) {
-            span.record("rpc.grpc.status_code", code);
-        }
-        if outcome != "ok" {
-            span.record("otel.status_code", "ERROR");
-        }
+        record_outcome(span, self.code.as_deref());
         span.record("sk8.bytes_in", self.tally.bytes_in.load(Ordering::Relaxed));
         span.record("sk8.bytes_out", self.bytes_out);
     }

@@ -143,6 +143,29 @@ impl Step {
     }
 }
 
+/// Steps taken one after another, each timed from the end of the one before.
+pub struct Steps {
+    taken: Vec<Step>,
+    from: DateTime<Utc>,
+}
+
+impl Steps {
+    /// The first step starts now.
+    pub fn start() -> Self {
+        Steps {
+            taken: Vec::new(),
+            from: Utc::now(),
+        }
+    }
+
+    /// The current step, `name`, is done (failed with `error`); the next one starts now.
+    pub fn done(&mut self, name: &'static str, error: Option<String>) {
+        let step = Step::since(name, self.from, error);
+        self.from = step.end;
+        self.taken.push(step);
+    }
+}
+
 /// `step` was taken for `attempt` of `job`: a span of its own under the attempt's.
 pub fn attempt_step(job: &Job, attempt: u32, step: &Step) {
     let Some(trace) = trace_id(job) else { return };
@@ -159,8 +182,9 @@ pub fn attempt_step(job: &Job, attempt: u32, step: &Step) {
 /// The run record of `attempt` was gathered in `steps`: a `record` span under the attempt
 /// with a span per step under it. Ids are random: a record whose gathering failed is gathered
 /// again by a later pass, and each pass is a span of its own.
-pub fn recorded(job: &Job, attempt: u32, steps: &[Step]) {
+pub fn recorded(job: &Job, attempt: u32, steps: &Steps) {
     let Some(trace) = trace_id(job) else { return };
+    let steps = &steps.taken;
     let (Some(first), Some(last)) = (steps.first(), steps.last()) else {
         return;
     };

@@ -31,6 +31,7 @@ pub struct Otel {
     meter: SdkMeterProvider,
     stop: CancellationToken,
     spans: tokio::task::JoinHandle<()>,
+    metric_interval: Duration,
 }
 
 impl Otel {
@@ -59,11 +60,12 @@ impl Otel {
             .with_span_processor(spans::QueueProcessor)
             .with_resource(resource.clone())
             .build();
+        let metric_interval = Duration::from_millis(settings.metric_interval_millis);
         let reader = PeriodicReader::builder(
             Counted(metric_exporter(&settings)?),
             opentelemetry_sdk::runtime::Tokio,
         )
-        .with_interval(Duration::from_millis(settings.metric_interval_millis))
+        .with_interval(metric_interval)
         .build();
         let meter = SdkMeterProvider::builder()
             .with_reader(reader)
@@ -77,10 +79,16 @@ impl Otel {
             meter,
             stop,
             spans,
+            metric_interval,
         }))
     }
 
     /// The tracer behind `tracing`'s OpenTelemetry layer.
+    /// How often metrics are exported (`OTEL_METRIC_EXPORT_INTERVAL` or the config's).
+    pub fn metric_interval(&self) -> Duration {
+        self.metric_interval
+    }
+
     pub fn tracer(&self) -> SdkTracer {
         self.tracer.tracer("sk8")
     }
