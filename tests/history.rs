@@ -346,18 +346,9 @@ async fn a_team_policy_turns_event_logs_off_unless_the_spec_asks() {
     const WAIT: Duration = Duration::from_secs(60);
 
     let app = TestApp::spawn(Options::new(Engine::Sqlite)).await;
-    let applied = app
-        .http
-        .put(app.url("/v1/namespaces/quiet/dev"))
-        .json(&serde_json::json!({"eventLog": false}))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        applied.status().is_success(),
-        "{}",
-        applied.text().await.unwrap()
-    );
+    let body = serde_json::json!({"eventLog": false});
+    let (status, applied) = app.put("/v1/namespaces/quiet/dev", &body).await;
+    assert!((200..300).contains(&status), "{status} {applied}");
     let (_, namespace) = app.get("/v1/namespaces/quiet/dev").await;
     assert_eq!(namespace["spec"]["eventLog"], false, "{namespace}");
 

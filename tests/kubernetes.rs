@@ -635,18 +635,8 @@ async fn a_team_with_two_clusters_runs_on_the_other_while_one_is_down() {
         "routes": {"payments": ["east", "west"]},
     }}});
     let app = TestApp::spawn(options).await;
-    let response = app
-        .http
-        .put(app.url("/v1/namespaces/payments/dev"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{}",
-        response.text().await.unwrap()
-    );
+    let (status, applied) = app.put("/v1/namespaces/payments/dev", &json!({})).await;
+    assert!((200..300).contains(&status), "{status} {applied}");
     for cluster in [&east, &west] {
         let (status, namespace) = cluster
             .get(&format!("/api/v1/namespaces/{NAMESPACE}"))

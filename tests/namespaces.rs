@@ -123,15 +123,7 @@ fn spec() -> Value {
 }
 
 async fn put(app: &TestApp, team: &str, env: &str, body: &Value) -> (u16, Value) {
-    let response = app
-        .http
-        .put(app.url(&format!("/v1/namespaces/{team}/{env}")))
-        .json(body)
-        .send()
-        .await
-        .expect("PUT namespace");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
+    app.put(&format!("/v1/namespaces/{team}/{env}"), body).await
 }
 
 /// `Kind/name` → resourceVersion of every object as the fake holds it.

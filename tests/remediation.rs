@@ -36,17 +36,10 @@ async fn cluster_and_sk8(extra: Value, limits: Value) -> (Cluster, TestApp) {
         .create(&format!("/api/v1/namespaces/{PLATFORM}/secrets"), &secret)
         .await;
     let app = cluster.sk8(Engine::Sqlite, extra).await;
-    let response = app
-        .http
-        .put(app.url("/v1/namespaces/payments/dev"))
-        .json(&limits)
-        .send()
-        .await
-        .expect("PUT namespace");
+    let (status, applied) = app.put("/v1/namespaces/payments/dev", &limits).await;
     assert!(
-        response.status().is_success(),
-        "{:?}",
-        response.text().await
+        (200..300).contains(&status),
+        "PUT namespace: {status} {applied}"
     );
     (cluster, app)
 }
@@ -517,8 +510,9 @@ async fn wait_for_pod(kube: &Cluster, pod: &str) {
 }
 
 /// Real Spark through the local backend: a Python exception is a user error, never retried; a
-/// big collect on a 512m driver (Spark's smallest) is a driver OOM (heap, or the result limit). Both jobs run
-/// at once (each is a JVM on a shared 2-core machine).
+/// big collect on a 512m driver (Spark's smallest) is a driver heap OOM, wherever in the
+/// driver's JVM it strikes (the collect, or a local-mode task). Both jobs run at once (each is
+/// a JVM on a shared 2-core machine).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_spark_failures_are_classified_from_their_driver_logs() {
     let mut options = common::Options::new(Engine::Sqlite);

@@ -116,8 +116,7 @@ impl NamespaceProvisioning for NamespaceGrpc {
 
 /// The span of an RPC, under the caller's `traceparent` metadata (disabled while export is off).
 fn span_of<T>(request: &Request<T>, rpc: &str) -> tracing::Span {
-    let headers = request.metadata().clone().into_headers();
-    telemetry::rpc::span(SERVICE, rpc, &headers)
+    telemetry::rpc::span(SERVICE, rpc, request.metadata().as_ref())
 }
 
 /// Runs `handler` in `span` and records on it how the RPC ended.

@@ -286,6 +286,20 @@ impl TestApp {
             .expect("POST /v1/jobs")
     }
 
+    /// PUTs `body` as JSON to `path`; returns the status and the JSON answer (null when the
+    /// answer is not JSON).
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// POSTs `body` as JSON to `path`; returns the status and the JSON answer.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
