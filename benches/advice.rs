@@ -153,7 +153,7 @@ async fn seed_run(
         record.summary = Some(serde_json::to_value(summary)?);
         record.recorded_at = Some(now);
     }
-    store.record_save(&record).await?;
+    store.record_save(&record, RecordState::Pending).await?;
     Ok(())
 }
 

@@ -167,7 +167,9 @@ async fn a_paused_ex_holder_neither_overwrites_nor_deletes() {
         let record = apps[other].wait_recorded(id, WAIT).await;
         assert!(
             record["driverLog"].as_str().is_some(),
-            "the application of finished job {id} was deleted before it was recorded: {record}"
+            "the application of finished job {id} was deleted before it was recorded: {record}\n\
+             what the replicas logged of it:\n{}",
+            mentions(&apps, id)
         );
     }
     let ex = apps[holder].logs();
@@ -176,6 +178,17 @@ async fn a_paused_ex_holder_neither_overwrites_nor_deletes() {
         "the ex-holder removed something:\n{}",
         common::tail(&ex, 4000)
     );
+}
+
+/// Every replica's log lines that mention `needle`, each prefixed by its replica's index.
+fn mentions(apps: &[TestApp], needle: &str) -> String {
+    let mut out = String::new();
+    for (n, app) in apps.iter().enumerate() {
+        for line in app.logs().lines().filter(|l| l.contains(needle)) {
+            out.push_str(&format!("[{n}] {line}\n"));
+        }
+    }
+    out
 }
 
 /// Jobs submitted through three replicas at once never run more than the team's cap.

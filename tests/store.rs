@@ -466,12 +466,31 @@ async fn an_ended_attempt_gets_a_pending_record_that_is_filled_in_and_expires(en
     record.summary = Some(serde_json::json!({"status": "complete", "tasks": {"total": 8}}));
     record.headline = Some("8 tasks".into());
     record.recorded_at = Some(Utc::now());
-    fx.store.record_save(&record).await.unwrap();
+    assert!(
+        fx.store
+            .record_save(&record, RecordState::Pending)
+            .await
+            .unwrap()
+    );
     assert!(fx.store.record_pending(10).await.unwrap().is_empty());
+    // A second recorder that gathered the same attempt (a paused ex-holder of the lease)
+    // does not overwrite the first one's record.
+    let late = AttemptRecord {
+        driver_log: None,
+        headline: Some("gathered late".into()),
+        ..record.clone()
+    };
+    assert!(
+        !fx.store
+            .record_save(&late, RecordState::Pending)
+            .await
+            .unwrap()
+    );
     let read = fx.store.record_get(&stored.id, 1).await.unwrap().unwrap();
     assert_eq!(read.app_id, record.app_id);
     assert_eq!(read.evidence, record.evidence);
     assert_eq!(read.summary, record.summary);
+    assert_eq!(read.headline, record.headline);
     assert_eq!(fx.store.record_list(&stored.id).await.unwrap().len(), 1);
 
     // Retention finds it once it is older than the cut-off, and not after its logs went.

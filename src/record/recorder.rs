@@ -94,8 +94,7 @@ impl Recorder {
     /// Records pending attempts every `every` until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         loop {
-            let holder = self.lease.as_ref().is_none_or(|l| l.current().is_some());
-            if let Err(err) = self.pass_if(holder).await {
+            if let Err(err) = self.pass().await {
                 tracing::warn!(error = %err, "the recorder cannot read pending run records; retrying");
             }
             tokio::select! {
@@ -106,12 +105,19 @@ impl Recorder {
         tracing::info!("recorder stopped");
     }
 
-    async fn pass_if(&self, holder: bool) -> Result<usize, StoreError> {
-        if holder { self.pass().await } else { Ok(0) }
+    /// Whether this replica may record now. Asked again before each step that acts on what
+    /// another replica may be recording too (reading the batch, releasing an application):
+    /// a replica paused mid-pass resumes with its lease expired and must leave the attempts
+    /// to its successor rather than delete their applications under it.
+    fn holds(&self) -> bool {
+        self.lease.as_ref().is_none_or(|l| l.current().is_some())
     }
 
     /// Records one batch of pending attempts, `workers` at once.
     pub async fn pass(&self) -> Result<usize, StoreError> {
+        if !self.holds() {
+            return Ok(0);
+        }
         let limit = BATCH_PER_WORKER * self.workers as u32;
         let pending = self.store.record_pending(limit).await?;
         let count = pending.len();
@@ -152,6 +158,11 @@ impl Recorder {
             .is_none()
             .then(|| "no driver log archived".to_owned());
         steps.done("archive logs", missing);
+        if !self.holds() {
+            tracing::info!(job_id = %record.job_id, attempt = record.attempt,
+                "the jobs lease was lost while recording; the holder records this attempt");
+            return Ok(());
+        }
         let released = self.backend.release(&backend_ref).await;
         if let Err(err) = &released {
             tracing::warn!(job_id = %record.job_id, attempt = record.attempt, error = %err,
@@ -186,7 +197,15 @@ impl Recorder {
         record.evidence = Some(ended.evidence);
         record.state = RecordState::Recorded;
         record.recorded_at = Some(Utc::now());
-        self.store.record_save(&record).await?;
+        if !self
+            .store
+            .record_save(&record, RecordState::Pending)
+            .await?
+        {
+            tracing::info!(job_id = %record.job_id, attempt = record.attempt,
+                "another replica recorded this attempt first; keeping its record");
+            return Ok(());
+        }
         metrics::counter!("sk8_attempts_recorded_total").increment(1);
         run_trace::recorded(&job, record.attempt, &steps);
         if summary.status != SummaryStatus::Missing {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::{AttemptRecord, archive_prefix};
+use super::{AttemptRecord, RecordState, archive_prefix};
 use crate::history::{Objects, ObjectsError, eventlog};
 use crate::lease::Lease;
 use crate::store::{Store, StoreError};
@@ -107,7 +107,10 @@ impl Retention {
         }
         record.driver_log = None;
         record.logs_deleted_at = Some(now);
-        self.store.record_save(&record).await?;
+        // A record already marked by an earlier pass stays as it was.
+        self.store
+            .record_save(&record, RecordState::Recorded)
+            .await?;
         metrics::counter!("sk8_history_objects_deleted_total").increment(deleted);
         Ok(())
     }

@@ -97,13 +97,21 @@ impl Store {
         .await
     }
 
-    /// Writes what the recorder gathered (or what retention deleted).
-    pub async fn record_save(&self, r: &AttemptRecord) -> Result<(), StoreError> {
+    /// Writes what the recorder gathered (or what retention deleted), only while the row is
+    /// still in state `from`: false when it no longer is. Two replicas that both gathered one
+    /// attempt (one of them a paused ex-holder of the `jobs` lease) cannot overwrite each
+    /// other's record: the first write wins.
+    pub async fn record_save(
+        &self,
+        r: &AttemptRecord,
+        from: RecordState,
+    ) -> Result<bool, StoreError> {
         timed("record_save", async {
-            sqlx::query(
+            let done = sqlx::query(
                 "UPDATE attempt_records SET state = $1, app_id = $2, driver_log = $3, \
                  evidence = $4, summary = $5, headline = $6, recorded_at = $7, \
-                 logs_deleted_at = $8, classification = $9 WHERE job_id = $10 AND attempt = $11",
+                 logs_deleted_at = $8, classification = $9 \
+                 WHERE job_id = $10 AND attempt = $11 AND state = $12",
             )
             .bind(r.state.as_str())
             .bind(r.app_id.clone())
@@ -124,9 +132,10 @@ impl Store {
             )
             .bind(r.job_id.as_str())
             .bind(i64::from(r.attempt))
+            .bind(from.as_str())
             .execute(&self.pool)
             .await?;
-            Ok(())
+            Ok(done.rows_affected() > 0)
         })
         .await
     }
