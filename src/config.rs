@@ -385,7 +385,8 @@ pub struct LocalConfig {
     pub spark_home: Option<PathBuf>,
     /// The exact `spark-submit` to run, overriding `sparkHome` (tests use a stand-in).
     pub spark_submit: Option<PathBuf>,
-    /// The `--master` for every job.
+    /// The `--master` for every job: `local[…]`, or `local-cluster[WORKERS,CORES,MiB]` for
+    /// executors in JVMs of their own, sized by each job's `executor` settings.
     pub master: String,
     /// At most this many jobs run at once; the rest wait QUEUED.
     pub max_running: usize,
@@ -840,7 +841,9 @@ impl Config {
         if !self.backend.local.master.starts_with("local") {
             return Err(invalid(
                 "backend.local.master",
-                "must be local, local[N] or local[*] (the local backend runs Spark in-process)",
+                "must be local, local[N], local[*] (Spark in one process) or \
+                 local-cluster[WORKERS,CORES,MiB] (executors as processes of their own, sized by \
+                 each job's executor settings)",
             ));
         }
         if self.backend.kubernetes.request_timeout_seconds == 0 {

@@ -1,5 +1,6 @@
-//! Sizing advice on real PySpark runs (local backend, `local[*]`: the driver's JVM is the only
-//! executor, so the memory it is given is what a run's GiB·s counts). An over-provisioned job
+//! Sizing advice on real PySpark runs on the local backend: under `local[*]` the driver's JVM
+//! is the only executor, so the memory it is given is what a run's GiB·s counts; under
+//! `local-cluster[…]` executors are JVMs of their own, sized by the spec. An over-provisioned job
 //! (a 4 GiB driver whose heap peaks far lower) in `auto` mode gets its driver memory cut on the
 //! first submission after three recorded runs, with evidence from those runs; that run uses at
 //! least 30 % fewer GiB·s, none fails, and the next run keeps the change (or, on a machine so
@@ -16,10 +17,14 @@ use serde_json::{Value, json};
 /// Several JVM runs one after another, on two busy cores.
 const RUN_WAIT: Duration = Duration::from_secs(300);
 
-async fn spark_app() -> TestApp {
+/// The daemon on real Spark under `master`, the team in `auto` mode.
+async fn spark_app(master: &str) -> TestApp {
     let mut options = Options::new(Engine::Sqlite);
     options.spark = Spark::Real;
-    options.extra = json!({"sizing": {"teams": {"feature-eng": {"mode": "auto"}}}});
+    options.extra = json!({
+        "backend": {"local": {"master": master}},
+        "sizing": {"teams": {"feature-eng": {"mode": "auto"}}},
+    });
     TestApp::spawn(options).await
 }
 
@@ -64,7 +69,7 @@ fn sizing_entry<'a>(job: &'a Value, list: &str, setting: &str) -> Option<&'a Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_sizing_cuts_an_over_provisioned_real_job_and_holds_back_on_a_varying_one() {
-    let app = spark_app().await;
+    let app = spark_app("local[*]").await;
     let steady = collecting("steady", 20_000);
     let mut before = Vec::new();
     for _ in 0..3 {
@@ -138,5 +143,51 @@ async fn auto_sizing_cuts_an_over_provisioned_real_job_and_holds_back_on_a_varyi
             .unwrap_or_default()
             .contains("low confidence"),
         "{withheld}"
+    );
+}
+
+/// On a `local-cluster` master the executors are JVMs of their own, sized by the spec: one
+/// 4 GiB executor running the sample pi job is cut on the first submission after three
+/// recorded runs, and that run uses at least 30 % fewer GiB·s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_sizing_cuts_over_provisioned_executors_on_a_local_cluster() {
+    let app = spark_app("local-cluster[1,1,4608]").await;
+    let file = common::repo_file("examples/jobs/pi.py");
+    let pi = json!({
+        "team": "feature-eng", "env": "dev", "name": "pi",
+        "mainApplicationFile": format!("local://{}", file.display()),
+        "args": ["2", "500000"],
+        "executor": {"memory": "4g", "cores": 1, "instances": 1},
+        "sizingOverride": true,
+    });
+    let mut before = Vec::new();
+    for _ in 0..3 {
+        let (job, record) = run(&app, &pi).await;
+        assert_eq!(job["spec"]["executor"]["memory"], "4g", "{job}");
+        before.push(gib_seconds(&record));
+    }
+    let mean_before = before.iter().sum::<f64>() / before.len() as f64;
+    let (sized, record) = run(&app, &pi).await;
+    let applied = sizing_entry(&sized, "applied", "executor.memory")
+        .unwrap_or_else(|| panic!("executor.memory not applied: {}", sized["sizing"]));
+    assert_eq!(applied["old"], "4g", "{applied}");
+    assert!(
+        applied["evidence"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("executor JVM heap"),
+        "the advice names its evidence: {applied}"
+    );
+    let used = gib_seconds(&record);
+    eprintln!(
+        "local-cluster GiB·s per run: {before:.1?} with 4g executors, then {used:.1} with {} \
+         ({:.0} % fewer); all applied: {}",
+        applied["new"],
+        100.0 * (1.0 - used / mean_before),
+        sized["sizing"]["applied"]
+    );
+    assert!(
+        used <= 0.7 * mean_before,
+        "{used:.1} GiB·s is not 30 % below {mean_before:.1}"
     );
 }

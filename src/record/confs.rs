@@ -41,6 +41,15 @@ pub fn apply_team_policy(spark_conf: &mut BTreeMap<String, ConfValue>, event_log
     }
 }
 
+/// What sizing advice needs of executor memory metrics: per-stage peaks in the event log, the
+/// process tree's memory (Python workers, native memory), and polling every second, so that a
+/// task's peak is seen even when it ends before the first heartbeat (10 s) would sample it.
+const METRIC_DEFAULTS: [(&str, &str); 3] = [
+    ("spark.eventLog.logStageExecutorMetrics", "true"),
+    ("spark.executor.processTreeMetrics.enabled", "true"),
+    ("spark.executor.metrics.pollingInterval", "1s"),
+];
+
 /// The confs sk8 adds: the application id always; the event log (with per-stage executor peaks
 /// and process-tree memory) unless the spec turns it off. A spec's own value of one of the
 /// metric switches wins; the location is sk8's (a reserved conf).
@@ -55,12 +64,9 @@ pub fn event_log_confs(
     }
     confs.push((EVENT_LOG_ENABLED.to_owned(), "true".to_owned()));
     confs.push((EVENT_LOG_DIR.to_owned(), settings.spark_dir.clone()));
-    for key in [
-        "spark.eventLog.logStageExecutorMetrics",
-        "spark.executor.processTreeMetrics.enabled",
-    ] {
+    for (key, value) in METRIC_DEFAULTS {
         if !spark_conf.contains_key(key) {
-            confs.push((key.to_owned(), "true".to_owned()));
+            confs.push((key.to_owned(), value.to_owned()));
         }
     }
     confs

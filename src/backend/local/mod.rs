@@ -133,6 +133,7 @@ impl LocalBackend {
             reason,
         })?;
         let app = local_file(&request.spec.main_application_file)?;
+        fits_local_cluster(&request.spec, &self.config.master)?;
         let name = request.name();
         let mut command = wrapped(dir, &name, &install.spark_submit, "driver.log")?;
         command
@@ -454,6 +455,7 @@ fn submit_args(
     for (key, value) in &spec.spark_conf {
         args.extend(["--conf".into(), format!("{key}={}", value.0)]);
     }
+    args.extend(conf_args(executor_confs(spec, master)));
     args.extend(conf_args(sk8_confs));
     if let Some(class) = &spec.main_class {
         args.extend(["--class".into(), class.clone()]);
@@ -471,6 +473,66 @@ fn submit_args(
     args.push(app.to_owned());
     args.extend(spec.args.iter().cloned());
     args
+}
+
+/// The spec's executors, for a `local-cluster[W,C,M]` master: its executors are JVMs of their
+/// own (as on a cluster), sized by the spec. A standalone cluster has no executor count; it
+/// starts executors of `executor.cores` until `spark.cores.max` is reached. Under `local[N]`
+/// the driver's JVM runs the tasks and there are no executors to size. What the spec's
+/// `sparkConf` sets itself wins.
+fn executor_confs(spec: &JobSpec, master: &str) -> Vec<(String, String)> {
+    if !master.starts_with("local-cluster") {
+        return Vec::new();
+    }
+    let executor = &spec.executor;
+    [
+        ("spark.executor.memory", executor.memory.clone()),
+        ("spark.executor.cores", executor.cores.to_string()),
+        (
+            "spark.cores.max",
+            (executor.cores * executor.instances).to_string(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(key, _)| !spec.spark_conf.contains_key(*key))
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect()
+}
+
+/// A `local-cluster[WORKERS,CORES,MiB]` master's worker: its cores and MiB.
+fn local_cluster_worker(master: &str) -> Option<(u32, u64)> {
+    let inner = master.strip_prefix("local-cluster[")?.strip_suffix(']')?;
+    let mut parts = inner.split(',').map(str::trim);
+    let (_workers, cores, mib) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((cores.parse().ok()?, mib.parse().ok()?))
+}
+
+/// An executor bigger than a `local-cluster` worker would never start: the job would wait
+/// for resources forever. Refused at submit instead, naming both sizes.
+fn fits_local_cluster(spec: &JobSpec, master: &str) -> Result<(), BackendError> {
+    let Some((cores, mib)) = local_cluster_worker(master) else {
+        return Ok(());
+    };
+    let memory = crate::domain::jobspec::memory_bytes(&spec.executor.memory).unwrap_or(0) >> 20;
+    let reason = if memory > mib {
+        format!(
+            "executor.memory {} is more than a worker of backend.local.master {master} has \
+             ({mib} MiB): lower it or give the workers more",
+            spec.executor.memory
+        )
+    } else if spec.executor.cores > cores {
+        format!(
+            "executor.cores {} is more than a worker of backend.local.master {master} has \
+             ({cores})",
+            spec.executor.cores
+        )
+    } else {
+        return Ok(());
+    };
+    Err(BackendError::Rejected {
+        class: FailureClass::Configuration,
+        reason,
+    })
 }
 
 /// `--conf key=value` for each conf.
@@ -510,4 +572,68 @@ fn cmdline_names(pid: u32, name: &str) -> bool {
 
 fn transient(action: &str, path: &Path, err: std::io::Error) -> BackendError {
     BackendError::Transient(format!("{action} {}: {err}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::domain::SpecDefaults;
+    use crate::domain::jobspec::Format;
+
+    fn spec(executor: Value, spark_conf: Value) -> JobSpec {
+        let body = json!({
+            "team": "t", "env": "e", "name": "n", "mainApplicationFile": "/x.py",
+            "executor": executor, "sparkConf": spark_conf,
+        });
+        let defaults = SpecDefaults {
+            spark_version: "4.0.1".into(),
+            image: "i".into(),
+        };
+        JobSpec::parse(body.to_string().as_bytes(), Format::Json, &defaults).unwrap()
+    }
+
+    fn executors(memory: &str, cores: u32) -> JobSpec {
+        spec(
+            json!({"memory": memory, "cores": cores, "instances": 3}),
+            json!({}),
+        )
+    }
+
+    #[test]
+    fn only_a_local_cluster_sizes_executors_and_the_spec_conf_wins() {
+        assert!(executor_confs(&executors("2g", 2), "local[*]").is_empty());
+        let confs = executor_confs(&executors("2g", 2), "local-cluster[2,2,4096]");
+        let expected = [
+            ("spark.executor.memory", "2g"),
+            ("spark.executor.cores", "2"),
+            ("spark.cores.max", "6"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(confs, expected);
+        let own = spec(json!({"cores": 2}), json!({"spark.cores.max": "4"}));
+        let confs = executor_confs(&own, "local-cluster[2,2,4096]");
+        assert!(confs.iter().all(|(key, _)| key != "spark.cores.max"));
+    }
+
+    #[test]
+    fn an_executor_bigger_than_a_worker_is_refused_naming_both() {
+        let master = "local-cluster[1, 2, 1024]";
+        assert_eq!(local_cluster_worker(master), Some((2, 1024)));
+        assert_eq!(local_cluster_worker("local[4]"), None);
+        let refused = fits_local_cluster(&executors("2g", 1), master)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("executor.memory 2g") && refused.contains("1024 MiB"),
+            "{refused}"
+        );
+        let refused = fits_local_cluster(&executors("1g", 4), master)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("executor.cores 4"), "{refused}");
+        assert!(fits_local_cluster(&executors("1g", 1), master).is_ok());
+        assert!(fits_local_cluster(&executors("8g", 8), "local[*]").is_ok());
+    }
 }
