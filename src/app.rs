@@ -92,7 +92,8 @@ pub async fn run(
         wake.clone(),
     )
     .with_lease(leases.jobs.clone())
-    .with_remediation(remediation.clone(), guard.clone());
+    .with_remediation(remediation.clone(), guard.clone())
+    .with_history(history.objects.clone());
     let mut reconciler_task = tokio::spawn(reconciler.run(reconciler_stop.clone()));
     let retention_task = history_retention(&config, &store, &history, &leases, &reconciler_stop);
     let recorder = Recorder::new(

@@ -241,7 +241,7 @@ async fn each_operator_failure_is_a_truthful_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_and_timeout_delete_the_application() {
+async fn cancel_and_timeout_delete_the_application_and_keep_its_driver_log() {
     let (kube, app) = cluster_and_sk8(Engine::Sqlite).await;
     let cancelled = submit(&app, &job("cancel-me", "Running")).await;
     let mut slow = job("too-slow", "Running");
@@ -261,6 +261,19 @@ async fn cancel_and_timeout_delete_the_application() {
     assert_eq!(done["failureClass"], "timeout");
     let (status, _) = kube.get(&app_path(&format!("sk8-{timed_out}-1"))).await;
     assert_eq!(status, 404);
+
+    // What the driver logged until it was stopped is kept: read before the deletion.
+    for id in [&cancelled, &timed_out] {
+        let record = recorded(&app, id, 1).await;
+        assert_eq!(
+            record["driverLog"],
+            format!("sk8/{id}/1/driver.log"),
+            "{record}"
+        );
+        let (status, log) = app.text(&format!("/v1/jobs/{id}/logs")).await;
+        assert_eq!(status, 200, "{log}");
+        assert!(!log.is_empty(), "the archived driver log of {id} is empty");
+    }
 }
 
 /// A cancel that arrives while the application is being created: the submit sees it and

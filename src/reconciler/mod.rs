@@ -16,6 +16,7 @@ pub mod namespaces;
 mod orphans;
 mod remediate;
 pub mod sessions;
+mod stop;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ use crate::backend::{
     AttemptRequest, AttemptStatus, Backend, BackendError, StopProgress, StopReason,
 };
 use crate::domain::{Attempt, FailureClass, Job, JobId, JobState, NewEvent};
+use crate::history::Objects;
 use crate::lease::Lease;
 use crate::remediation::Remediation;
 use crate::service::namespaces::guard::NamespaceGuard;
@@ -86,6 +88,8 @@ pub struct Reconciler {
     remediation: Arc<Remediation>,
     /// Caps resized retries at the team namespace's LimitRange maximum and quota.
     guard: Option<NamespaceGuard>,
+    /// Where a cancelled or timed-out attempt's driver log is copied before it is stopped.
+    history: Option<Objects>,
 }
 
 /// What one turn did: for its log line, and what the next turn looks at again.
@@ -130,7 +134,14 @@ impl Reconciler {
             fence: Mutex::default(),
             remediation: Arc::default(),
             guard: None,
+            history: None,
         }
+    }
+
+    /// Copies the driver log of an attempt it cancels or times out into `objects` first.
+    pub fn with_history(mut self, objects: Objects) -> Self {
+        self.history = Some(objects);
+        self
     }
 
     /// Decides failed attempts by `remediation` (the defaults otherwise).
@@ -647,8 +658,7 @@ impl Reconciler {
         };
         if let Some(limit) = self.timed_out(&job) {
             return match self
-                .backend
-                .stop(&backend_ref, StopReason::TimedOut)
+                .stop_keeping_log(&attempt, &backend_ref, StopReason::TimedOut)
                 .await?
             {
                 StopProgress::Stopping => Ok(()),
@@ -758,8 +768,7 @@ impl Reconciler {
                 _ => {}
             }
             if self
-                .backend
-                .stop(&backend_ref, StopReason::Cancelled)
+                .stop_keeping_log(&attempt, &backend_ref, StopReason::Cancelled)
                 .await?
                 == StopProgress::Stopping
             {

@@ -1,6 +1,8 @@
 //! The run record of every attempt: what sk8 keeps of it beside its state transitions, on every
 //! backend.
 //!
+//! - [`archive`]: copying a driver log into the history location (by the recorder, and by the
+//!   reconciler before it stops a cancelled or timed-out attempt);
 //! - [`confs`]: the Spark confs that make every attempt leave an event log under an id known
 //!   up front;
 //! - [`evidence`]: how the attempt ended as the backend saw it (pods, exit status);
@@ -15,6 +17,7 @@
 //! `sk8/<job-id>/<attempt>/`, beside Spark's own event logs (which the History Server reads;
 //! it skips folders that are not event logs).
 
+pub mod archive;
 pub mod confs;
 pub mod evidence;
 pub mod recorder;

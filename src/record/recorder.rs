@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
-use tokio_util::io::StreamReader;
 use tokio_util::sync::CancellationToken;
 
-use super::{AttemptRecord, RecordState, archive_prefix};
+use super::{AttemptRecord, RecordState, archive, archive_prefix};
 use crate::backend::{Backend, BackendRef, Ended};
 use crate::domain::{Attempt, Job, JobSpec, JobState};
 use crate::history::{Objects, RunSummary, SummaryStatus};
@@ -142,10 +141,10 @@ impl Recorder {
         let mut steps = Steps::start();
         let mut ended = self.backend.ended(&backend_ref).await;
         steps.done("backend.ended", None);
-        let prefix = archive_prefix(&record.job_id, record.attempt);
         let (driver_log, log_tail) = self
-            .archive_driver_log(&backend_ref, &prefix, &mut ended)
+            .archive_driver_log(&backend_ref, &record, &mut ended)
             .await;
+        let prefix = archive_prefix(&record.job_id, record.attempt);
         record.driver_log = driver_log;
         let executor_logs: Vec<(String, String)> = ended
             .executor_tails
@@ -238,54 +237,30 @@ impl Recorder {
             .map(|a| (job, a)))
     }
 
-    /// Copies the driver log into the archive (streamed, never held whole; its end is kept
-    /// for classification); its key, or none with the reason in the evidence's gaps. An
-    /// archive left by an earlier pass is kept (and its end read back) when the backend no
-    /// longer has the log.
+    /// Copies the driver log into the archive (its end is kept for classification); its key,
+    /// or none with the reason in the evidence's gaps. An archive left by an earlier pass, or
+    /// by the reconciler just before it stopped the attempt, is kept (and its end read back)
+    /// when the backend no longer has the log.
     async fn archive_driver_log(
         &self,
         backend_ref: &BackendRef,
-        prefix: &str,
+        record: &AttemptRecord,
         ended: &mut Ended,
     ) -> (Option<String>, String) {
-        let key = format!("{prefix}/driver.log");
-        let gap = match self.backend.logs(backend_ref, false).await {
-            Ok(stream) => {
-                let kept = Arc::new(std::sync::Mutex::new(Vec::new()));
-                let tee = kept.clone();
-                let stream = stream.inspect_ok(move |chunk| keep_end(&tee, chunk));
-                let reader = StreamReader::new(stream);
-                match self.history.objects.put_reader(&key, reader).await {
-                    Ok(_) => {
-                        let end = kept.lock().unwrap_or_else(|p| p.into_inner());
-                        return (Some(key), facts::tail(&end));
-                    }
-                    Err(err) => format!("the driver log could not be archived: {err}"),
-                }
-            }
-            Err(err) => format!("the driver log could not be read: {err}"),
+        let objects = &self.history.objects;
+        let key = archive::driver_log_key(&record.job_id, record.attempt);
+        let gap = match archive::copy_driver_log(self.backend.as_ref(), objects, backend_ref, &key)
+            .await
+        {
+            Ok(end) => return (Some(key), end),
+            Err(gap) => gap,
         };
-        if self.history.objects.head(&key).await.is_ok() {
-            let end = self.archived_end(&key).await;
+        if objects.head(&key).await.is_ok() {
+            let end = archive::archived_end(objects, &key).await;
             return (Some(key), end);
         }
         ended.evidence.gaps.push(gap);
         (None, String::new())
-    }
-
-    /// The end of an archived log (empty when it cannot be read).
-    async fn archived_end(&self, key: &str) -> String {
-        let kept = std::sync::Mutex::new(Vec::new());
-        if let Ok(stream) = self.history.objects.get(key).await {
-            let _ = stream
-                .try_for_each(|chunk| {
-                    keep_end(&kept, &chunk);
-                    futures::future::ready(Ok(()))
-                })
-                .await;
-        }
-        let end = kept.lock().unwrap_or_else(|p| p.into_inner());
-        facts::tail(&end)
     }
 
     /// Archives failed executors' log tails and points their pods' evidence at them.
@@ -318,16 +293,6 @@ impl Recorder {
                 "the application id is unknown: the driver never announced its event log",
             ),
         }
-    }
-}
-
-/// Appends `chunk` to `kept`, keeping only the last [`facts::LOG_TAIL_BYTES`] or so.
-fn keep_end(kept: &std::sync::Mutex<Vec<u8>>, chunk: &[u8]) {
-    let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
-    kept.extend_from_slice(chunk);
-    if kept.len() > 2 * facts::LOG_TAIL_BYTES {
-        let cut = kept.len() - facts::LOG_TAIL_BYTES;
-        kept.drain(..cut);
     }
 }
 
