@@ -176,6 +176,8 @@ fn job_py(output: &Path, env: Value) -> Value {
         "mainApplicationFile": format!("local://{}", script.display()),
         "args": [output.display().to_string()],
         "driver": {"memory": "1g"},
+        // Under local-cluster[2,1,1024]: one 1-core executor on each worker.
+        "executor": {"instances": 2, "cores": 1, "memory": "1g"},
         "envVars": env,
         "sparkConf": {
             // Every sort and shuffle buffer spills after 2000 rows.
