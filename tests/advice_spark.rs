@@ -158,6 +158,8 @@ async fn auto_sizing_cuts_over_provisioned_executors_on_a_local_cluster() {
         "mainApplicationFile": format!("local://{}", file.display()),
         "args": ["2", "500000"],
         "executor": {"memory": "4g", "cores": 1, "instances": 1},
+        // Its tasks end before the first executor heartbeat (10 s) would sample their memory.
+        "sparkConf": {"spark.executor.metrics.pollingInterval": "1s"},
         "sizingOverride": true,
     });
     let mut before = Vec::new();

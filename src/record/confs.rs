@@ -41,13 +41,13 @@ pub fn apply_team_policy(spark_conf: &mut BTreeMap<String, ConfValue>, event_log
     }
 }
 
-/// What sizing advice needs of executor memory metrics: per-stage peaks in the event log, the
-/// process tree's memory (Python workers, native memory), and polling every second, so that a
-/// task's peak is seen even when it ends before the first heartbeat (10 s) would sample it.
-const METRIC_DEFAULTS: [(&str, &str); 3] = [
+/// What sizing advice needs of executor memory metrics: per-stage peaks in the event log and
+/// the process tree's memory (Python workers, native memory). Spark samples them at each
+/// heartbeat (10 s) unless `spark.executor.metrics.pollingInterval` says otherwise; sk8 leaves
+/// that to the job (see docs/sizing.md).
+const METRIC_DEFAULTS: [(&str, &str); 2] = [
     ("spark.eventLog.logStageExecutorMetrics", "true"),
     ("spark.executor.processTreeMetrics.enabled", "true"),
-    ("spark.executor.metrics.pollingInterval", "1s"),
 ];
 
 /// The confs sk8 adds: the application id always; the event log (with per-stage executor peaks
