@@ -846,6 +846,15 @@ impl Config {
                  each job's executor settings)",
             ));
         }
+        let master = &self.backend.local.master;
+        if master.starts_with("local-cluster")
+            && crate::backend::local::local_cluster_worker(master).is_none()
+        {
+            return Err(invalid(
+                "backend.local.master",
+                "a local-cluster master is local-cluster[WORKERS,CORES,MiB], three whole numbers",
+            ));
+        }
         if self.backend.kubernetes.request_timeout_seconds == 0 {
             return Err(invalid(
                 "backend.kubernetes.requestTimeoutSeconds",
@@ -935,6 +944,21 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.http.addr.to_string(), "127.0.0.1:8080");
         assert!(config.store_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn a_local_cluster_master_must_say_its_workers() {
+        let check = |master: &str| {
+            let mut config = Config::default();
+            config.backend.local.master = master.into();
+            config.validate().map_err(|e| e.to_string())
+        };
+        check("local-cluster[2,1,1024]").unwrap();
+        let err = check("local-cluster[2]").unwrap_err();
+        assert!(
+            err.contains("backend.local.master") && err.contains("WORKERS,CORES,MiB"),
+            "{err}"
+        );
     }
 
     #[test]

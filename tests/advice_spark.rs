@@ -67,31 +67,61 @@ fn sizing_entry<'a>(job: &'a Value, list: &str, setting: &str) -> Option<&'a Val
         .find(|r| r["setting"] == setting)
 }
 
-/// A 4 GiB driver that collects 20,000 rows: cut on the 4th submission, kept on the 5th.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auto_sizing_cuts_an_over_provisioned_real_job() {
-    let app = spark_app("local[*]").await;
-    let steady = collecting("steady", 20_000);
-    let mut before = Vec::new();
+/// Three recorded runs of `body` at 4g of `setting` (`driver.memory`, `executor.memory`),
+/// before advice can act; their GiB·s.
+async fn three_runs_at_4g(app: &TestApp, body: &Value, setting: &str) -> Vec<f64> {
+    let mut used = Vec::new();
     for _ in 0..3 {
-        let (job, record) = run(&app, &steady).await;
-        assert_eq!(job["spec"]["driver"]["memory"], "4g", "{job}");
-        before.push(gib_seconds(&record));
+        let (job, record) = run(app, body).await;
+        assert_eq!(
+            job["spec"].pointer(&spec_path(setting)),
+            Some(&json!("4g")),
+            "{job}"
+        );
+        used.push(gib_seconds(&record));
     }
-    let mean_before = before.iter().sum::<f64>() / before.len() as f64;
+    used
+}
 
-    let (sized, record) = run(&app, &steady).await;
-    let applied = sizing_entry(&sized, "applied", "driver.memory")
-        .unwrap_or_else(|| panic!("driver.memory not applied: {}", sized["sizing"]));
+/// `driver.memory` as a JSON pointer into a job's spec.
+fn spec_path(setting: &str) -> String {
+    format!("/{}", setting.replace('.', "/"))
+}
+
+/// The change to `setting` applied to `job`, which was 4g, resting on `evidence`.
+fn applied_from_4g<'a>(job: &'a Value, setting: &str, evidence: &str) -> &'a Value {
+    let applied = sizing_entry(job, "applied", setting)
+        .unwrap_or_else(|| panic!("{setting} not applied: {}", job["sizing"]));
     assert_eq!(applied["old"], "4g", "{applied}");
     assert!(
         applied["evidence"]
             .as_str()
             .unwrap_or_default()
-            .contains("driver JVM heap"),
+            .contains(evidence),
         "the advice names its evidence: {applied}"
     );
-    assert_eq!(sized["spec"]["driver"]["memory"], applied["new"], "{sized}");
+    assert_eq!(
+        job["spec"].pointer(&spec_path(setting)),
+        Some(&applied["new"]),
+        "{job}"
+    );
+    applied
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// A 4 GiB driver that collects 20,000 rows: cut on the 4th submission, kept on the 5th.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_sizing_cuts_an_over_provisioned_real_job() {
+    let app = spark_app("local[*]").await;
+    let steady = collecting("steady", 20_000);
+    let before = three_runs_at_4g(&app, &steady, "driver.memory").await;
+    let mean_before = mean(&before);
+
+    let (sized, record) = run(&app, &steady).await;
+    let applied = applied_from_4g(&sized, "driver.memory", "driver JVM heap");
     let first = gib_seconds(&record);
     eprintln!(
         "GiB·s per run: {before:.1?} at 4g, then {first:.1} at {} ({:.0} % fewer than the mean \
@@ -167,24 +197,10 @@ async fn auto_sizing_cuts_over_provisioned_executors_on_a_local_cluster() {
         "sparkConf": {"spark.executor.metrics.pollingInterval": "1s"},
         "sizingOverride": true,
     });
-    let mut before = Vec::new();
-    for _ in 0..3 {
-        let (job, record) = run(&app, &pi).await;
-        assert_eq!(job["spec"]["executor"]["memory"], "4g", "{job}");
-        before.push(gib_seconds(&record));
-    }
-    let mean_before = before.iter().sum::<f64>() / before.len() as f64;
+    let before = three_runs_at_4g(&app, &pi, "executor.memory").await;
+    let mean_before = mean(&before);
     let (sized, record) = run(&app, &pi).await;
-    let applied = sizing_entry(&sized, "applied", "executor.memory")
-        .unwrap_or_else(|| panic!("executor.memory not applied: {}", sized["sizing"]));
-    assert_eq!(applied["old"], "4g", "{applied}");
-    assert!(
-        applied["evidence"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("executor JVM heap"),
-        "the advice names its evidence: {applied}"
-    );
+    let applied = applied_from_4g(&sized, "executor.memory", "executor JVM heap");
     let used = gib_seconds(&record);
     eprintln!(
         "local-cluster GiB·s per run: {before:.1?} with 4g executors, then {used:.1} with {} \

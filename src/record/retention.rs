@@ -107,7 +107,7 @@ impl Retention {
         }
         record.driver_log = None;
         record.logs_deleted_at = Some(now);
-        // A record already marked by an earlier pass stays as it was.
+        // Retention reads only recorded records; it marks them and leaves their state.
         self.store
             .record_save(&record, RecordState::Recorded)
             .await?;

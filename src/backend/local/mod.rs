@@ -481,7 +481,7 @@ fn submit_args(
 /// the driver's JVM runs the tasks and there are no executors to size. What the spec's
 /// `sparkConf` sets itself wins.
 fn executor_confs(spec: &JobSpec, master: &str) -> Vec<(String, String)> {
-    if !master.starts_with("local-cluster") {
+    if local_cluster_worker(master).is_none() {
         return Vec::new();
     }
     let executor = &spec.executor;
@@ -499,8 +499,9 @@ fn executor_confs(spec: &JobSpec, master: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// A `local-cluster[WORKERS,CORES,MiB]` master's worker: its cores and MiB.
-fn local_cluster_worker(master: &str) -> Option<(u32, u64)> {
+/// A `local-cluster[WORKERS,CORES,MiB]` master's worker: its cores and MiB (none for any
+/// other master; the config check refuses a `local-cluster` master this cannot read).
+pub(crate) fn local_cluster_worker(master: &str) -> Option<(u32, u64)> {
     let inner = master.strip_prefix("local-cluster[")?.strip_suffix(']')?;
     let mut parts = inner.split(',').map(str::trim);
     let (_workers, cores, mib) = (parts.next()?, parts.next()?, parts.next()?);
