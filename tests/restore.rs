@@ -1,7 +1,9 @@
 //! An open Spark Connect client across an idle stop (issue 18): the real `pyspark-client`
 //! (`tests/connect/resume.py`) sets a conf, adds a `.py` artifact a UDF imports and creates a
-//! temp view through sk8's gateway; the session stops for idleness; the next "cell" in the
-//! same client resumes it and finds all three again, on Sail and on Apache Spark servers.
+//! temp view through sk8's gateway, then through SQL and the UDF registry a second view, a
+//! function and a conf, and a view it drops again; the session stops for idleness; the next
+//! "cell" in the same client resumes it and finds all of it again (and the dropped view still
+//! gone), on Sail and on Apache Spark servers.
 
 mod common;
 
@@ -18,6 +20,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 const STATE_WAIT: Duration = Duration::from_secs(240);
 /// How long the client may take for its first cells, and then for the rest.
 const PYTHON_WAIT: Duration = Duration::from_secs(300);
+
+/// What a Sail server lacks that `resume.py` would otherwise do: AddArtifacts, and Spark confs
+/// through SQL `SET`.
+const SAIL: &[&str] = &["--no-artifacts", "--no-sql-set"];
+/// An Apache Spark server takes all of it.
+const APACHE_SPARK: &[&str] = &[];
 
 /// The venv with `sail` and `pyspark-client`: `SK8_TEST_CONNECT_VENV` (scripts/test.sh sets it).
 fn connect_venv() -> PathBuf {
@@ -75,9 +83,8 @@ async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildS
 }
 
 /// The scenario: first cells, an idle stop, the next cell in the same client. Returns the
-/// checks of the next cell by name. Without `artifacts` (Sail has no AddArtifacts) the UDF is
-/// defined inline.
-async fn across_an_idle_stop(app: &TestApp, artifacts: bool) -> serde_json::Map<String, Value> {
+/// checks of the next cell by name. `flags` leave out what the server lacks (`SAIL`).
+async fn across_an_idle_stop(app: &TestApp, flags: &[&str]) -> serde_json::Map<String, Value> {
     let body =
         json!({"team": "payments", "env": "dev", "name": "notebook", "idleTimeoutSeconds": 3});
     let (status, created) = app.post("/v1/sessions", &body).await;
@@ -89,7 +96,7 @@ async fn across_an_idle_stop(app: &TestApp, artifacts: bool) -> serde_json::Map<
     python
         .arg(script)
         .arg(created["connectionString"].as_str().unwrap())
-        .args((!artifacts).then_some("--no-artifacts"))
+        .args(flags)
         .env_remove("SPARK_HOME")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -109,11 +116,14 @@ async fn across_an_idle_stop(app: &TestApp, artifacts: bool) -> serde_json::Map<
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"go\n").await.unwrap();
     let mut results = serde_json::Map::new();
-    for _ in 0..3 {
+    loop {
         let line = next_line(&mut lines).await;
         let result: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
             panic!("not a check line: {line:?}\n{}", app.logs());
         });
+        if result["phase"] == "done" {
+            break;
+        }
         results.insert(result["check"].as_str().unwrap().to_owned(), result);
     }
     let (_, resumed) = app.get(&format!("/v1/sessions/{id}")).await;
@@ -130,14 +140,15 @@ fn assert_all_back(results: &serde_json::Map<String, Value>, app: &TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sail_notebook_keeps_its_conf_udf_and_temp_view_across_an_idle_stop() {
     let app = sk8_with("sail").await;
-    let results = across_an_idle_stop(&app, false).await;
+    let results = across_an_idle_stop(&app, SAIL).await;
     assert_all_back(&results, &app);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apache_spark_notebook_keeps_its_conf_artifact_and_temp_view_across_an_idle_stop() {
     let app = sk8_with("spark").await;
-    let results = across_an_idle_stop(&app, true).await;
+    let results = across_an_idle_stop(&app, APACHE_SPARK).await;
+    assert!(results.contains_key("sql_conf"), "{results:?}");
     assert_all_back(&results, &app);
 }
 
@@ -145,16 +156,23 @@ async fn an_apache_spark_notebook_keeps_its_conf_artifact_and_temp_view_across_a
 async fn what_could_not_be_kept_is_named_once_and_the_rest_comes_back() {
     // Room for no plan at all: the temp view is not kept (confs always are).
     let app = sk8_with_extra("sail", json!({"gateway": {"restoreMaxBytes": 16}})).await;
-    let results = across_an_idle_stop(&app, false).await;
+    let results = across_an_idle_stop(&app, SAIL).await;
     let lost = results["temp_view"].to_string();
     assert!(
         results["temp_view"]["ok"] == false
             && lost.contains("FAILED_PRECONDITION")
             && lost.contains("lost: temp view sk8_numbers (over gateway.restoreMaxBytes)")
+            && lost.contains("; function sk8_plus_one (over gateway.restoreMaxBytes)")
+            && !lost.contains("sk8_dropped")
             && !lost.contains("SESSION_CHANGED"),
         "{lost}"
     );
     // Named once; the session goes on with what came back.
     assert_eq!(results["udf"]["ok"], true, "{}", results["udf"]);
     assert_eq!(results["conf"]["ok"], true, "{}", results["conf"]);
+    assert_eq!(
+        results["dropped_view"]["ok"], true,
+        "{}",
+        results["dropped_view"]
+    );
 }

@@ -3,11 +3,13 @@
 //!
 //! For each Spark session a client opens through the gateway (the session's id plus the
 //! client's `session_id`), the gateway keeps what the client changed on the server: confs set
-//! through `Config`, artifacts added through `AddArtifacts`, and temp views created through
-//! `CreateDataFrameViewCommand` (their plans), each recorded once its RPC ended OK. Artifacts
-//! and views sit in files under `<dataDir>/gateway/restore`, up to `gateway.restoreMaxBytes`
-//! per Spark session. The first RPC that reaches a new server (a higher `starts`) first
-//! replays all of that there, in the order it happened, confs first.
+//! through `Config` (the pairs) or SQL `SET` (the request), artifacts added through `AddArtifacts`, temp views created
+//! through `CreateDataFrameViewCommand` (their plans) or SQL, and functions and data sources
+//! registered through commands or SQL (the requests that made them), each recorded once its
+//! RPC ended OK; a view or function dropped again is forgotten. Artifacts and requests sit in
+//! files under `<dataDir>/gateway/restore`, up to `gateway.restoreMaxBytes` per Spark session.
+//! The first RPC that reaches a new server (a higher `starts`) first replays all of that
+//! there, in the order it happened, confs first.
 //!
 //! The new server has its own server-side session id; the client keeps the one it saw first
 //! (pyspark closes a session whose id changes, and servers refuse a request observing another
@@ -22,6 +24,7 @@
 
 mod call;
 mod proto;
+mod sql;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,7 +35,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tonic::Status;
 
-use self::proto::ConfChange;
+use self::proto::{Change, ConfChange, Kind, Made};
 use super::Upstream;
 use super::wire::{self, FrameReader};
 use crate::domain::SessionId;
@@ -81,8 +84,8 @@ struct Kept {
     method: &'static str,
     /// What it made, as the error names it: `temp view v`, `artifact pyfiles/m.py`.
     what: String,
-    /// A view's name: creating it again replaces the earlier one.
-    view: Option<String>,
+    /// A view or function: making it again replaces the earlier one, dropping it forgets it.
+    made: Option<Made>,
     file: PathBuf,
     bytes: u64,
 }
@@ -240,15 +243,28 @@ impl Restore {
         match rpc.method {
             "Config" => {
                 if let Ok(Some(change)) = proto::conf_change(first) {
-                    plan.on_ok = Some(Box::new(move || client.state().change_confs(change)));
+                    plan.on_ok = Some(Box::new(move || {
+                        remove_files(client.state().change_confs(change));
+                    }));
                 }
             }
-            "ExecutePlan" => {
-                if let Ok(Some(view)) = proto::created_view(first) {
+            "ExecutePlan" => match proto::execute_change(first) {
+                Ok(Some(Change::Make(made))) => {
                     let message = Bytes::copy_from_slice(first);
-                    plan.on_ok = Some(Box::new(move || restore.keep_view(client, view, message)));
+                    plan.on_ok = Some(Box::new(move || restore.keep_made(client, made, message)));
                 }
-            }
+                Ok(Some(Change::Drop(made))) => {
+                    plan.on_ok = Some(Box::new(move || {
+                        remove_files(client.state().forget(&made).into_iter().collect());
+                    }));
+                }
+                Ok(Some(Change::Confs(change))) => {
+                    plan.on_ok = Some(Box::new(move || {
+                        remove_files(client.state().change_confs(change));
+                    }));
+                }
+                _ => {}
+            },
             "AddArtifacts" => {
                 let tap = Arc::new(Tap {
                     upload: Mutex::default(),
@@ -342,14 +358,15 @@ impl Restore {
         Err(Status::failed_precondition(format!(
             "session {} stopped and resumed on a new Spark Connect server, and sk8 could not \
              restore all of this Spark session there; lost: {}. Everything else came back (the \
-             confs, artifacts and temp views sk8 kept; cached data is recomputed, queries that \
-             were running are gone). Re-run what made the lost items, then carry on.",
+             confs, artifacts, temp views and functions sk8 kept; cached data is recomputed, \
+             queries that were running are gone). Re-run what made the lost items, then carry on.",
             key.session,
             lost.join("; ")
         )))
     }
 
-    fn keep_view(&self, client: Arc<Client>, view: String, message: Bytes) {
+    /// Keeps the request that made a view or function, in place of an earlier one of its name.
+    fn keep_made(&self, client: Arc<Client>, made: Made, message: Bytes) {
         let file = self.file();
         let bytes = message.len() as u64;
         let framed = wire::Frame {
@@ -359,15 +376,15 @@ impl Restore {
         .encode();
         let max_bytes = self.max_bytes;
         tokio::task::spawn_blocking(move || {
-            let what = format!("temp view {view}");
+            let what = made.to_string();
             let mut state = client.state();
-            let replaced = state.take_view(&view);
+            let replaced = state.take(&made).map(RemoveOnDrop);
             if state.bytes + bytes > max_bytes {
                 state.unkept.push(what);
                 return;
             }
             if let Err(err) = std::fs::write(&file, &framed) {
-                tracing::warn!(%err, file = %file.display(), "cannot keep a temp view's plan");
+                tracing::warn!(%err, file = %file.display(), "cannot keep a view's or function's request");
                 state.unkept.push(what);
                 return;
             }
@@ -375,7 +392,7 @@ impl Restore {
             state.push(Kept {
                 method: "ExecutePlan",
                 what,
-                view: Some(view),
+                made: Some(made),
                 file,
                 bytes,
             });
@@ -414,7 +431,7 @@ impl Restore {
             state.push(Kept {
                 method: "AddArtifacts",
                 what,
-                view: None,
+                made: None,
                 file,
                 bytes: upload.bytes,
             });
@@ -456,31 +473,61 @@ impl Client {
 }
 
 impl State {
-    fn change_confs(&mut self, change: ConfChange) {
-        match change {
-            ConfChange::Set(pairs) => {
-                for (key, value) in pairs {
+    /// Applies a conf change; a key it sets or unsets forgets the SQL `SET` of that key kept
+    /// earlier (the later change wins). Returns the files no longer needed.
+    fn change_confs(&mut self, change: ConfChange) -> Vec<PathBuf> {
+        let keys: Vec<String> = match change {
+            ConfChange::Set(pairs) => pairs
+                .into_iter()
+                .map(|(key, value)| {
                     self.bytes += (key.len() + value.len()) as u64;
-                    self.confs.insert(key, value);
-                }
-            }
+                    self.confs.insert(key.clone(), value);
+                    key
+                })
+                .collect(),
             ConfChange::Unset(keys) => {
-                for key in keys {
-                    self.confs.remove(&key);
+                for key in &keys {
+                    self.confs.remove(key);
                 }
+                keys
             }
-        }
+            ConfChange::Reset => {
+                self.confs.clear();
+                self.unkept.retain(|what| !what.starts_with("conf "));
+                self.log
+                    .iter()
+                    .filter_map(|k| k.made.as_ref())
+                    .filter(|made| made.kind == Kind::Conf)
+                    .map(|made| made.name.clone())
+                    .collect()
+            }
+        };
+        keys.into_iter()
+            .filter_map(|name| {
+                self.forget(&Made {
+                    kind: Kind::Conf,
+                    name,
+                })
+            })
+            .collect()
     }
 
-    /// Takes out an earlier view of that name (its file goes when the result is dropped).
-    fn take_view(&mut self, view: &str) -> Option<RemoveOnDrop> {
+    /// Takes out what made `made` earlier, returning its file (the caller removes it).
+    fn take(&mut self, made: &Made) -> Option<PathBuf> {
         let at = self
             .log
             .iter()
-            .position(|k| k.view.as_deref() == Some(view))?;
+            .position(|k| k.made.as_ref() == Some(made))?;
         let kept = self.log.remove(at);
         self.bytes -= kept.bytes;
-        Some(RemoveOnDrop(kept.file))
+        Some(kept.file)
+    }
+
+    /// A view or function dropped: neither replayed nor named as lost any more.
+    fn forget(&mut self, made: &Made) -> Option<PathBuf> {
+        let what = made.to_string();
+        self.unkept.retain(|unkept| *unkept != what);
+        self.take(made)
     }
 
     fn push(&mut self, kept: Kept) {

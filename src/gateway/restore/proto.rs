@@ -5,6 +5,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::sql::{self, GLOBAL_TEMP, Statement};
 use crate::gateway::wire::{self, WIRE_LEN, WireError};
 
 /// `session_id = 1` and `user_context = 2` of every request; `UserContext.user_id = 1`.
@@ -19,16 +20,36 @@ const SET_PAIRS: u32 = 1;
 const UNSET_KEYS: u32 = 1;
 const PAIR_KEY: u32 = 1;
 const PAIR_VALUE: u32 = 2;
-/// `ExecutePlanRequest.plan` and `.operation_id`; `Plan.command`;
+/// `ExecutePlanRequest.plan` and `.operation_id`; `Plan.root` and `.command`;
 /// `Command.create_dataframe_view`; `CreateDataFrameViewCommand.name` and `.is_global`.
 const EXECUTE_PLAN: u32 = 3;
 const EXECUTE_OPERATION_ID: u32 = 6;
 /// `ExecutePlanRequest.request_options` (reattachable execution among them).
 const EXECUTE_OPTIONS: u32 = 5;
+const PLAN_ROOT: u32 = 1;
 const PLAN_COMMAND: u32 = 2;
 const COMMAND_CREATE_VIEW: u32 = 3;
 const VIEW_NAME: u32 = 2;
 const VIEW_IS_GLOBAL: u32 = 3;
+/// `Command.register_function`, `.register_table_function` and `.register_data_source`: each
+/// message names what it registers in its field 1.
+const COMMAND_REGISTER_FUNCTION: u32 = 1;
+const COMMAND_REGISTER_TABLE_FUNCTION: u32 = 10;
+const COMMAND_REGISTER_DATA_SOURCE: u32 = 12;
+const REGISTERED_NAME: u32 = 1;
+/// `Command.sql_command`; `SqlCommand.sql` (older clients) and `.input`, a `Relation` whose
+/// `sql` (`SQL.query`) holds the text.
+const COMMAND_SQL: u32 = 5;
+const SQL_COMMAND_TEXT: u32 = 1;
+const SQL_COMMAND_INPUT: u32 = 6;
+const RELATION_SQL: u32 = 10;
+const SQL_QUERY: u32 = 1;
+/// `Relation.catalog`; `Catalog.drop_temp_view` and `.drop_global_temp_view`, each with the
+/// view's name in field 1.
+const RELATION_CATALOG: u32 = 200;
+const CATALOG_DROP_TEMP_VIEW: u32 = 15;
+const CATALOG_DROP_GLOBAL_TEMP_VIEW: u32 = 16;
+const DROPPED_VIEW_NAME: u32 = 1;
 /// `AddArtifactsRequest.batch` (`Batch.artifacts`) and `.begin_chunk`; both name with field 1.
 const ARTIFACTS_BATCH: u32 = 3;
 const BATCH_ARTIFACTS: u32 = 1;
@@ -60,11 +81,66 @@ pub fn server_side_field(method: &str) -> Option<u32> {
     })
 }
 
-/// A change to the session's confs a `ConfigRequest` makes.
+/// A change to the session's confs a `ConfigRequest` (or a SQL `SET`/`RESET`) makes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConfChange {
     Set(Vec<(String, String)>),
     Unset(Vec<String>),
+    /// Every conf back to its default (a plain SQL `RESET`).
+    Reset,
+}
+
+/// What a kept request made. A session holds one of each kind and name: making it again
+/// replaces it, dropping it forgets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    View,
+    Function,
+    TableFunction,
+    DataSource,
+    /// A conf set by SQL `SET` (its key: case matters).
+    Conf,
+}
+
+/// A named thing a kept request made, as errors name it: `temp view v`, `function f`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Made {
+    pub kind: Kind,
+    /// Lower case but for a conf's key: Spark resolves the others without case.
+    pub name: String,
+}
+
+impl std::fmt::Display for Made {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            Kind::View => "temp view",
+            Kind::Function => "function",
+            Kind::TableFunction => "table function",
+            Kind::DataSource => "data source",
+            Kind::Conf => "conf",
+        };
+        write!(f, "{kind} {}", self.name)
+    }
+}
+
+/// How an `ExecutePlanRequest` changes the session's state.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Kept whole and replayed: a view, a function, a data source, a SQL `SET`.
+    Make(Made),
+    /// Forgets what made it.
+    Drop(Made),
+    Confs(ConfChange),
+}
+
+fn made(kind: Kind, name: impl Into<String>) -> Made {
+    let name = name.into();
+    let name = if kind == Kind::Conf {
+        name
+    } else {
+        name.to_lowercase()
+    };
+    Made { kind, name }
 }
 
 /// The length-delimited value of the last field `number` of `msg`, if any.
@@ -117,26 +193,90 @@ pub fn conf_change(msg: &[u8]) -> Result<Option<ConfChange>, WireError> {
     Ok(None)
 }
 
-/// The name of the temp view an `ExecutePlanRequest` creates (`global_temp.` for a global one).
-pub fn created_view(msg: &[u8]) -> Result<Option<String>, WireError> {
+/// The change an `ExecutePlanRequest` makes to the session's state, if any.
+pub fn execute_change(msg: &[u8]) -> Result<Option<Change>, WireError> {
     let Some(plan) = message_field(msg, EXECUTE_PLAN)? else {
         return Ok(None);
     };
-    let Some(command) = message_field(plan, PLAN_COMMAND)? else {
+    if let Some(command) = message_field(plan, PLAN_COMMAND)? {
+        return command_change(command);
+    }
+    match message_field(plan, PLAN_ROOT)? {
+        Some(root) => dropped_view(root),
+        None => Ok(None),
+    }
+}
+
+fn command_change(command: &[u8]) -> Result<Option<Change>, WireError> {
+    if let Some(view) = message_field(command, COMMAND_CREATE_VIEW)? {
+        let name = string_of(view, VIEW_NAME)?.unwrap_or_default();
+        let global = wire::fields(view)?
+            .iter()
+            .any(|f| f.number == VIEW_IS_GLOBAL && view[f.value.clone()] != [0]);
+        let name = if global {
+            format!("{GLOBAL_TEMP}.{name}")
+        } else {
+            name
+        };
+        return Ok(Some(Change::Make(made(Kind::View, name))));
+    }
+    for (field, kind) in [
+        (COMMAND_REGISTER_FUNCTION, Kind::Function),
+        (COMMAND_REGISTER_TABLE_FUNCTION, Kind::TableFunction),
+        (COMMAND_REGISTER_DATA_SOURCE, Kind::DataSource),
+    ] {
+        if let Some(registered) = message_field(command, field)? {
+            let name = string_of(registered, REGISTERED_NAME)?.unwrap_or_default();
+            return Ok(Some(Change::Make(made(kind, name))));
+        }
+    }
+    let Some(sql_command) = message_field(command, COMMAND_SQL)? else {
         return Ok(None);
     };
-    let Some(view) = message_field(command, COMMAND_CREATE_VIEW)? else {
+    Ok(sql_text(sql_command)?.and_then(|text| sql_change(&text)))
+}
+
+/// The text of a `SqlCommand`, where either kind of client puts it.
+fn sql_text(sql_command: &[u8]) -> Result<Option<String>, WireError> {
+    if let Some(text) = string_of(sql_command, SQL_COMMAND_TEXT)? {
+        return Ok(Some(text));
+    }
+    let Some(input) = message_field(sql_command, SQL_COMMAND_INPUT)? else {
         return Ok(None);
     };
-    let name = string_of(view, VIEW_NAME)?.unwrap_or_default();
-    let global = wire::fields(view)?
-        .iter()
-        .any(|f| f.number == VIEW_IS_GLOBAL && view[f.value.clone()] != [0]);
-    Ok(Some(if global {
-        format!("global_temp.{name}")
-    } else {
-        name
-    }))
+    match message_field(input, RELATION_SQL)? {
+        Some(sql) => string_of(sql, SQL_QUERY),
+        None => Ok(None),
+    }
+}
+
+fn sql_change(text: &str) -> Option<Change> {
+    Some(match sql::statement(text)? {
+        Statement::CreateView(name) => Change::Make(made(Kind::View, name)),
+        Statement::DropView(name) => Change::Drop(made(Kind::View, name)),
+        Statement::CreateFunction(name) => Change::Make(made(Kind::Function, name)),
+        Statement::DropFunction(name) => Change::Drop(made(Kind::Function, name)),
+        Statement::Set(key) => Change::Make(made(Kind::Conf, key)),
+        Statement::Reset(Some(key)) => Change::Confs(ConfChange::Unset(vec![key])),
+        Statement::Reset(None) => Change::Confs(ConfChange::Reset),
+    })
+}
+
+/// The temp view a `Catalog` drop (`spark.catalog.dropTempView`) forgets.
+fn dropped_view(root: &[u8]) -> Result<Option<Change>, WireError> {
+    let Some(catalog) = message_field(root, RELATION_CATALOG)? else {
+        return Ok(None);
+    };
+    if let Some(drop) = message_field(catalog, CATALOG_DROP_TEMP_VIEW)? {
+        let name = string_of(drop, DROPPED_VIEW_NAME)?.unwrap_or_default();
+        return Ok(Some(Change::Drop(made(Kind::View, name))));
+    }
+    if let Some(drop) = message_field(catalog, CATALOG_DROP_GLOBAL_TEMP_VIEW)? {
+        let name = string_of(drop, DROPPED_VIEW_NAME)?.unwrap_or_default();
+        let name = format!("{GLOBAL_TEMP}.{name}");
+        return Ok(Some(Change::Drop(made(Kind::View, name))));
+    }
+    Ok(None)
 }
 
 /// The names of the artifacts an `AddArtifactsRequest` message starts or carries.
@@ -259,19 +399,70 @@ mod tests {
         msg.extend_from_slice(&len_field(8, b"server-1"));
         msg.extend_from_slice(&len_field(EXECUTE_OPTIONS, b"\x0a\x02\x08\x01"));
         msg.extend_from_slice(&len_field(EXECUTE_PLAN, &plan));
-        assert_eq!(
-            created_view(&msg).unwrap().as_deref(),
-            Some("global_temp.numbers")
-        );
+        let numbers = Change::Make(made(Kind::View, "global_temp.numbers"));
+        assert_eq!(execute_change(&msg).unwrap(), Some(numbers));
         // A query is no view.
-        let root = len_field(EXECUTE_PLAN, &len_field(1, b""));
-        assert_eq!(created_view(&root).unwrap(), None);
+        let root = len_field(EXECUTE_PLAN, &len_field(PLAN_ROOT, b""));
+        assert_eq!(execute_change(&root).unwrap(), None);
         // Replayed without the operation id and the observed server-side id.
         let replay = for_replay("ExecutePlan", &msg).unwrap();
         assert_eq!(string_at(&replay, EXECUTE_OPERATION_ID).unwrap(), None);
         assert_eq!(string_at(&replay, 8).unwrap(), None);
         assert_eq!(string_at(&replay, EXECUTE_OPTIONS).unwrap(), None);
-        assert_eq!(created_view(&replay).unwrap(), created_view(&msg).unwrap());
+        assert_eq!(
+            execute_change(&replay).unwrap(),
+            execute_change(&msg).unwrap()
+        );
+    }
+
+    fn command(field: u32, value: &[u8]) -> BytesMut {
+        let plan = len_field(PLAN_COMMAND, &len_field(field, value));
+        len_field(EXECUTE_PLAN, &plan)
+    }
+
+    #[test]
+    fn registrations_sql_statements_and_catalog_drops_are_changes() {
+        let udf = len_field(REGISTERED_NAME, b"Plus_One");
+        assert_eq!(
+            execute_change(&command(COMMAND_REGISTER_FUNCTION, &udf)).unwrap(),
+            Some(Change::Make(made(Kind::Function, "plus_one")))
+        );
+        assert_eq!(
+            execute_change(&command(COMMAND_REGISTER_TABLE_FUNCTION, &udf))
+                .unwrap()
+                .map(|c| match c {
+                    Change::Make(made) => made.to_string(),
+                    other => format!("{other:?}"),
+                }),
+            Some("table function plus_one".into())
+        );
+        // Newer clients put the text in a SQL relation, older ones in the command itself.
+        let query = len_field(SQL_QUERY, b"CREATE TEMP VIEW v AS SELECT 1");
+        let input = len_field(SQL_COMMAND_INPUT, &len_field(RELATION_SQL, &query));
+        let view = Some(Change::Make(made(Kind::View, "v")));
+        assert_eq!(execute_change(&command(COMMAND_SQL, &input)).unwrap(), view);
+        let old = len_field(SQL_COMMAND_TEXT, b"create temp view V as select 1");
+        assert_eq!(execute_change(&command(COMMAND_SQL, &old)).unwrap(), view);
+        let set = len_field(SQL_COMMAND_TEXT, b"SET a.B=1");
+        assert_eq!(
+            execute_change(&command(COMMAND_SQL, &set)).unwrap(),
+            Some(Change::Make(made(Kind::Conf, "a.B")))
+        );
+        assert_eq!(made(Kind::Conf, "a.B").to_string(), "conf a.B");
+        let select = len_field(SQL_COMMAND_TEXT, b"SELECT 1");
+        assert_eq!(
+            execute_change(&command(COMMAND_SQL, &select)).unwrap(),
+            None
+        );
+        let drop = len_field(
+            CATALOG_DROP_GLOBAL_TEMP_VIEW,
+            &len_field(DROPPED_VIEW_NAME, b"G"),
+        );
+        let root = len_field(PLAN_ROOT, &len_field(RELATION_CATALOG, &drop));
+        assert_eq!(
+            execute_change(&len_field(EXECUTE_PLAN, &root)).unwrap(),
+            Some(Change::Drop(made(Kind::View, "global_temp.g")))
+        );
     }
 
     #[test]
