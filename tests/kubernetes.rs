@@ -243,11 +243,24 @@ async fn each_operator_failure_is_a_truthful_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_and_timeout_delete_the_application_and_keep_its_driver_log() {
     let (kube, app) = cluster_and_sk8(Engine::Sqlite).await;
-    let cancelled = submit(&app, &job("cancel-me", "Running")).await;
+    // An executor that never pulls its image: what a user would want to see after cancelling.
+    let mut stuck = job("cancel-me", "Running");
+    stuck["labels"]["fake.sk8.dev/executors"] = json!("ImagePullBackOff");
+    let cancelled = submit(&app, &stuck).await;
     let mut slow = job("too-slow", "Running");
     slow["timeoutSeconds"] = json!(2);
     let timed_out = submit(&app, &slow).await;
     app.wait_for(&cancelled, &["RUNNING"], WAIT).await;
+    let executor = format!("sk8-{cancelled}-1-exec-1");
+    let path = format!("/api/v1/namespaces/{NAMESPACE}/pods/{executor}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while kube.get(&path).await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the executor pod {executor} never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let (status, _) = app.cancel(&cancelled).await;
     assert_eq!(status, 200);
@@ -274,6 +287,25 @@ async fn cancel_and_timeout_delete_the_application_and_keep_its_driver_log() {
         assert_eq!(status, 200, "{log}");
         assert!(!log.is_empty(), "the archived driver log of {id} is empty");
     }
+    // So is how its pods were: gathered before the stop deleted them.
+    let evidence = &recorded(&app, &cancelled, 1).await["evidence"];
+    assert_eq!(evidence["beforeStop"], "cancelled by request", "{evidence}");
+    let pods = evidence["pods"].as_array().expect("pods");
+    assert_eq!(pods[0]["name"], format!("sk8-{cancelled}-1-0-driver"));
+    let pulling = pods.iter().find(|p| p["name"] == executor.as_str());
+    let pulling = pulling.unwrap_or_else(|| panic!("{executor} in {evidence}"));
+    assert_eq!(pulling["containers"][0]["waiting"], "ImagePullBackOff");
+    let events = evidence["events"].to_string();
+    assert!(events.contains("BackOff"), "{evidence}");
+    let evidence = &recorded(&app, &timed_out, 1).await["evidence"];
+    assert_eq!(
+        evidence["beforeStop"], "stopped after timeoutSeconds",
+        "{evidence}"
+    );
+    assert_eq!(
+        evidence["pods"][0]["name"],
+        format!("sk8-{timed_out}-1-0-driver")
+    );
 }
 
 /// A cancel that arrives while the application is being created: the submit sees it and

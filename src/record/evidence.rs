@@ -22,6 +22,11 @@ pub struct Evidence {
     /// What could not be gathered, and why (the pods were gone, the API did not answer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<String>,
+    /// Set when this was gathered just before sk8 stopped the attempt (why it stopped it): on
+    /// Kubernetes the stop deletes the pods, so this is how they were then, still running or
+    /// waiting, not how they ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_stop: Option<String>,
 }
 
 /// How a local driver process ended.

@@ -140,6 +140,7 @@ impl Recorder {
         // Each step is timed for the attempt's trace (`record` and its children).
         let mut steps = Steps::start();
         let mut ended = self.backend.ended(&backend_ref).await;
+        self.or_before_stop(&record, &mut ended).await;
         steps.done("backend.ended", None);
         let (driver_log, log_tail) = self
             .archive_driver_log(&backend_ref, &record, &mut ended)
@@ -151,7 +152,7 @@ impl Recorder {
             .iter()
             .map(|(pod, tail)| (pod.clone(), facts::tail(tail)))
             .collect();
-        self.archive_tails(&prefix, &mut ended).await;
+        archive::keep_tails(&self.history.objects, &prefix, &mut ended).await;
         let missing = record
             .driver_log
             .is_none()
@@ -263,20 +264,18 @@ impl Recorder {
         (None, String::new())
     }
 
-    /// Archives failed executors' log tails and points their pods' evidence at them.
-    async fn archive_tails(&self, prefix: &str, ended: &mut Ended) {
-        for (pod, tail) in std::mem::take(&mut ended.executor_tails) {
-            let key = format!("{prefix}/executors/{pod}.log");
-            match self.history.objects.put(&key, tail).await {
-                Ok(()) => {
-                    if let Some(evidence) = ended.evidence.pods.iter_mut().find(|p| p.name == pod) {
-                        evidence.log_tail = Some(key);
-                    }
-                }
-                Err(err) => ended.evidence.gaps.push(format!(
-                    "the log tail of {pod} could not be archived: {err}"
-                )),
-            }
+    /// For an attempt sk8 stopped, what was kept of its pods just before: afterwards they are
+    /// being deleted (gone, or some left over), which says nothing of the run. A local
+    /// process's exit says how it ended, and is kept.
+    async fn or_before_stop(&self, record: &AttemptRecord, ended: &mut Ended) {
+        if ended.evidence.process.is_some() {
+            return;
+        }
+        let objects = &self.history.objects;
+        if let Some(kept) = archive::kept_before_stop(objects, &record.job_id, record.attempt).await
+        {
+            ended.app_id = ended.app_id.take().or(kept.app_id);
+            ended.evidence = kept.evidence;
         }
     }
 
