@@ -723,3 +723,60 @@ async fn a_team_with_two_clusters_runs_on_the_other_while_one_is_down() {
         "the job ran on west only"
     );
 }
+
+/// Remediation's `reroute` (a driver the operator could not schedule): the retry goes to the
+/// team's other cluster, and the attempt says why; a team with one cluster retries in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerouted_retry_runs_on_the_teams_other_cluster() {
+    let (east, west) = (Cluster::start().await, Cluster::start().await);
+    let mut options = Options::new(Engine::Sqlite);
+    options.extra = json!({"backend": {"kind": "kubernetes", "kubernetes": {
+        "clusters": [
+            {"name": "east", "kubeconfig": &*east.kubeconfig},
+            {"name": "west", "kubeconfig": &*west.kubeconfig},
+        ],
+        "routes": {"payments": ["east", "west"], "fraud": ["west"]},
+    }}});
+    let app = TestApp::spawn(options).await;
+    for team in ["payments", "fraud"] {
+        let (status, applied) = app
+            .put(&format!("/v1/namespaces/{team}/dev"), &json!({}))
+            .await;
+        assert!((200..300).contains(&status), "{status} {applied}");
+    }
+    let unschedulable = |team: &str| {
+        let mut body = job("unplaceable", "SchedulingFailure");
+        body["team"] = json!(team);
+        body["retry"] = json!({"maxAttempts": 2, "backoffSeconds": 0});
+        body
+    };
+    let two = submit(&app, &unschedulable("payments")).await;
+    let one = submit(&app, &unschedulable("fraud")).await;
+
+    let done = app.wait_finished(&two, WAIT).await;
+    let attempts = done["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 2, "{done}");
+    let decision = &attempts[0]["remediation"]["decision"];
+    assert_eq!(decision["remedy"], "reroute", "{done}");
+    assert_eq!(attempts[0]["backendRef"]["cluster"], "east", "{done}");
+    assert_eq!(attempts[1]["backendRef"]["cluster"], "west", "{done}");
+    let route = attempts[1]["backendRef"]["route"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        route.contains("rerouted away from cluster east, where the previous attempt failed"),
+        "{done}"
+    );
+
+    let done = app.wait_finished(&one, WAIT).await;
+    let attempts = done["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 2, "{done}");
+    assert_eq!(attempts[1]["backendRef"]["cluster"], "west", "{done}");
+    let route = attempts[1]["backendRef"]["route"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        route.contains("no other cluster serves fraud/dev"),
+        "{done}"
+    );
+}

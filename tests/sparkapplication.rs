@@ -83,6 +83,7 @@ fn render(body: &Value, attempt: u32) -> Value {
         attempt,
         spec,
         traceparent: None,
+        avoid: None,
     };
     spark_application(&request, &settings())
 }
@@ -256,6 +257,7 @@ fn the_driver_gets_its_attempts_traceparent() {
             attempt: 1,
             spec,
             traceparent: Some(traceparent.into()),
+            avoid: None,
         };
         let app = spark_application(&request, &settings());
         app["spec"]["sparkConf"]["spark.kubernetes.driverEnv.TRACEPARENT"].clone()

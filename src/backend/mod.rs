@@ -37,6 +37,9 @@ pub struct AttemptRequest {
     /// The attempt's W3C trace context, given to the driver as `TRACEPARENT` (the job's
     /// envVars may set their own).
     pub traceparent: Option<String>,
+    /// Where not to run it: the previous attempt, when remediation decided to reroute. A
+    /// backend with one place to run ignores it.
+    pub avoid: Option<BackendRef>,
 }
 
 impl AttemptRequest {

@@ -575,6 +575,7 @@ impl Reconciler {
             attempt: attempt.attempt,
             spec: job.spec.clone(),
             traceparent: run_trace::traceparent(&job, attempt.attempt),
+            avoid: self.rerouted_from(&job, attempt.attempt).await?,
         };
         let asked = Utc::now();
         let submitted = self.backend.submit(&request).await;

@@ -187,17 +187,7 @@ impl Reconciler {
             base_backoff: base,
             max_backoff: self.settings.max_retry_backoff,
         };
-        let mut decision = self.remediation.decide(classification, &history);
-        if decision.remedy == Remedy::Reroute {
-            // Every attempt is placed by the backend's routing, which already passes over an
-            // unreachable cluster; choosing another one than the attempt's is not built yet.
-            decision.remedy = Remedy::Retry;
-            decision.note = format!(
-                "{}; reroute falls back to a retry: the backend places the next attempt by the \
-                 team's route as before",
-                decision.note
-            );
-        }
+        let decision = self.remediation.decide(classification, &history);
         if decision.remedy == Remedy::RetryResized {
             return Ok(self.resize(job, classification.class, decision).await);
         }
@@ -276,6 +266,28 @@ impl Reconciler {
         if let Err(err) = remembered.await {
             tracing::warn!(error = %err, "the size that worked could not be remembered");
         }
+    }
+
+    /// Where attempt `number` must not run: its predecessor's place, when remediation decided
+    /// to reroute it ([`crate::backend::AttemptRequest::avoid`]).
+    pub(super) async fn rerouted_from(
+        &self,
+        job: &Job,
+        number: u32,
+    ) -> Result<Option<crate::backend::BackendRef>, PassError> {
+        if number < 2 {
+            return Ok(None);
+        }
+        let attempts = self.store.attempt_list(&job.id).await?;
+        Ok(attempts
+            .into_iter()
+            .find(|a| a.attempt == number - 1)
+            .filter(|a| {
+                a.remediation
+                    .as_ref()
+                    .is_some_and(|r| r.decision.remedy == Remedy::Reroute)
+            })
+            .and_then(|a| a.backend_ref))
     }
 
     /// The classes of the job's failed attempts before `attempt`.

@@ -164,17 +164,45 @@ impl KubernetesBackend {
     /// The cluster for new work of a team environment: the first of its clusters whose API
     /// answers (else the first), and why a preferred one was passed over.
     fn cluster_serving(&self, team: &str, env: &str) -> (&Cluster, Option<String>) {
+        self.cluster_avoiding(team, env, None)
+    }
+
+    /// As [`Self::cluster_serving`], passing over `avoid` too (the cluster a rerouted attempt
+    /// failed on) while another of the team's clusters can take the work.
+    fn cluster_avoiding(
+        &self,
+        team: &str,
+        env: &str,
+        avoid: Option<&str>,
+    ) -> (&Cluster, Option<String>) {
         let candidates = self.routes.clusters_for(team, env);
+        let avoided = |i: usize| Some(self.clusters[i].name.as_str()) == avoid;
         let mut passed = Vec::new();
-        for &i in candidates {
+        let mut order: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| !avoided(i))
+            .collect();
+        if order.is_empty() {
+            // The team has no other cluster: the reroute is a retry where it failed.
+            order = candidates.to_vec();
+            passed.push(format!(
+                "no other cluster serves {team}/{env}, so the rerouted attempt stays on cluster {}",
+                avoid.unwrap_or_default()
+            ));
+        } else if let Some(name) = avoid.filter(|_| order.len() < candidates.len()) {
+            passed.push(format!(
+                "rerouted away from cluster {name}, where the previous attempt failed"
+            ));
+        }
+        for &i in &order {
             let cluster = &self.clusters[i];
             match cluster.health.down() {
-                None if passed.is_empty() => return (cluster, None),
-                None => return (cluster, Some(passed.join("; "))),
+                None => return (cluster, (!passed.is_empty()).then(|| passed.join("; "))),
                 Some(reason) => passed.push(format!("cluster {} is down ({reason})", cluster.name)),
             }
         }
-        (&self.clusters[candidates[0]], None)
+        (&self.clusters[order[0]], None)
     }
 
     fn gone_cluster(app: &KubeRef) -> String {
@@ -222,7 +250,10 @@ impl Backend for KubernetesBackend {
 
     async fn submit(&self, request: &AttemptRequest) -> Result<BackendRef, BackendError> {
         let spec = &request.spec;
-        let (cluster, route) = self.cluster_serving(spec.team.as_str(), spec.env.as_str());
+        let avoid = request.avoid.as_ref().and_then(|r| KubeRef::parse(r).ok());
+        let avoid = avoid.as_ref().and_then(|app| self.cluster_of(app));
+        let avoid = avoid.map(|cluster| cluster.name.as_str());
+        let (cluster, route) = self.cluster_avoiding(spec.team.as_str(), spec.env.as_str(), avoid);
         let mut app = cluster.submit(request).await?;
         if let Some(route) = &route {
             tracing::info!(job_id = %request.job_id, cluster = %cluster.name, %route, "routed around a preferred cluster");
