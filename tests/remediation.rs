@@ -571,3 +571,50 @@ async fn real_spark_failures_are_classified_from_their_driver_logs() {
     // how fast is measured (printed above), not asserted on a loaded machine.
     assert_eq!(remediation["fromRecord"], true, "{done}");
 }
+
+/// Real executor JVMs (a `local-cluster` master, one 1 GiB worker): a task that needs more heap
+/// than its 512m executor has kills the executor (exit 52). That is an executor heap OOM, the
+/// retry at 1.5× the heap succeeds, and the next submission of the job starts at that size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_executor_heap_oom_succeeds_resized_on_a_local_cluster() {
+    let mut options = common::Options::new(Engine::Sqlite);
+    options.spark = common::Spark::Real;
+    options.extra = json!({"backend": {"local": {"master": "local-cluster[1,1,1024]"}}});
+    let app = TestApp::spawn(options).await;
+    let file = common::repo_file("tests/fixtures/jobs/executor_heap.py");
+    let body = json!({
+        "team": "feature-eng", "env": "dev", "name": "wide-strings",
+        "mainApplicationFile": format!("local://{}", file.display()),
+        "executor": {"memory": "512m", "cores": 1, "instances": 1},
+        // The first lost task ends the attempt: three more OOMs would only take longer.
+        "sparkConf": {"spark.task.maxFailures": "1"},
+        "retry": {"maxAttempts": 2, "backoffSeconds": 0},
+    });
+    let id = app.submit(&body).await["id"].as_str().unwrap().to_owned();
+    let done = app.wait_finished(&id, Duration::from_secs(300)).await;
+    assert_eq!(
+        (&done["state"], &done["attemptCount"]),
+        (&json!("SUCCEEDED"), &json!(2)),
+        "{done}"
+    );
+    let remediation = &done["attempts"][0]["remediation"];
+    let classification = &remediation["classification"];
+    assert_eq!(classification["class"], "executor_heap_oom", "{done}");
+    assert_eq!(remediation["decision"]["remedy"], "retryResized", "{done}");
+    assert_eq!(
+        remediation["decision"]["resize"],
+        json!({"field": "executor.memory", "from": "512m", "to": "768m"}),
+        "{done}"
+    );
+    assert_eq!(done["spec"]["executor"]["memory"], "768m", "{done}");
+    eprintln!(
+        "executor heap OOM: rule {}, evidence {}",
+        classification["rule"], classification["evidence"]
+    );
+
+    // The next submission starts at 768m (a dry run: nothing more to run).
+    let (status, next) = app.post("/v1/jobs?dryRun=true", &body).await;
+    assert_eq!(status, 200, "{next}");
+    assert_eq!(next["spec"]["executor"]["memory"], "768m", "{next}");
+    assert_eq!(next["sizedFrom"]["jobId"], id.as_str(), "{next}");
+}
