@@ -76,10 +76,14 @@ async fn fleet() -> Fleet {
         "reconciler": {"orphanSweepSeconds": 2},
     });
     let mut apps = Vec::new();
-    for _ in 0..3 {
+    let mut config = config;
+    for n in 0..3 {
         let mut options = common::Options::new(Engine::Sqlite);
         options.extra = config.clone();
         apps.push(TestApp::spawn(options).await);
+        if n == 0 {
+            common::merge(&mut config, &common::shared_history(&apps[0]));
+        }
     }
     Fleet {
         db,
@@ -387,6 +391,14 @@ async fn released_after_recording(fleet: &Fleet, id: &str, n: u64) -> bool {
             .get(&format!("/v1/jobs/{id}/attempts/{n}"))
             .await;
         if record["record"] == "recorded" {
+            if record["driverLog"].is_null() {
+                let (_, events) = fleet.apps[2].get(&format!("/v1/jobs/{id}/events")).await;
+                let said = common::mentions(&fleet.apps, id);
+                eprintln!(
+                    "chaos: attempt {n} of {id} recorded without its driver log: {record}\n\
+                     events: {events}\nreplicas' log lines about it:\n{said}"
+                );
+            }
             return !record["driverLog"].is_null();
         }
         if Instant::now() > deadline {

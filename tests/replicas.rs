@@ -19,15 +19,17 @@ const NAMESPACE: &str = "sjns-payments-dev";
 /// What the log line of a replica that takes the jobs lease says.
 const TOOK_JOBS: &str = r#""lease":"jobs""#;
 
-/// `n` replicas on one fresh database, pointed at `cluster`, with `extra` config.
+/// `n` replicas on one fresh database, pointed at `cluster`, with `extra` config, sharing one
+/// history location (the first replica's).
 async fn replicas(cluster: &Cluster, db: &TestDb, n: usize, extra: Value) -> Vec<TestApp> {
     let namespace =
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
     cluster.create("/api/v1/namespaces", &namespace).await;
     let mut config = json!({"store": {"url": db.url}});
     common::merge(&mut config, &extra);
-    let mut apps = Vec::new();
-    for _ in 0..n {
+    let mut apps = vec![cluster.sk8(Engine::Sqlite, config.clone()).await];
+    common::merge(&mut config, &common::shared_history(&apps[0]));
+    for _ in 1..n {
         apps.push(cluster.sk8(Engine::Sqlite, config.clone()).await);
     }
     apps
@@ -169,7 +171,7 @@ async fn a_paused_ex_holder_neither_overwrites_nor_deletes() {
             record["driverLog"].as_str().is_some(),
             "the application of finished job {id} was deleted before it was recorded: {record}\n\
              what the replicas logged of it:\n{}",
-            mentions(&apps, id)
+            common::mentions(&apps, id)
         );
     }
     let ex = apps[holder].logs();
@@ -178,17 +180,6 @@ async fn a_paused_ex_holder_neither_overwrites_nor_deletes() {
         "the ex-holder removed something:\n{}",
         common::tail(&ex, 4000)
     );
-}
-
-/// Every replica's log lines that mention `needle`, each prefixed by its replica's index.
-fn mentions(apps: &[TestApp], needle: &str) -> String {
-    let mut out = String::new();
-    for (n, app) in apps.iter().enumerate() {
-        for line in app.logs().lines().filter(|l| l.contains(needle)) {
-            out.push_str(&format!("[{n}] {line}\n"));
-        }
-    }
-    out
 }
 
 /// Jobs submitted through three replicas at once never run more than the team's cap.

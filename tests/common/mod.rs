@@ -721,6 +721,25 @@ pub fn attempt_pid(job: &Value) -> u32 {
         .unwrap_or_else(|| panic!("no pid in {attempt}")) as u32
 }
 
+/// Config pointing a replica at `first`'s history location, so that replicas share one as they
+/// share one object store in a deployment: a replica that takes an attempt over finds the
+/// driver log another archived before it deleted the application.
+pub fn shared_history(first: &TestApp) -> Value {
+    let dir = first.dir.path().join("history");
+    json!({"history": {"eventLogDir": format!("file://{}", dir.display())}})
+}
+
+/// Every log line of the replicas `apps` that mentions `needle`, each after its replica's index.
+pub fn mentions(apps: &[TestApp], needle: &str) -> String {
+    let mut out = String::new();
+    for (n, app) in apps.iter().enumerate() {
+        for line in app.logs().lines().filter(|l| l.contains(needle)) {
+            out.push_str(&format!("[{n}] {line}\n"));
+        }
+    }
+    out
+}
+
 pub fn tail(text: &str, max: usize) -> &str {
     let start = text.len().saturating_sub(max);
     let start = (start..text.len())
