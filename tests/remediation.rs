@@ -509,6 +509,56 @@ async fn wait_for_pod(kube: &Cluster, pod: &str) {
     }
 }
 
+/// A ResourceQuota that counts SparkApplications refuses the create (403 "exceeded quota"):
+/// an admission refusal of subclass quota, retried, and the retry runs once there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_refusal_at_create_is_retried_and_runs_once_there_is_room() {
+    let (kube, app) = cluster_and_sk8(json!({}), json!({})).await;
+    let quotas = format!("/api/v1/namespaces/{NAMESPACE}/resourcequotas");
+    let full = json!({"apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": "applications", "namespace": NAMESPACE},
+        "spec": {"hard": {"count/sparkapplications.spark.apache.org": "0"}}});
+    kube.create(&quotas, &full).await;
+    let mut body = job("counted", json!({"fake.sk8.dev/outcome": "Succeeded"}));
+    // Long enough for the test to make room before the retry, on a busy machine too.
+    body["retry"] = json!({"maxAttempts": 2, "backoffSeconds": 8});
+    let id = app.submit(&body).await["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + WAIT;
+    let refused = loop {
+        let job = app.job(&id).await;
+        if job["attempts"][0]["remediation"].is_object() {
+            break job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempt 1 of {id} was never decided: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let remediation = &refused["attempts"][0]["remediation"];
+    let classification = &remediation["classification"];
+    assert_eq!(
+        (&classification["class"], &classification["subclass"]),
+        (&json!("admission"), &json!("quota")),
+        "{refused}"
+    );
+    assert_eq!(classification["rule"], "admission-quota", "{refused}");
+    assert_eq!(remediation["decision"]["remedy"], "retry", "{refused}");
+    let reason = refused["attempts"][0]["failureReason"].as_str().unwrap();
+    assert!(
+        reason.contains("a ResourceQuota of sjns-payments-dev") && reason.contains("exceeded quota"),
+        "{reason}"
+    );
+
+    kube.delete(&format!("{quotas}/applications")).await;
+    let done = app.wait_finished(&id, WAIT).await;
+    assert_eq!(
+        (&done["state"], &done["attemptCount"]),
+        (&json!("SUCCEEDED"), &json!(2)),
+        "{done}"
+    );
+}
+
 /// Real Spark through the local backend: a Python exception is a user error, never retried; a
 /// big collect on a 512m driver (Spark's smallest) is a driver heap OOM, wherever in the
 /// driver's JVM it strikes (the collect, or a local-mode task). Both jobs run at once (each is

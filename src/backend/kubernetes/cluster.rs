@@ -303,6 +303,11 @@ impl Cluster {
                 "namespace {namespace} does not exist on cluster {cluster}: a platform admin must \
                  create it (with its Spark driver ServiceAccount) and have the Spark operator watch it"
             )),
+            Some(403) if err.to_string().contains("exceeded quota") => rejected(format!(
+                "a ResourceQuota of {namespace} on cluster {cluster} refused the \
+                 SparkApplication ({err}); it fits again once the namespace's other applications \
+                 end or the quota is raised"
+            )),
             Some(403) => rejected(format!(
                 "sk8 may not create SparkApplications in {namespace} on cluster {cluster}: check \
                  its RBAC ({err})"

@@ -110,6 +110,27 @@ impl ApiError {
         .with_details(json!({"name": name, "group": kind.group, "kind": kind.plural}))
     }
 
+    /// ResourceQuota admission: one more object would pass `quota`'s count of `resource`.
+    pub fn exceeded_quota(
+        kind: &ResourceKind,
+        name: &str,
+        quota: &str,
+        resource: &str,
+        used: u64,
+        hard: u64,
+    ) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} {name:?} is forbidden: exceeded quota: {quota}, requested: {resource}=1, \
+                 used: {resource}={used}, limited: {resource}={hard}",
+                kind.group_resource()
+            ),
+        )
+        .with_details(json!({"name": name, "group": kind.group, "kind": kind.plural}))
+    }
+
     /// A stale `resourceVersion` (optimistic concurrency).
     pub fn conflict(kind: &ResourceKind, name: &str) -> Self {
         let message = format!(

@@ -9,11 +9,12 @@
 //! subresource; the embedded CRDs) with create, get, list (label and field selectors,
 //! `limit`/`continue`), update (optimistic concurrency), merge/JSON patch, server-side apply
 //! with field ownership, delete, watch (history, bookmarks, 410 Expired), discovery (legacy
-//! and aggregated), OpenAPI v3, Table output for kubectl, and pod logs.
+//! and aggregated), OpenAPI v3, Table output for kubectl, pod logs, and ResourceQuota admission
+//! of object counts (`count/<resource>`: 403 "exceeded quota" at create).
 //!
 //! Known simplifications: lists are atomic for apply; built-in kinds are not schema-checked;
 //! deletion is immediate (no finalizers or grace periods); continue tokens page over the
-//! current state rather than a snapshot.
+//! current state rather than a snapshot; compute quotas (cpu, memory) are not enforced.
 //!
 //! With [`Options::operator`] set, a fake Apache Spark operator drives SparkApplications
 //! through their states and creates driver pods ([`operator`] documents the annotations that

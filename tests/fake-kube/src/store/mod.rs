@@ -8,6 +8,7 @@
 
 mod body;
 mod paging;
+mod quota;
 mod request;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -460,6 +461,8 @@ impl Store {
         if inner.objects.contains_key(&key) {
             return Err(ApiError::already_exists(target.kind, &name));
         }
+        let namespace = target.namespace.as_deref().unwrap_or_default();
+        quota::admit(&inner.objects, target.kind, namespace, &name)?;
         if opts.dry_run {
             return Ok(object);
         }
