@@ -73,6 +73,8 @@ fn assert_job_py(summary: &RunSummary) {
         Some("org.apache.spark.api.python.PythonException")
     );
     assert!(tasks.task_time_ms >= tasks.run_time_ms && tasks.run_time_ms > tasks.cpu_time_ms);
+    // Its 6-task stage kept both cores of local[2,3] busy.
+    assert_eq!(tasks.peak_running, 2);
     assert_eq!((summary.stages.total, summary.stages.failed), (6, 0));
     let worst = summary.stages.worst.as_ref().unwrap();
     assert!(worst.max_task_ms >= worst.median_task_ms);
@@ -84,6 +86,11 @@ fn assert_job_py(summary: &RunSummary) {
     assert!(
         io.memory_spilled_bytes > 0 && io.disk_spilled_bytes > 0,
         "{io:?}"
+    );
+    let largest = summary.stages.largest_shuffle_bytes;
+    assert!(
+        largest > 0 && largest <= io.shuffle_read_bytes.max(io.shuffle_write_bytes),
+        "largest stage shuffle {largest} of {io:?}"
     );
     assert!(io.input_bytes > 0);
     // local[2,3]: the driver is the one executor, with 2 cores.

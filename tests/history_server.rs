@@ -398,6 +398,16 @@ fn agree(summary: &Value, served: &Value, master: &str) {
         exec_sum("totalShuffleWrite"),
     );
     near("input", u(&io["inputBytes"]), exec_sum("totalInputBytes"));
+    let largest = stages
+        .iter()
+        .map(|s| u(&s["shuffleReadBytes"]).max(u(&s["shuffleWriteBytes"])))
+        .max()
+        .unwrap_or(0);
+    near(
+        "largest stage shuffle",
+        u(&summary["stages"]["largestShuffleBytes"]),
+        largest,
+    );
     let memory = &summary["memory"];
     near(
         "executor JVM heap peak",

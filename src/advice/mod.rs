@@ -342,6 +342,8 @@ struct Evidence {
     driver_heap_mib: Vec<u64>,
     gc_share: f64,
     core_usage: Vec<f64>,
+    /// The most tasks running at once, per run that counted them.
+    peak_running: Vec<u64>,
     executor_seconds: f64,
     core_seconds: f64,
     gib_seconds: f64,
@@ -387,6 +389,11 @@ impl Evidence {
                 .iter()
                 .filter_map(|s| s.allocation.core_usage)
                 .collect(),
+            peak_running: summaries
+                .iter()
+                .map(|s| s.tasks.peak_running)
+                .filter(|peak| *peak > 0)
+                .collect(),
             executor_seconds: mean(&|s| {
                 let mib = s.allocation.executor_memory_mib.unwrap_or(0) as f64;
                 if mib > 0.0 {
@@ -401,7 +408,14 @@ impl Evidence {
                 (Some(start), Some(end)) if end > start => (end - start) as f64 / 1000.0,
                 _ => 0.0,
             }),
-            shuffle_bytes: summaries.iter().map(|s| s.io.shuffle_write_bytes).collect(),
+            // The largest stage's shuffle; a summary from before sk8 kept it has the run's total.
+            shuffle_bytes: summaries
+                .iter()
+                .map(|s| match s.stages.largest_shuffle_bytes {
+                    0 => s.io.shuffle_write_bytes,
+                    largest => largest,
+                })
+                .collect(),
             spilled: summaries.iter().any(|s| s.io.disk_spilled_bytes > 0),
             skew: summaries[0].stages.worst.as_ref().and_then(|w| {
                 (w.median_task_ms > 0)
@@ -559,7 +573,27 @@ fn executors(given: &Given, e: &Evidence, profile: Profile) -> Option<Recommenda
         return None;
     }
     let usage = e.core_usage.iter().sum::<f64>() / e.core_usage.len() as f64;
-    let new = rules::executor_count(given.executors, usage, profile);
+    let by_usage = rules::executor_count(given.executors, usage, profile);
+    let used = format!(
+        "tasks used {:.0}% of the allocated core-seconds on average over runs {} (target {:.0}%)",
+        usage * 100.0,
+        e.ids,
+        profile.target_core_usage() * 100.0
+    );
+    // The widest run: every run must have counted its tasks, or the peak may be too low.
+    let peak = (e.peak_running.len() == e.runs).then(|| e.peak_running.iter().max().copied());
+    let (new, rule, evidence, spread) = match peak.flatten() {
+        Some(peak) => (
+            rules::executors_for_peak(given.executors, peak, given.executor_cores, by_usage, profile),
+            "executors-from-peak-tasks",
+            format!(
+                "at most {peak} tasks ran at once ({} cores per executor); {used}",
+                given.executor_cores
+            ),
+            floats(&e.peak_running),
+        ),
+        None => (by_usage, "executors-from-core-usage", used, e.core_usage.clone()),
+    };
     if new == given.executors {
         return None;
     }
@@ -573,14 +607,9 @@ fn executors(given: &Given, e: &Evidence, profile: Profile) -> Option<Recommenda
         setting,
         given.executors.to_string(),
         new.to_string(),
-        "executors-from-core-usage",
-        format!(
-            "tasks used {:.0}% of the allocated core-seconds on average over runs {} (target {:.0}%)",
-            usage * 100.0,
-            e.ids,
-            profile.target_core_usage() * 100.0
-        ),
-        Confidence::of(e.core_usage.len(), &e.core_usage),
+        rule,
+        evidence,
+        Confidence::of(spread.len(), &spread),
         Saving {
             gib_seconds: e.gib_seconds * share,
             core_seconds: e.core_seconds * share,

@@ -114,6 +114,25 @@ pub fn executor_count(executors: u32, usage: f64, profile: Profile) -> u32 {
     needed.clamp(1, executors)
 }
 
+/// Executors when the runs' widest moment is known: at most `peak_running` tasks ran at once,
+/// which `peak_running / cores` executors hold, so more were never all busy at any moment and
+/// can go without slowing anything. The cost profile goes further where the core-usage rule
+/// (`by_usage`) says so, accepting a slower widest stage; never more than today, at least 1.
+pub fn executors_for_peak(
+    executors: u32,
+    peak_running: u64,
+    cores: u32,
+    by_usage: u32,
+    profile: Profile,
+) -> u32 {
+    let by_peak = peak_running.div_ceil(u64::from(cores.max(1)));
+    let by_peak = u32::try_from(by_peak).unwrap_or(u32::MAX).clamp(1, executors.max(1));
+    match profile {
+        Profile::Cost => by_peak.min(by_usage.max(1)),
+        _ => by_peak,
+    }
+}
+
 /// What the partition rule says of `spark.sql.shuffle.partitions`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Partitions {
@@ -238,6 +257,17 @@ mod tests {
         fn more_usage_never_recommends_fewer_executors(n in 1u32..1000, a in 0.0f64..1.0, b in 0.0f64..1.0, p in profile()) {
             let (lo, hi) = (a.min(b), a.max(b));
             prop_assert!(executor_count(n, lo, p) <= executor_count(n, hi, p));
+        }
+
+        #[test]
+        fn a_wider_peak_never_recommends_fewer_executors(n in 1u32..1000, a in 0u64..10_000,
+                b in 0u64..10_000, cores in 1u32..16, usage in 1u32..1000, p in profile()) {
+            let (lo, hi) = (a.min(b), a.max(b));
+            let by_usage = usage.min(n);
+            let fewer = executors_for_peak(n, lo, cores, by_usage, p);
+            let more = executors_for_peak(n, hi, cores, by_usage, p);
+            prop_assert!(fewer <= more);
+            prop_assert!((1..=n).contains(&fewer) && (1..=n).contains(&more));
         }
 
         #[test]

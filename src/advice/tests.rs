@@ -195,6 +195,45 @@ fn idle_cores_mean_fewer_executors_and_the_namespace_maximum_caps_memory() {
     );
 }
 
+/// Runs that never had more than 3 tasks running at once on 4 executors of 2 cores: 2
+/// executors hold that, whatever the core usage says; the cost profile goes by the usage too.
+#[test]
+fn the_widest_moment_of_the_runs_decides_the_executors() {
+    let history: Vec<Run> = (0..4)
+        .map(|i| {
+            let mut run = run(&format!("j{i}"), 700 * MIB, if i == 0 { 0.6 } else { 0.65 });
+            let summary = run.summary.as_mut().unwrap();
+            summary.tasks.peak_running = 3 - (i as u64 % 2);
+            run
+        })
+        .collect();
+    let executors = |profile| {
+        let advice = advise(&spec("1g", 4), &history, profile, Maxima::default());
+        advice
+            .recommendations
+            .into_iter()
+            .find(|r| r.setting == "executor.instances")
+    };
+    let balanced = executors(Profile::Balanced).expect("an executor recommendation");
+    assert_eq!((balanced.old.as_str(), balanced.new.as_str()), ("4", "2"));
+    assert_eq!(balanced.rule, "executors-from-peak-tasks");
+    assert!(
+        balanced.evidence.starts_with("at most 3 tasks ran at once (2 cores per executor)"),
+        "{}",
+        balanced.evidence
+    );
+    // At 0.6 of its cores busy the usage rule alone would keep all 4 (balanced target).
+    assert_eq!(executors(Profile::Cost).unwrap().new, "2");
+    // A run that did not count its tasks (a summary from before sk8 did): usage alone decides.
+    let mut older = history.clone();
+    older[1].summary.as_mut().unwrap().tasks.peak_running = 0;
+    let advice = advise(&spec("1g", 4), &older, Profile::Balanced, Maxima::default());
+    assert!(
+        !advice.recommendations.iter().any(|r| r.setting == "executor.instances"),
+        "{advice:?}"
+    );
+}
+
 #[test]
 fn skew_is_named_instead_of_more_partitions() {
     let mut history = steady(3);

@@ -25,7 +25,8 @@ const OVERHEAD_FACTOR: f64 = 0.10;
 const MIN_OVERHEAD_MIB: u64 = 384;
 
 /// The events whose loss makes a summary partial when their line was too long to read.
-const NEEDED: [&str; 10] = [
+const NEEDED: [&str; 11] = [
+    "SparkListenerTaskStart",
     "SparkListenerExecutorMetricsUpdate",
     "SparkListenerApplicationStart",
     "SparkListenerApplicationEnd",
@@ -52,6 +53,10 @@ pub struct Replay {
     io: IoStats,
     stages: HashMap<(i64, i64), StageAcc>,
     finished_stages: Vec<StageSkew>,
+    largest_shuffle: u64,
+    /// Tasks started and not yet ended, and the cores of the executors alive.
+    running: u64,
+    cores_alive: u64,
     stages_total: u64,
     stages_failed: u64,
     driver_peaks: Peaks,
@@ -124,6 +129,8 @@ struct StageAcc {
     time: u64,
     max: u64,
     histogram: Histogram,
+    shuffle_read: u64,
+    shuffle_write: u64,
 }
 
 /// Task durations in buckets 1 % apart: a median within 1 %, in fixed memory.
@@ -465,6 +472,10 @@ impl Replay {
             "SparkListenerExecutorRemoved" => {
                 parse(line, |e: ExecutorRemoved| self.executor_removed(e))
             }
+            "SparkListenerTaskStart" => {
+                self.task_started();
+                Ok(())
+            }
             "SparkListenerTaskEnd" => parse(line, |e: TaskEnd| self.task_end(e)),
             "SparkListenerStageCompleted" => {
                 parse(line, |e: StageCompleted| self.stage_completed(e))
@@ -524,6 +535,7 @@ impl Replay {
         }
         executor.added = Some(event.time);
         executor.cores = event.info.cores;
+        self.cores_alive += event.info.cores;
         self.alive += 1;
         self.max_alive = self.max_alive.max(self.alive);
     }
@@ -537,6 +549,7 @@ impl Replay {
             return;
         }
         executor.removed = Some(event.time);
+        self.cores_alive = self.cores_alive.saturating_sub(executor.cores);
         self.alive = self.alive.saturating_sub(1);
         self.removed += 1;
         let reason = event.reason.as_deref().unwrap_or("unknown");
@@ -548,7 +561,21 @@ impl Replay {
         }
     }
 
+    /// Counts a task start (nothing in the event is needed). A freed core's next task can be
+    /// logged as started just before the last one's end, so a saturated run would count a
+    /// few more than its cores: the count is held to the cores alive.
+    fn task_started(&mut self) {
+        self.running += 1;
+        let running = match self.cores_alive {
+            0 => self.running,
+            cores => self.running.min(cores),
+        };
+        self.tasks.peak_running = self.tasks.peak_running.max(running);
+    }
+
     fn task_end(&mut self, event: TaskEnd) {
+        // A log cut at its start (rolled files lost) can end tasks it never started.
+        self.running = self.running.saturating_sub(1);
         let tasks = &mut self.tasks;
         tasks.total += 1;
         match event.reason.reason.as_ref() {
@@ -582,11 +609,17 @@ impl Replay {
                 time: 0,
                 max: 0,
                 histogram: Histogram::new(),
+                shuffle_read: 0,
+                shuffle_write: 0,
             });
         stage.tasks += 1;
         stage.time += duration;
         stage.max = stage.max.max(duration);
         stage.histogram.add(duration);
+        if let Some(m) = &event.metrics {
+            stage.shuffle_read += m.shuffle_read.remote_bytes + m.shuffle_read.local_bytes;
+            stage.shuffle_write += m.shuffle_write.bytes;
+        }
     }
 
     fn task_metrics(&mut self, m: &TaskMetrics) {
@@ -631,6 +664,8 @@ impl Replay {
     }
 
     fn finish_stage(&mut self, id: i64, attempt: i64, stage: StageAcc) {
+        let shuffle = stage.shuffle_read.max(stage.shuffle_write);
+        self.largest_shuffle = self.largest_shuffle.max(shuffle);
         self.finished_stages.push(StageSkew {
             stage_id: id,
             attempt_id: attempt,
@@ -715,6 +750,7 @@ impl Replay {
                 failed: self.stages_failed,
                 worst: worst_stage(&self.finished_stages).cloned(),
                 skew: std::mem::take(&mut self.finished_stages),
+                largest_shuffle_bytes: self.largest_shuffle,
             },
             tasks: std::mem::take(&mut self.tasks),
             io: std::mem::take(&mut self.io),
@@ -944,6 +980,24 @@ fn by_count<K: Ord>(items: impl Iterator<Item = (K, u64)>) -> impl Iterator<Item
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tasks_running_at_once_are_held_to_the_cores_alive() {
+        let mut replay = Replay::new();
+        let start = br#"{"Event":"SparkListenerTaskStart","Stage ID":0}"#;
+        for _ in 0..3 {
+            replay.line(start);
+        }
+        assert_eq!(replay.tasks.peak_running, 3, "no executor seen: as counted");
+        let mut replay = Replay::new();
+        replay.line(
+            br#"{"Event":"SparkListenerExecutorAdded","Timestamp":1,"Executor ID":"1","Executor Info":{"Total Cores":2}}"#,
+        );
+        for _ in 0..3 {
+            replay.line(start);
+        }
+        assert_eq!(replay.tasks.peak_running, 2);
+    }
 
     #[test]
     fn histogram_median_within_one_percent() {

@@ -100,6 +100,10 @@ pub struct TaskStats {
     pub cpu_time_ms: u64,
     /// Sum of the tasks' `JVM GC Time`.
     pub gc_time_ms: u64,
+    /// The most tasks running at once (task starts less task ends, in log order): what the
+    /// widest moment of the run used of its executors' cores.
+    #[serde(default)]
+    pub peak_running: u64,
 }
 
 /// One kind of task failure.
@@ -132,6 +136,10 @@ pub struct StageStats {
     pub worst: Option<StageSkew>,
     /// Per stage attempt, the ones with the most task time first (at most 50).
     pub skew: Vec<StageSkew>,
+    /// The most shuffle bytes one stage attempt read or wrote (the larger of the two): the
+    /// shuffle that `spark.sql.shuffle.partitions` has to split.
+    #[serde(default)]
+    pub largest_shuffle_bytes: u64,
 }
 
 /// Task-time spread in one stage attempt. The median is exact to within 1 %.
