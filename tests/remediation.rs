@@ -546,7 +546,8 @@ async fn a_quota_refusal_at_create_is_retried_and_runs_once_there_is_room() {
     assert_eq!(remediation["decision"]["remedy"], "retry", "{refused}");
     let reason = refused["attempts"][0]["failureReason"].as_str().unwrap();
     assert!(
-        reason.contains("a ResourceQuota of sjns-payments-dev") && reason.contains("exceeded quota"),
+        reason.contains("a ResourceQuota of sjns-payments-dev")
+            && reason.contains("exceeded quota"),
         "{reason}"
     );
 

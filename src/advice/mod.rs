@@ -348,7 +348,9 @@ struct Evidence {
     core_seconds: f64,
     gib_seconds: f64,
     driver_seconds: f64,
+    /// Per run, scaled to the newest run's input when every run read some (`scaled_to`).
     shuffle_bytes: Vec<u64>,
+    scaled_to: Option<u64>,
     spilled: bool,
     skew: Option<(i64, f64)>,
 }
@@ -356,6 +358,10 @@ struct Evidence {
 impl Evidence {
     fn of(runs: &[(&Run, &RunSummary)]) -> Evidence {
         let summaries: Vec<&RunSummary> = runs.iter().map(|(_, s)| *s).collect();
+        let scaled_to = summaries
+            .iter()
+            .all(|s| s.io.input_bytes > 0)
+            .then(|| summaries[0].io.input_bytes);
         let n = summaries.len() as f64;
         let mean = |f: &dyn Fn(&RunSummary) -> f64| summaries.iter().map(|s| f(s)).sum::<f64>() / n;
         let heap = |s: &RunSummary| s.memory.executor_jvm_heap.map_or(0, |p| p.max);
@@ -408,20 +414,34 @@ impl Evidence {
                 (Some(start), Some(end)) if end > start => (end - start) as f64 / 1000.0,
                 _ => 0.0,
             }),
-            // The largest stage's shuffle; a summary from before sk8 kept it has the run's total.
             shuffle_bytes: summaries
                 .iter()
-                .map(|s| match s.stages.largest_shuffle_bytes {
-                    0 => s.io.shuffle_write_bytes,
-                    largest => largest,
-                })
+                .map(|s| largest_shuffle(s, scaled_to))
                 .collect(),
+            scaled_to,
             spilled: summaries.iter().any(|s| s.io.disk_spilled_bytes > 0),
             skew: summaries[0].stages.worst.as_ref().and_then(|w| {
                 (w.median_task_ms > 0)
                     .then(|| (w.stage_id, w.max_task_ms as f64 / w.median_task_ms as f64))
             }),
         }
+    }
+}
+
+/// The largest stage's shuffle of a run (a summary from before sk8 kept it: the run's total),
+/// scaled to `input` bytes read when given: a shuffle grows with what the run read, so runs of
+/// different inputs are compared, and the next one sized, at the newest run's input. Memory
+/// peaks are not scaled: a task's heap follows its partition, not the run's input.
+fn largest_shuffle(s: &RunSummary, input: Option<u64>) -> u64 {
+    let bytes = match s.stages.largest_shuffle_bytes {
+        0 => s.io.shuffle_write_bytes,
+        largest => largest,
+    };
+    match input {
+        Some(input) if s.io.input_bytes > 0 => {
+            (bytes as f64 * input as f64 / s.io.input_bytes as f64).round() as u64
+        }
+        _ => bytes,
     }
 }
 
@@ -584,7 +604,13 @@ fn executors(given: &Given, e: &Evidence, profile: Profile) -> Option<Recommenda
     let peak = (e.peak_running.len() == e.runs).then(|| e.peak_running.iter().max().copied());
     let (new, rule, evidence, spread) = match peak.flatten() {
         Some(peak) => (
-            rules::executors_for_peak(given.executors, peak, given.executor_cores, by_usage, profile),
+            rules::executors_for_peak(
+                given.executors,
+                peak,
+                given.executor_cores,
+                by_usage,
+                profile,
+            ),
             "executors-from-peak-tasks",
             format!(
                 "at most {peak} tasks ran at once ({} cores per executor); {used}",
@@ -592,7 +618,12 @@ fn executors(given: &Given, e: &Evidence, profile: Profile) -> Option<Recommenda
             ),
             floats(&e.peak_running),
         ),
-        None => (by_usage, "executors-from-core-usage", used, e.core_usage.clone()),
+        None => (
+            by_usage,
+            "executors-from-core-usage",
+            used,
+            e.core_usage.clone(),
+        ),
     };
     if new == given.executors {
         return None;
@@ -665,8 +696,11 @@ fn shuffle_partitions(given: &Given, e: &Evidence) -> (Option<Recommendation>, V
             let why = if e.spilled {
                 "tasks spilled to disk without skew: twice the partitions".to_string()
             } else {
+                let scaled = e.scaled_to.map_or(String::new(), |input| {
+                    format!(" (scaled to the newest run's input of {} MiB)", input / MIB)
+                });
                 format!(
-                    "largest shuffle {} MiB at p95: about {} MiB per partition",
+                    "largest stage shuffle {} MiB at p95{scaled}: about {} MiB per partition",
                     shuffle / MIB,
                     rules::TARGET_PARTITION_BYTES / MIB
                 )

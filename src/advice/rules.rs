@@ -126,7 +126,9 @@ pub fn executors_for_peak(
     profile: Profile,
 ) -> u32 {
     let by_peak = peak_running.div_ceil(u64::from(cores.max(1)));
-    let by_peak = u32::try_from(by_peak).unwrap_or(u32::MAX).clamp(1, executors.max(1));
+    let by_peak = u32::try_from(by_peak)
+        .unwrap_or(u32::MAX)
+        .clamp(1, executors.max(1));
     match profile {
         Profile::Cost => by_peak.min(by_usage.max(1)),
         _ => by_peak,

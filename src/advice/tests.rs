@@ -218,7 +218,9 @@ fn the_widest_moment_of_the_runs_decides_the_executors() {
     assert_eq!((balanced.old.as_str(), balanced.new.as_str()), ("4", "2"));
     assert_eq!(balanced.rule, "executors-from-peak-tasks");
     assert!(
-        balanced.evidence.starts_with("at most 3 tasks ran at once (2 cores per executor)"),
+        balanced
+            .evidence
+            .starts_with("at most 3 tasks ran at once (2 cores per executor)"),
         "{}",
         balanced.evidence
     );
@@ -229,9 +231,49 @@ fn the_widest_moment_of_the_runs_decides_the_executors() {
     older[1].summary.as_mut().unwrap().tasks.peak_running = 0;
     let advice = advise(&spec("1g", 4), &older, Profile::Balanced, Maxima::default());
     assert!(
-        !advice.recommendations.iter().any(|r| r.setting == "executor.instances"),
+        !advice
+            .recommendations
+            .iter()
+            .any(|r| r.setting == "executor.instances"),
         "{advice:?}"
     );
+}
+
+/// Runs whose shuffle grew with their input: compared at the newest run's input, they agree
+/// (high confidence), and the partitions are sized for that input.
+#[test]
+fn shuffles_are_compared_at_the_newest_runs_input() {
+    let history: Vec<Run> = (0..4u64)
+        .map(|i| {
+            let mut run = run(&format!("j{i}"), 700 * MIB, 0.7);
+            let summary = run.summary.as_mut().unwrap();
+            // The newest run read 40 GiB, the older ones 10, 20 and 30: 1 GiB of shuffle each.
+            summary.io.input_bytes = (4 - i) * 10 * GIB;
+            summary.stages.largest_shuffle_bytes = (4 - i) * 10 * GIB / 10;
+            run
+        })
+        .collect();
+    let advice = advise(
+        &spec("1g", 4),
+        &history,
+        Profile::Balanced,
+        Maxima::default(),
+    );
+    let partitions = advice
+        .recommendations
+        .iter()
+        .find(|r| r.setting == "sparkConf.spark.sql.shuffle.partitions")
+        .unwrap_or_else(|| panic!("{advice:?}"));
+    // 4 GiB at 128 MiB per partition.
+    assert_eq!(partitions.new, "32");
+    assert!(
+        partitions.evidence.contains(
+            "largest stage shuffle 4096 MiB at p95 (scaled to the newest run's input of 40960 MiB)"
+        ),
+        "{}",
+        partitions.evidence
+    );
+    assert_eq!(partitions.confidence.variation, 0.0, "{partitions:?}");
 }
 
 #[test]

@@ -307,15 +307,17 @@ async fn create_of_a_duplicate_is_already_exists() {
     assert!(err.contains("(AlreadyExists)"), "{err}");
 }
 
-/// ResourceQuota admission of an object count: `kubectl create quota` for one SparkApplication,
-/// then the second create is refused as kube-apiserver refuses it.
+/// ResourceQuota admission of an object count: a quota of one SparkApplication, then the
+/// second create is refused as kube-apiserver refuses it.
 #[tokio::test]
 async fn an_object_count_quota_refuses_the_create_past_it() {
     let Some(k) = Cluster::start().await else {
         return;
     };
-    let hard = "--hard=count/sparkapplications.spark.apache.org=1";
-    k.ok(&["create", "quota", "apps", "-n", NS, hard]).await;
+    let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: apps}\n\
+                 spec: {hard: {count/sparkapplications.spark.apache.org: \"1\"}}\n";
+    k.ok_with(&["create", "-n", NS, "-f", "-"], Some(quota))
+        .await;
     let pi = example("pi.yaml");
     k.ok(&["create", "-n", NS, "-f", pi.to_str().unwrap()])
         .await;
@@ -328,7 +330,10 @@ async fn an_object_count_quota_refuses_the_create_past_it() {
         "is forbidden: exceeded quota: apps, requested: {count}=1, used: {count}=1, \
          limited: {count}=1"
     );
-    assert!(err.contains("(Forbidden)") && err.contains(&expected), "{err}");
+    assert!(
+        err.contains("(Forbidden)") && err.contains(&expected),
+        "{err}"
+    );
     // Other kinds are not counted by it.
     k.ok(&["create", "configmap", "settings", "-n", NS]).await;
 }

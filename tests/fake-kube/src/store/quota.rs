@@ -33,7 +33,9 @@ pub(super) fn admit(
         let used = in_namespace(index_of(kind)).count() as u64;
         if used + 1 > hard {
             let quota = quota["metadata"]["name"].as_str().unwrap_or_default();
-            return Err(ApiError::exceeded_quota(kind, name, quota, &resource, used, hard));
+            return Err(ApiError::exceeded_quota(
+                kind, name, quota, &resource, used, hard,
+            ));
         }
     }
     Ok(())
