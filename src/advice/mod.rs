@@ -601,8 +601,9 @@ fn executors(given: &Given, e: &Evidence, profile: Profile) -> Option<Recommenda
         profile.target_core_usage() * 100.0
     );
     // The widest run: every run must have counted its tasks, or the peak may be too low.
-    let peak = (e.peak_running.len() == e.runs).then(|| e.peak_running.iter().max().copied());
-    let (new, rule, evidence, spread) = match peak.flatten() {
+    let counted = e.peak_running.len() == e.runs;
+    let peak = e.peak_running.iter().max().copied().filter(|_| counted);
+    let (new, rule, evidence, spread) = match peak {
         Some(peak) => (
             rules::executors_for_peak(
                 given.executors,

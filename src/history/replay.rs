@@ -299,6 +299,14 @@ struct ShuffleRead {
     records: u64,
 }
 
+impl ShuffleRead {
+    /// Bytes read, from other executors and from this one (the History Server's
+    /// `shuffleReadBytes`).
+    fn bytes(&self) -> u64 {
+        self.remote_bytes + self.local_bytes
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct ShuffleWrite {
@@ -617,7 +625,7 @@ impl Replay {
         stage.max = stage.max.max(duration);
         stage.histogram.add(duration);
         if let Some(m) = &event.metrics {
-            stage.shuffle_read += m.shuffle_read.remote_bytes + m.shuffle_read.local_bytes;
+            stage.shuffle_read += m.shuffle_read.bytes();
             stage.shuffle_write += m.shuffle_write.bytes;
         }
     }
@@ -629,7 +637,7 @@ impl Replay {
         let io = &mut self.io;
         io.memory_spilled_bytes += m.memory_spilled;
         io.disk_spilled_bytes += m.disk_spilled;
-        io.shuffle_read_bytes += m.shuffle_read.remote_bytes + m.shuffle_read.local_bytes;
+        io.shuffle_read_bytes += m.shuffle_read.bytes();
         io.shuffle_read_records += m.shuffle_read.records;
         io.shuffle_write_bytes += m.shuffle_write.bytes;
         io.shuffle_write_records += m.shuffle_write.records;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AttemptRecord, RecordState, archive, archive_prefix};
 use crate::backend::{Backend, BackendRef, Ended};
-use crate::domain::{Attempt, Job, JobSpec, JobState};
+use crate::domain::{Attempt, FailureClass, Job, JobSpec, JobState};
 use crate::history::{Objects, RunSummary, SummaryStatus};
 use crate::remediation::{Facts, Remediation, facts};
 use crate::store::{Store, StoreError};
@@ -140,7 +140,7 @@ impl Recorder {
         // Each step is timed for the attempt's trace (`record` and its children).
         let mut steps = Steps::start();
         let mut ended = self.backend.ended(&backend_ref).await;
-        self.or_before_stop(&record, &mut ended).await;
+        self.or_before_stop(&record, &attempt, &mut ended).await;
         steps.done("backend.ended", None);
         let (driver_log, log_tail) = self
             .archive_driver_log(&backend_ref, &record, &mut ended)
@@ -264,11 +264,14 @@ impl Recorder {
         (None, String::new())
     }
 
-    /// For an attempt sk8 stopped, what was kept of its pods just before: afterwards they are
-    /// being deleted (gone, or some left over), which says nothing of the run. A local
-    /// process's exit says how it ended, and is kept.
-    async fn or_before_stop(&self, record: &AttemptRecord, ended: &mut Ended) {
-        if ended.evidence.process.is_some() {
+    /// For an attempt sk8 stopped (a cancel, a timeout: nothing is kept for any other), what
+    /// was kept of its pods just before: afterwards they are being deleted (gone, or some left
+    /// over), which says nothing of the run. A local process's exit says how it ended, and is
+    /// kept.
+    async fn or_before_stop(&self, record: &AttemptRecord, attempt: &Attempt, ended: &mut Ended) {
+        let stopped = attempt.state == JobState::Cancelled
+            || attempt.failure_class == Some(FailureClass::Timeout);
+        if !stopped || ended.evidence.process.is_some() {
             return;
         }
         let objects = &self.history.objects;

@@ -3,10 +3,11 @@
 //!
 //! For each Spark session a client opens through the gateway (the session's id plus the
 //! client's `session_id`), the gateway keeps what the client changed on the server: confs set
-//! through `Config` (the pairs) or SQL `SET` (the request), artifacts added through `AddArtifacts`, temp views created
-//! through `CreateDataFrameViewCommand` (their plans) or SQL, and functions and data sources
-//! registered through commands or SQL (the requests that made them), each recorded once its
-//! RPC ended OK; a view or function dropped again is forgotten. Artifacts and requests sit in
+//! through `Config` (the pairs) or SQL `SET` (the request), artifacts added through
+//! `AddArtifacts`, temp views created through `CreateDataFrameViewCommand` (their plans) or
+//! SQL, and functions and data sources registered through commands or SQL (the requests that
+//! made them), each recorded once its RPC ended OK; a view or function dropped again is
+//! forgotten. Artifacts and requests sit in
 //! files under `<dataDir>/gateway/restore`, up to `gateway.restoreMaxBytes` per Spark session.
 //! The first RPC that reaches a new server (a higher `starts`) first replays all of that
 //! there, in the order it happened, confs first.
@@ -75,8 +76,15 @@ struct State {
     log: Vec<Kept>,
     bytes: u64,
     /// What was not kept (over the cap), named after the next restore.
-    unkept: Vec<String>,
+    unkept: Vec<Unkept>,
     used: Option<Instant>,
+}
+
+/// Something not kept: what the error names, and the view, function or conf it made (which a
+/// later drop or conf change forgets, so that it is no longer named).
+struct Unkept {
+    what: String,
+    made: Option<Made>,
 }
 
 /// One recorded request (or request stream), in a file of gRPC frames.
@@ -312,7 +320,7 @@ impl Restore {
         );
         let mut lost: Vec<String> = unkept
             .into_iter()
-            .map(|what| format!("{what} (over gateway.restoreMaxBytes)"))
+            .map(|unkept| format!("{} (over gateway.restoreMaxBytes)", unkept.what))
             .collect();
         let replay = Replay {
             server,
@@ -379,13 +387,17 @@ impl Restore {
             let what = made.to_string();
             let mut state = client.state();
             let replaced = state.take(&made).map(RemoveOnDrop);
+            let unkept = |what, made| Unkept {
+                what,
+                made: Some(made),
+            };
             if state.bytes + bytes > max_bytes {
-                state.unkept.push(what);
+                state.unkept.push(unkept(what, made));
                 return;
             }
             if let Err(err) = std::fs::write(&file, &framed) {
                 tracing::warn!(%err, file = %file.display(), "cannot keep a view's or function's request");
-                state.unkept.push(what);
+                state.unkept.push(unkept(what, made));
                 return;
             }
             drop(replaced);
@@ -410,7 +422,7 @@ impl Restore {
             let what = format!("artifact {}", upload.names.join(", "));
             let mut state = client.state();
             if upload.over || state.bytes + upload.bytes > max_bytes {
-                state.unkept.push(what);
+                state.unkept.push(Unkept { what, made: None });
                 return;
             }
             let mut framed = Vec::with_capacity(upload.bytes as usize + 5 * upload.messages.len());
@@ -425,7 +437,7 @@ impl Restore {
             }
             if let Err(err) = std::fs::write(&file, &framed) {
                 tracing::warn!(%err, file = %file.display(), "cannot keep an artifact");
-                state.unkept.push(what);
+                state.unkept.push(Unkept { what, made: None });
                 return;
             }
             state.push(Kept {
@@ -493,7 +505,8 @@ impl State {
             }
             ConfChange::Reset => {
                 self.confs.clear();
-                self.unkept.retain(|what| !what.starts_with("conf "));
+                self.unkept
+                    .retain(|u| u.made.as_ref().is_none_or(|m| m.kind != Kind::Conf));
                 self.log
                     .iter()
                     .filter_map(|k| k.made.as_ref())
@@ -525,8 +538,7 @@ impl State {
 
     /// A view or function dropped: neither replayed nor named as lost any more.
     fn forget(&mut self, made: &Made) -> Option<PathBuf> {
-        let what = made.to_string();
-        self.unkept.retain(|unkept| *unkept != what);
+        self.unkept.retain(|u| u.made.as_ref() != Some(made));
         self.take(made)
     }
 
