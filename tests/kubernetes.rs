@@ -252,15 +252,7 @@ async fn cancel_and_timeout_delete_the_application_and_keep_its_driver_log() {
     let timed_out = submit(&app, &slow).await;
     app.wait_for(&cancelled, &["RUNNING"], WAIT).await;
     let executor = format!("sk8-{cancelled}-1-exec-1");
-    let path = format!("/api/v1/namespaces/{NAMESPACE}/pods/{executor}");
-    let deadline = std::time::Instant::now() + WAIT;
-    while kube.get(&path).await.0 != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the executor pod {executor} never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    kube.wait_for_pod(NAMESPACE, &executor, WAIT).await;
 
     let (status, _) = app.cancel(&cancelled).await;
     assert_eq!(status, 200);
@@ -666,10 +658,9 @@ async fn teams_are_routed_to_their_clusters_and_one_outage_holds_up_only_its_own
     }
 }
 
-/// A team that may run on two clusters: its namespace is provisioned on both; new jobs go to
-/// the preferred one while it answers, and to the other (saying why) while it is down.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_team_with_two_clusters_runs_on_the_other_while_one_is_down() {
+/// Clusters east and west, sk8 routing teams to them by `routes`, and each routed team's `dev`
+/// namespace provisioned on its clusters.
+async fn east_and_west(routes: Value) -> (Cluster, Cluster, TestApp) {
     let (east, west) = (Cluster::start().await, Cluster::start().await);
     let mut options = Options::new(Engine::Sqlite);
     options.extra = json!({"backend": {"kind": "kubernetes", "kubernetes": {
@@ -677,11 +668,23 @@ async fn a_team_with_two_clusters_runs_on_the_other_while_one_is_down() {
             {"name": "east", "kubeconfig": &*east.kubeconfig},
             {"name": "west", "kubeconfig": &*west.kubeconfig},
         ],
-        "routes": {"payments": ["east", "west"]},
+        "routes": routes,
     }}});
     let app = TestApp::spawn(options).await;
-    let (status, applied) = app.put("/v1/namespaces/payments/dev", &json!({})).await;
-    assert!((200..300).contains(&status), "{status} {applied}");
+    for team in routes.as_object().expect("routes by team").keys() {
+        let (status, applied) = app
+            .put(&format!("/v1/namespaces/{team}/dev"), &json!({}))
+            .await;
+        assert!((200..300).contains(&status), "{status} {applied}");
+    }
+    (east, west, app)
+}
+
+/// A team that may run on two clusters: its namespace is provisioned on both; new jobs go to
+/// the preferred one while it answers, and to the other (saying why) while it is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_with_two_clusters_runs_on_the_other_while_one_is_down() {
+    let (east, west, app) = east_and_west(json!({"payments": ["east", "west"]})).await;
     for cluster in [&east, &west] {
         let (status, namespace) = cluster
             .get(&format!("/api/v1/namespaces/{NAMESPACE}"))
@@ -728,22 +731,8 @@ async fn a_team_with_two_clusters_runs_on_the_other_while_one_is_down() {
 /// team's other cluster, and the attempt says why; a team with one cluster retries in place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerouted_retry_runs_on_the_teams_other_cluster() {
-    let (east, west) = (Cluster::start().await, Cluster::start().await);
-    let mut options = Options::new(Engine::Sqlite);
-    options.extra = json!({"backend": {"kind": "kubernetes", "kubernetes": {
-        "clusters": [
-            {"name": "east", "kubeconfig": &*east.kubeconfig},
-            {"name": "west", "kubeconfig": &*west.kubeconfig},
-        ],
-        "routes": {"payments": ["east", "west"], "fraud": ["west"]},
-    }}});
-    let app = TestApp::spawn(options).await;
-    for team in ["payments", "fraud"] {
-        let (status, applied) = app
-            .put(&format!("/v1/namespaces/{team}/dev"), &json!({}))
-            .await;
-        assert!((200..300).contains(&status), "{status} {applied}");
-    }
+    let routes = json!({"payments": ["east", "west"], "fraud": ["west"]});
+    let (_east, _west, app) = east_and_west(routes).await;
     let unschedulable = |team: &str| {
         let mut body = job("unplaceable", "SchedulingFailure");
         body["team"] = json!(team);

@@ -227,7 +227,7 @@ async fn each_fault_is_classified_with_its_evidence_and_decided() {
             // The driver's log, as Spark would have written it, before the application fails
             // (these run at 500 ms a step).
             let pod = format!("sk8-{id}-1-0-driver");
-            wait_for_pod(&kube, &pod).await;
+            kube.wait_for_pod(NAMESPACE, &pod, WAIT).await;
             kube.append_log(NAMESPACE, &pod, log).unwrap();
         }
         ids.push(id);
@@ -494,18 +494,6 @@ async fn bad_rules_are_refused_at_startup_naming_the_field() {
         assert!(!output.status.success(), "{yaml}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{expected} in {stderr}");
-    }
-}
-
-async fn wait_for_pod(kube: &Cluster, pod: &str) {
-    let path = format!("/api/v1/namespaces/{NAMESPACE}/pods/{pod}");
-    let deadline = std::time::Instant::now() + WAIT;
-    while kube.get(&path).await.0 != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the driver pod {pod} never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -81,6 +81,20 @@ impl Cluster {
         self.send(self.http.get(self.url(path))).await
     }
 
+    /// Waits (at most `wait`) until the pod `name` of `namespace` exists: a test's
+    /// precondition, such as an executor the operator creates once the driver is ready.
+    pub async fn wait_for_pod(&self, namespace: &str, name: &str, wait: Duration) {
+        let path = format!("/api/v1/namespaces/{namespace}/pods/{name}");
+        let deadline = std::time::Instant::now() + wait;
+        while self.get(&path).await.0 != 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pod {namespace}/{name} never appeared within {wait:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A JSON merge patch, as `kubectl edit` would change an object; asserts success.
     pub async fn merge_patch(&self, path: &str, patch: &Value) {
         let request = self
