@@ -418,15 +418,25 @@ async fn check_config_prints_the_effective_configuration_as_yaml() {
 }
 
 /// `sk8 describe`: a finished job's timeline and its attempt's record (from a real event log
-/// the fake driver leaves) as a person reads it.
+/// the fake driver leaves) as a person reads it. The driver holds until the test has seen it
+/// RUNNING: a driver that ends before the reconciler looks goes SUBMITTED → SUCCEEDED, which
+/// a busy CI machine did once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_shows_the_timeline_and_the_run_record() {
     let app = daemon().await;
     let mut t = Transcript::new(&app);
-    t.file("recorded.yaml", &fake_manifest("recorded", "eventlog"));
+    let go = app.dir.path().join("go");
+    let manifest = format!(
+        "{}  FAKE_SPARK_HOLD_UNTIL: {}\n",
+        fake_manifest("recorded", "eventlog"),
+        go.display()
+    );
+    t.file("recorded.yaml", &manifest);
     let stdout = t.run(&["submit", "recorded.yaml"]);
     let id = submitted_id(&stdout);
     t.name(&id, "<job>");
+    app.wait_for(&id, &["RUNNING"], WAIT).await;
+    std::fs::write(&go, "").unwrap();
     app.wait_finished(&id, WAIT).await;
     app.wait_recorded(&id, WAIT).await;
     let trace = app.job(&id).await["traceId"].as_str().unwrap().to_owned();
